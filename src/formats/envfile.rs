@@ -1,0 +1,589 @@
+//! Environment files: `/etc/default/libvirtd` (Debian), `/etc/sysconfig/libvirtd`
+//! (RHEL), as read by systemd's `EnvironmentFile=`.
+//!
+//! An assignment is one line: optional blanks, an optional `export` keyword,
+//! `KEY` (`[A-Za-z_][A-Za-z0-9_]*`), `=` (blanks around it are accepted, as
+//! systemd does), then the value. Reading the value follows systemd: leading and
+//! trailing blanks are dropped; a value starting with `'` or `"` is quoted up to
+//! the closing quote (inside `"..."`, a backslash escapes `"`, `\`, `` ` `` and
+//! `$`; inside `'...'` nothing is special); elsewhere a backslash makes the next
+//! character literal and quotes are ordinary characters. So `A="x y"` and `A=x y`
+//! both read `x y`.
+//!
+//! Comments (`#`, `;`), blank lines and lines that are not such an assignment
+//! (unterminated quotes, values continued on the next line, `KEY` without `=`)
+//! are kept verbatim and ignored. Edits follow [`EnvFile::set`] and
+//! [`EnvFile::remove_word`]; the file is re-parsed after each edit.
+
+use std::fmt;
+use std::ops::Range;
+
+use super::{Line, append_line, best_commented, commented_assignment, lines};
+
+/// An active assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvEntry {
+    /// The variable name.
+    pub key: String,
+    /// The value with quotes and escapes resolved.
+    pub value: String,
+    /// 1-based line number.
+    pub line: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    entry: EnvEntry,
+    /// The whole line, without its terminator.
+    line: Line,
+    /// Byte range of the value as written (quotes included).
+    value: Range<usize>,
+}
+
+/// A parsed environment file that reproduces its source exactly.
+#[derive(Debug, Clone, Default)]
+pub struct EnvFile {
+    text: String,
+    nodes: Vec<Node>,
+}
+
+impl EnvFile {
+    /// Parses `text`. Never fails: lines that are not assignments are kept as-is.
+    pub fn parse(text: &str) -> EnvFile {
+        let nodes = lines(text)
+            .enumerate()
+            .filter_map(|(index, line)| {
+                let (key, value) = assignment(&text[line.start..line.end])?;
+                let value_text = &text[line.start..line.end][value.clone()];
+                Some(Node {
+                    entry: EnvEntry {
+                        key: key.to_string(),
+                        value: unquote(value_text)?,
+                        line: index + 1,
+                    },
+                    line,
+                    value: line.start + value.start..line.start + value.end,
+                })
+            })
+            .collect();
+        EnvFile {
+            text: text.to_string(),
+            nodes,
+        }
+    }
+
+    /// All active assignments, in file order.
+    pub fn entries(&self) -> impl Iterator<Item = &EnvEntry> {
+        self.nodes.iter().map(|n| &n.entry)
+    }
+
+    /// The assignment of `key` in effect: the last one.
+    pub fn get(&self, key: &str) -> Option<&EnvEntry> {
+        self.entries().filter(|e| e.key == key).last()
+    }
+
+    /// Sets `key` to `value`:
+    ///
+    /// 1. If an assignment exists, only the value text of the last one is
+    ///    rewritten; nothing changes when it already reads as `value`.
+    /// 2. Else a commented-out assignment (`#KEY=...`; see [the module
+    ///    rule](super)) is replaced in place by `KEY=value`.
+    /// 3. Else `KEY=value` is appended as a new last line.
+    ///
+    /// The value keeps the quote style of the line it replaces (`"..."` or
+    /// `'...'`); an unquoted value is written bare unless it is empty or holds
+    /// whitespace or shell-special characters, which get double quotes.
+    ///
+    /// # Panics
+    ///
+    /// If `key` is not a valid variable name or `value` contains a line break.
+    pub fn set(&mut self, key: &str, value: &str) {
+        assert!(
+            is_valid_key(key),
+            "invalid environment variable name {key:?}"
+        );
+        assert!(
+            !value.contains(['\n', '\r']),
+            "environment value {value:?} spans lines"
+        );
+        if let Some(node) = self.nodes.iter().rev().find(|n| n.entry.key == key) {
+            if node.entry.value == value {
+                return;
+            }
+            let range = node.value.clone();
+            let rendered = render(value, &self.text[range.clone()]);
+            self.text.replace_range(range, &rendered);
+        } else if let Some((line, new_line)) = self.commented_default(key, value) {
+            self.text.replace_range(line.start..line.end, &new_line);
+        } else {
+            append_line(&mut self.text, &format!("{key}={}", render(value, "")));
+        }
+        self.reparse();
+    }
+
+    /// Removes the word `word` from every assignment of `key`, keeping the other
+    /// words as written: `LIBVIRTD_ARGS="--listen --timeout 120"` becomes
+    /// `LIBVIRTD_ARGS="--timeout 120"`. An assignment left with no word is
+    /// commented out instead (`#LIBVIRTD_ARGS="--listen"`). Words are split as by
+    /// [`split_words`]; call once per spelling (`--listen`, then `-l`).
+    pub fn remove_word(&mut self, key: &str, word: &str) {
+        let mut edits: Vec<(Range<usize>, String)> = Vec::new();
+        for node in self.nodes.iter().filter(|n| n.entry.key == key) {
+            let words = word_spans(&node.entry.value);
+            if !words.iter().any(|(_, w)| w == word) {
+                continue;
+            }
+            let kept: Vec<&str> = words
+                .iter()
+                .filter(|(_, w)| w != word)
+                .map(|(span, _)| &node.entry.value[span.clone()])
+                .collect();
+            if kept.is_empty() {
+                let content = &self.text[node.line.start..node.line.end];
+                edits.push((
+                    node.line.start..node.line.end,
+                    format!("#{}", content.trim_start()),
+                ));
+            } else {
+                let rendered = render(&kept.join(" "), &self.text[node.value.clone()]);
+                edits.push((node.value.clone(), rendered));
+            }
+        }
+        if edits.is_empty() {
+            return;
+        }
+        for (range, replacement) in edits.into_iter().rev() {
+            self.text.replace_range(range, &replacement);
+        }
+        self.reparse();
+    }
+
+    /// The commented-out assignment of `key` to replace, and its replacement line.
+    fn commented_default(&self, key: &str, value: &str) -> Option<(Line, String)> {
+        let candidates = lines(&self.text).filter_map(|line| {
+            let c = commented_assignment(&self.text[line.start..line.end], key)?;
+            let old = c.rest.trim_end();
+            Some((line, c, unquote(old).as_deref() == Some(value)))
+        });
+        let (line, c) = best_commented(candidates)?;
+        Some((
+            line,
+            format!("{key}{}{}", c.separator, render(value, c.rest)),
+        ))
+    }
+
+    fn reparse(&mut self) {
+        let text = std::mem::take(&mut self.text);
+        *self = EnvFile::parse(&text);
+    }
+}
+
+impl fmt::Display for EnvFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+fn is_valid_key(key: &str) -> bool {
+    let mut bytes = key.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Splits an assignment line into its key and the byte range of its value text
+/// (leading and trailing blanks excluded).
+fn assignment(content: &str) -> Option<(&str, Range<usize>)> {
+    let blank = [' ', '\t'];
+    let mut rest = content.trim_start_matches(blank);
+    if let Some(after) = rest.strip_prefix("export")
+        && after.starts_with(blank)
+    {
+        rest = after.trim_start_matches(blank);
+    }
+    let key_len = rest
+        .bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        .count();
+    let key = &rest[..key_len];
+    if !is_valid_key(key) {
+        return None;
+    }
+    let value = rest[key_len..]
+        .trim_start_matches(blank)
+        .strip_prefix('=')?;
+    // A final lone `\r` ends the line for systemd too.
+    let value = value
+        .trim_start_matches(blank)
+        .trim_end_matches([' ', '\t', '\r']);
+    let start = value.as_ptr() as usize - content.as_ptr() as usize;
+    Some((key, start..start + value.len()))
+}
+
+/// Resolves quotes and escapes the way systemd reads an environment file value;
+/// `None` for an unterminated quote or a trailing backslash (a value continued on
+/// the next line).
+fn unquote(raw: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = raw;
+    if let Some(body) = raw.strip_prefix('\'') {
+        let close = body.find('\'')?;
+        out.push_str(&body[..close]);
+        rest = &body[close + 1..];
+    } else if let Some(body) = raw.strip_prefix('"') {
+        let mut chars = body.char_indices();
+        loop {
+            match chars.next()? {
+                (i, '"') => {
+                    rest = &body[i + 1..];
+                    break;
+                }
+                (_, '\\') => match chars.next()? {
+                    (_, c @ ('"' | '\\' | '`' | '$')) => out.push(c),
+                    (_, c) => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                },
+                (_, c) => out.push(c),
+            }
+        }
+    }
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        out.push(if c == '\\' { chars.next()? } else { c });
+    }
+    Some(out)
+}
+
+/// Quote style of a value as written: its first character if a quote.
+fn quote_style(raw: &str) -> Option<char> {
+    raw.chars().next().filter(|c| matches!(c, '"' | '\''))
+}
+
+/// Writes `value` in the quote style of `old` (the value text it replaces).
+fn render(value: &str, old: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
+    match quote_style(old) {
+        Some('\'') if !value.contains('\'') => format!("'{value}'"),
+        None if !value.is_empty() && value.chars().all(safe) => value.to_string(),
+        _ => {
+            let mut out = String::from("\"");
+            for c in value.chars() {
+                if matches!(c, '"' | '\\' | '`' | '$') {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out.push('"');
+            out
+        }
+    }
+}
+
+/// Splits an (already unquoted) value into words like a shell: blanks separate
+/// words; `'...'`, `"..."` and backslashes quote. `--config "/a b" -v` gives
+/// `--config`, `/a b`, `-v`. An unterminated quote runs to the end.
+pub fn split_words(value: &str) -> Vec<String> {
+    word_spans(value)
+        .into_iter()
+        .map(|(_, word)| word)
+        .collect()
+}
+
+/// Whether `c` separates words (systemd's and the shell's default whitespace).
+fn is_separator(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
+}
+
+/// The words of `value` with the byte range each occupies.
+fn word_spans(value: &str) -> Vec<(Range<usize>, String)> {
+    let mut words = Vec::new();
+    let mut chars = value.char_indices().peekable();
+    while let Some(&(start, _)) = chars.peek() {
+        if chars.next_if(|&(_, c)| is_separator(c)).is_some() {
+            continue;
+        }
+        let mut word = String::new();
+        while let Some((_, c)) = chars.next_if(|&(_, c)| !is_separator(c)) {
+            match c {
+                '\'' => word.extend(chars.by_ref().map(|(_, c)| c).take_while(|&c| c != '\'')),
+                '"' => {
+                    while let Some((_, c)) = chars.next() {
+                        match c {
+                            '"' => break,
+                            '\\' => match chars
+                                .next_if(|&(_, c)| matches!(c, '"' | '\\' | '`' | '$' | '\n'))
+                            {
+                                Some((_, '\n')) => {}
+                                Some((_, c)) => word.push(c),
+                                None => word.push('\\'),
+                            },
+                            c => word.push(c),
+                        }
+                    }
+                }
+                '\\' => match chars.next() {
+                    Some((_, '\n')) | None => {}
+                    Some((_, c)) => word.push(c),
+                },
+                c => word.push(c),
+            }
+        }
+        let end = chars.peek().map_or(value.len(), |&(i, _)| i);
+        words.push((start..end, word));
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fixture(name: &str) -> String {
+        let path = format!("{}/tests/fixtures/files/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn changed_lines(a: &str, b: &str) -> Vec<usize> {
+        let (la, lb): (Vec<_>, Vec<_>) = (a.split('\n').collect(), b.split('\n').collect());
+        assert_eq!(la.len(), lb.len(), "line count changed");
+        la.iter()
+            .zip(&lb)
+            .enumerate()
+            .filter(|(_, (x, y))| x != y)
+            .map(|(i, _)| i + 1)
+            .collect()
+    }
+
+    fn value_of(file: &EnvFile, key: &str) -> Option<String> {
+        file.get(key).map(|e| e.value.clone())
+    }
+
+    #[test]
+    fn reads_values() {
+        let text = "A=plain\nB=\"with space\"\nC='single $x'\n  export D=1\nE = spaced \n\
+                    F=\"esc \\\" \\$ \\n\"\nG=a\\ b\nH=\"x\"y\nI=\nJ=\"\"\n#K=1\nL=\"open\nM\n1N=2\nO=x\\\n";
+        let file = EnvFile::parse(text);
+        assert_eq!(file.to_string(), text);
+        let got: Vec<(&str, &str, usize)> = file
+            .entries()
+            .map(|e| (e.key.as_str(), e.value.as_str(), e.line))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("A", "plain", 1),
+                ("B", "with space", 2),
+                ("C", "single $x", 3),
+                ("D", "1", 4),
+                ("E", "spaced", 5),
+                ("F", "esc \" $ \\n", 6),
+                ("G", "a b", 7),
+                ("H", "xy", 8),
+                ("I", "", 9),
+                ("J", "", 10),
+            ]
+        );
+    }
+
+    #[test]
+    fn last_assignment_wins() {
+        let file = EnvFile::parse("A=1\nA=2\n");
+        assert_eq!(file.get("A").unwrap().line, 2);
+    }
+
+    #[test]
+    fn split_words_like_a_shell() {
+        assert_eq!(
+            split_words("  --listen\t--timeout 120 "),
+            vec!["--listen", "--timeout", "120"]
+        );
+        assert_eq!(
+            split_words("--config \"/a b\" 'c d'e f\\ g"),
+            vec!["--config", "/a b", "c de", "f g"]
+        );
+        assert_eq!(split_words("\"a\\\"b\\x\" 'open"), vec!["a\"b\\x", "open"]);
+        assert!(split_words("").is_empty());
+    }
+
+    #[test]
+    fn set_keeps_quote_style() {
+        let mut file = EnvFile::parse("A=\"x\"\nB='y'\nC=z\nexport D=1 \n");
+        file.set("A", "--listen");
+        file.set("B", "it's");
+        file.set("C", "two words");
+        file.set("D", "2");
+        assert_eq!(
+            file.to_string(),
+            "A=\"--listen\"\nB=\"it's\"\nC=\"two words\"\nexport D=2 \n"
+        );
+        file.set("C", "$HOME");
+        assert_eq!(value_of(&file, "C").as_deref(), Some("$HOME"));
+        assert!(file.to_string().contains("C=\"\\$HOME\"\n"));
+    }
+
+    #[test]
+    fn set_same_value_keeps_spelling() {
+        let text = "A='x'\nB=\"\"\n";
+        let mut file = EnvFile::parse(text);
+        file.set("A", "x");
+        file.set("B", "");
+        assert_eq!(file.to_string(), text);
+    }
+
+    #[test]
+    fn set_uncomments_matching_default() {
+        let text = "#A=\"--timeout 120\"\n\n#A=\"--listen\"\n";
+        let mut file = EnvFile::parse(text);
+        file.set("A", "--listen");
+        assert_eq!(file.to_string(), "#A=\"--timeout 120\"\n\nA=\"--listen\"\n");
+        let mut file = EnvFile::parse(text);
+        file.set("A", "--timeout 60");
+        assert_eq!(file.to_string(), "A=\"--timeout 60\"\n\n#A=\"--listen\"\n");
+    }
+
+    #[test]
+    fn set_appends() {
+        let mut file = EnvFile::parse("# x");
+        file.set("A", "");
+        assert_eq!(file.to_string(), "# x\nA=\"\"\n");
+        file.set("B", "b");
+        assert_eq!(file.to_string(), "# x\nA=\"\"\nB=b\n");
+    }
+
+    #[test]
+    fn remove_word_keeps_other_words() {
+        let mut file =
+            EnvFile::parse("A=\"--listen --timeout 120\"\nB=-l\nC='-v  --listen'\nD=x\n");
+        file.remove_word("A", "--listen");
+        file.remove_word("B", "-l");
+        file.remove_word("C", "--listen");
+        file.remove_word("D", "--listen");
+        assert_eq!(
+            file.to_string(),
+            "A=\"--timeout 120\"\n#B=-l\nC='-v'\nD=x\n"
+        );
+        assert_eq!(file.get("B"), None);
+    }
+
+    #[test]
+    fn remove_word_comments_out_every_emptied_assignment() {
+        let mut file = EnvFile::parse("A=\"--listen\"\n  A=\"--listen -l\"\n");
+        file.remove_word("A", "--listen");
+        file.remove_word("A", "-l");
+        assert_eq!(file.to_string(), "#A=\"--listen\"\n#A=\"-l\"\n");
+        assert_eq!(file.get("A"), None);
+    }
+
+    #[test]
+    #[should_panic(expected = "invalid environment variable name")]
+    fn set_rejects_bad_key() {
+        EnvFile::parse("").set("A-B", "x");
+    }
+
+    #[test]
+    fn el7_sysconfig() {
+        let text = fixture("sysconfig-libvirtd.el7");
+        let file = EnvFile::parse(&text);
+        assert_eq!(file.to_string(), text);
+        assert_eq!(file.entries().count(), 0);
+
+        let mut edited = file.clone();
+        edited.set("LIBVIRTD_ARGS", "--listen");
+        let after = edited.to_string();
+        let changed = changed_lines(&text, &after);
+        assert_eq!(changed.len(), 1);
+        let n = changed[0];
+        assert_eq!(
+            text.split('\n').nth(n - 1).unwrap(),
+            "#LIBVIRTD_ARGS=\"--listen\""
+        );
+        assert_eq!(
+            after.split('\n').nth(n - 1).unwrap(),
+            "LIBVIRTD_ARGS=\"--listen\""
+        );
+        assert_eq!(edited.get("LIBVIRTD_ARGS").unwrap().line, n);
+        edited.set("LIBVIRTD_ARGS", "--listen");
+        assert_eq!(edited.to_string(), after, "idempotent");
+
+        edited.remove_word("LIBVIRTD_ARGS", "--listen");
+        assert_eq!(
+            edited.to_string(),
+            text,
+            "removing the only word restores the stock file"
+        );
+    }
+
+    #[test]
+    fn debian12_default() {
+        let text = fixture("default-libvirtd.debian12");
+        let file = EnvFile::parse(&text);
+        assert_eq!(file.to_string(), text);
+        assert_eq!(file.get("LIBVIRTD_ARGS"), None);
+
+        let mut edited = file.clone();
+        edited.set("LIBVIRTD_ARGS", "--listen");
+        let changed = changed_lines(&text, &edited.to_string());
+        assert_eq!(changed.len(), 1);
+        assert_eq!(
+            text.split('\n').nth(changed[0] - 1).unwrap(),
+            "#LIBVIRTD_ARGS=\"--listen\""
+        );
+
+        let mut edited = file.clone();
+        edited.set("LIBVIRTD_ARGS", "--timeout 120 --listen");
+        edited.remove_word("LIBVIRTD_ARGS", "--listen");
+        assert_eq!(
+            value_of(&edited, "LIBVIRTD_ARGS").as_deref(),
+            Some("--timeout 120")
+        );
+        assert_eq!(changed_lines(&text, &edited.to_string()).len(), 1);
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip_any_string(text in any::<String>()) {
+            prop_assert_eq!(EnvFile::parse(&text).to_string(), text);
+        }
+
+        #[test]
+        fn round_trip_env_like(lines in prop::collection::vec(
+            "[ \t#;]{0,2}(export )?[A-Z_0-9]{0,4}[ ]?=?[ ]?[a-z \"'\\\\$#-]{0,8}\r?", 0..12),
+            last_newline in any::<bool>()) {
+            let mut text = lines.join("\n");
+            if last_newline { text.push('\n'); }
+            prop_assert_eq!(EnvFile::parse(&text).to_string(), text);
+        }
+
+        #[test]
+        fn set_then_get(lines in prop::collection::vec(
+            "(#|# |export )?(KEY|OTHER) ?= ?(\"[a-z -]{0,4}\"|'[a-z ]{0,3}'|[a-z-]{0,4})\r?", 0..8),
+            value in "[a-z \"'$`\\\\#=;-]{0,8}") {
+            let text = lines.join("\n");
+            let mut file = EnvFile::parse(&text);
+            let others: Vec<EnvEntry> = file.entries().filter(|e| e.key != "KEY").cloned().collect();
+            file.set("KEY", &value);
+            let once = file.to_string();
+            let reparsed = EnvFile::parse(&once);
+            prop_assert_eq!(value_of(&reparsed, "KEY"), Some(value.clone()));
+            let others_after: Vec<EnvEntry> = reparsed.entries().filter(|e| e.key != "KEY").cloned().collect();
+            prop_assert_eq!(others_after, others);
+            file.set("KEY", &value);
+            prop_assert_eq!(file.to_string(), once);
+        }
+
+        #[test]
+        fn remove_word_removes_it(words in prop::collection::vec("--listen|-l|-v|--timeout|120|'a b'", 0..5)) {
+            let mut file = EnvFile::parse(&format!("ARGS=\"{}\"\n", words.join(" ")));
+            file.remove_word("ARGS", "--listen");
+            let expected: Vec<String> = split_words(&words.join(" ")).into_iter().filter(|w| w != "--listen").collect();
+            match file.get("ARGS") {
+                Some(e) => prop_assert_eq!(split_words(&e.value), expected),
+                None => prop_assert!(expected.is_empty()),
+            }
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Format-preserving parsers for the configuration files migready reads and edits.
+//!
+//! Every parser here keeps the exact source text: for any input,
+//! `parse(text).to_string() == text`, byte for byte (line endings, tabs, trailing
+//! spaces, missing final newline, lines it does not understand). Edits rewrite only
+//! the lines they must, so that `migready fix` produces minimal diffs.
+//!
+//! * [`libvirt_conf`]: `libvirtd.conf`, `qemu.conf`, `virtproxyd.conf` (libvirt's
+//!   `virconf` syntax).
+//! * [`ini`]: `nova.conf` (oslo.config INI).
+//! * [`envfile`]: `/etc/default/libvirtd`, `/etc/sysconfig/libvirtd` (systemd
+//!   `EnvironmentFile` / shell assignments).
+//!
+//! # Commented-out defaults
+//!
+//! Distribution config files document defaults as commented-out assignments
+//! (`#listen_tcp = 1`, `#live_migration_tunnelled = false`,
+//! `#LIBVIRTD_ARGS="--listen"`). When an edit sets a key that has no active
+//! assignment, it replaces such a line in place instead of appending, so the new
+//! setting lands next to its documentation. A line counts as a commented-out
+//! assignment of `key` when it is, from its first byte: `#`, at most one space,
+//! `key` itself, optional spaces or tabs, then `=`. Indented comments and prose
+//! with several spaces after `#` (as in `#       user = "qemu"   # A user named...`)
+//! never match. INI files only look inside the target section. When several lines
+//! match, a `#key` line (no space) wins over a `# key` line; within the same form,
+//! one whose old value equals the new value wins, then the first in the file.
+
+pub mod envfile;
+pub mod ini;
+pub mod libvirt_conf;
+
+/// One line of a text: `start..end` is its content without the line terminator,
+/// `next` is where the following line starts (after `\n` or `\r\n`, or the text
+/// length for a last line without terminator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Line {
+    pub start: usize,
+    pub end: usize,
+    pub next: usize,
+}
+
+/// Splits `text` into lines, keeping the byte positions of contents and terminators.
+/// A lone `\r` is content, only `\r\n` and `\n` terminate a line.
+pub(crate) fn lines(text: &str) -> impl Iterator<Item = Line> + '_ {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start >= bytes.len() {
+            return None;
+        }
+        let line = match bytes[start..].iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                let nl = start + i;
+                let end = if nl > start && bytes[nl - 1] == b'\r' {
+                    nl - 1
+                } else {
+                    nl
+                };
+                Line {
+                    start,
+                    end,
+                    next: nl + 1,
+                }
+            }
+            None => Line {
+                start,
+                end: bytes.len(),
+                next: bytes.len(),
+            },
+        };
+        start = line.next;
+        Some(line)
+    })
+}
+
+/// The line terminator new lines should use: `\r\n` when the text's first line
+/// ends with it, `\n` otherwise.
+pub(crate) fn newline_style(text: &str) -> &'static str {
+    match text.find('\n') {
+        Some(i) if i > 0 && text.as_bytes()[i - 1] == b'\r' => "\r\n",
+        _ => "\n",
+    }
+}
+
+/// Appends `line` (without terminator) at the end of `text` as a new line, first
+/// terminating the last line if the text does not end with a newline (a final
+/// lone `\r` is completed to `\r\n`).
+pub(crate) fn append_line(text: &mut String, line: &str) {
+    terminate_last_line(text);
+    text.push_str(line);
+    text.push_str(newline_style(text));
+}
+
+/// Ends a non-empty `text` with a line terminator if it lacks one (a final lone
+/// `\r` is completed to `\r\n`).
+pub(crate) fn terminate_last_line(text: &mut String) {
+    if text.ends_with('\r') {
+        text.push('\n');
+    } else if !text.is_empty() && !text.ends_with('\n') {
+        text.push_str(newline_style(text));
+    }
+}
+
+/// A commented-out assignment `#key = value` recognised by [`commented_assignment`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Commented<'a> {
+    /// Whether a space separates `#` from the key (`# key = ...`).
+    pub spaced: bool,
+    /// The text between the key and the value, e.g. `" = "` or `"="`.
+    pub separator: &'a str,
+    /// Everything after the separator.
+    pub rest: &'a str,
+}
+
+/// Recognises `content` (a line without terminator) as a commented-out assignment
+/// of `key`; see the module documentation for the rule.
+pub(crate) fn commented_assignment<'a>(content: &'a str, key: &str) -> Option<Commented<'a>> {
+    let after_hash = content.strip_prefix('#')?;
+    let (spaced, after_space) = match after_hash.strip_prefix(' ') {
+        Some(s) => (true, s),
+        None => (false, after_hash),
+    };
+    let after_key = after_space.strip_prefix(key)?;
+    let blanks = after_key.len() - after_key.trim_start_matches([' ', '\t']).len();
+    if !after_key[blanks..].starts_with('=') {
+        return None;
+    }
+    let sep_end = blanks + 1 + after_key[blanks + 1..].len()
+        - after_key[blanks + 1..]
+            .trim_start_matches([' ', '\t'])
+            .len();
+    Some(Commented {
+        spaced,
+        separator: &after_key[..sep_end],
+        rest: &after_key[sep_end..],
+    })
+}
+
+/// Picks the commented-out assignment to replace among `(line, commented, value
+/// matches)` candidates, in file order: no-space form first, then a matching old
+/// value, then the earliest.
+pub(crate) fn best_commented<'a>(
+    candidates: impl IntoIterator<Item = (Line, Commented<'a>, bool)>,
+) -> Option<(Line, Commented<'a>)> {
+    let mut best: Option<(Line, Commented<'a>, (bool, bool))> = None;
+    for (line, c, matches) in candidates {
+        let rank = (!c.spaced, matches);
+        if best.as_ref().is_none_or(|b| rank > b.2) {
+            best = Some((line, c, rank));
+        }
+    }
+    best.map(|(l, c, _)| (l, c))
+}
+
+/// Rewrites the lines `first.start..last.end` of `text` as comments: `# note`
+/// lines (one per line of `note`) followed by each original line prefixed with
+/// `#` (leading blanks of the first line dropped). Line terminators are kept; an
+/// empty note adds no note line.
+pub(crate) fn comment_out_lines(text: &str, start: usize, end: usize, note: &str) -> String {
+    let nl = newline_style(text);
+    let mut out = String::new();
+    for note_line in note.lines() {
+        if note_line.is_empty() {
+            out.push('#');
+        } else {
+            out.push_str("# ");
+            out.push_str(note_line);
+        }
+        out.push_str(nl);
+    }
+    let block = &text[start..end];
+    for (i, line) in block.split_inclusive('\n').enumerate() {
+        out.push('#');
+        out.push_str(if i == 0 {
+            line.trim_start_matches([' ', '\t'])
+        } else {
+            line
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_keep_positions() {
+        let text = "a\r\nb\n\nc\rd";
+        let got: Vec<_> = lines(text)
+            .map(|l| (&text[l.start..l.end], l.next))
+            .collect();
+        assert_eq!(got, vec![("a", 3), ("b", 5), ("", 6), ("c\rd", 9)]);
+        assert_eq!(lines("").count(), 0);
+        assert_eq!(lines("\n").count(), 1);
+    }
+
+    #[test]
+    fn newline_style_follows_first_line() {
+        assert_eq!(newline_style("a\r\nb\n"), "\r\n");
+        assert_eq!(newline_style("a\nb\r\n"), "\n");
+        assert_eq!(newline_style("a"), "\n");
+    }
+
+    #[test]
+    fn append_line_terminates_last_line() {
+        let mut t = String::from("a");
+        append_line(&mut t, "b");
+        assert_eq!(t, "a\nb\n");
+        let mut t = String::from("a\r\n");
+        append_line(&mut t, "b");
+        assert_eq!(t, "a\r\nb\r\n");
+        let mut t = String::new();
+        append_line(&mut t, "b");
+        assert_eq!(t, "b\n");
+        let mut t = String::from("a\r");
+        append_line(&mut t, "b");
+        assert_eq!(t, "a\r\nb\r\n");
+    }
+
+    #[test]
+    fn commented_assignment_rule() {
+        let c = commented_assignment("#listen_tcp = 1", "listen_tcp").unwrap();
+        assert_eq!((c.spaced, c.separator, c.rest), (false, " = ", "1"));
+        let c = commented_assignment("# key=v w", "key").unwrap();
+        assert_eq!((c.spaced, c.separator, c.rest), (true, "=", "v w"));
+        let c = commented_assignment("#key\t=\t", "key").unwrap();
+        assert_eq!((c.separator, c.rest), ("\t=\t", ""));
+        assert!(commented_assignment("#  key = 1", "key").is_none());
+        assert!(commented_assignment(" #key = 1", "key").is_none());
+        assert!(commented_assignment("#key_other = 1", "key").is_none());
+        assert!(commented_assignment("#key is = 1", "key").is_none());
+        assert!(commented_assignment("key = 1", "key").is_none());
+    }
+
+    #[test]
+    fn comment_out_block() {
+        let text = "  a = [\n  1 ]\r\n";
+        assert_eq!(
+            comment_out_lines(text, 0, text.len(), "why"),
+            "# why\n#a = [\n#  1 ]\r\n"
+        );
+        assert_eq!(comment_out_lines("x", 0, 1, "a\n\nb"), "# a\n#\n# b\n#x");
+        assert_eq!(comment_out_lines("x", 0, 1, ""), "#x");
+    }
+}

@@ -1,0 +1,733 @@
+//! The inventory: which compute hosts to audit, how to reach them over SSH,
+//! which checks to skip, and the network policy the firewall checks expect.
+//!
+//! The inventory is a TOML file (see `inventory.example.toml`). It is read
+//! with toml_edit's span-preserving [`Document`], so every error points at a
+//! `FILE:LINE:COLUMN`. Loading is strict: unknown keys, wrong types and
+//! out-of-range values are errors, and the first one found is returned.
+
+mod fields;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml_edit::{Document, Item, Table, TableLike, Value};
+
+use crate::nova_release::NovaRelease;
+use fields::{describe, expand_path, is_valid_source};
+
+/// Default SSH user.
+pub const DEFAULT_USER: &str = "root";
+/// Default SSH port.
+pub const DEFAULT_PORT: u16 = 22;
+/// Default known_hosts file (before `~` expansion).
+pub const DEFAULT_KNOWN_HOSTS: &str = "~/.ssh/known_hosts";
+/// Default SSH connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default timeout for one remote command.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default libvirtd TCP port (`tcp_port` in libvirtd.conf).
+pub const DEFAULT_LIBVIRT_PORT: u16 = 16509;
+/// Largest accepted timeout, in seconds (one day).
+pub const MAX_TIMEOUT_SECS: i64 = 86_400;
+
+/// A loaded, validated inventory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inventory {
+    /// The file the inventory was read from (as given to [`load`]).
+    pub path: PathBuf,
+    /// Hosts in file order, with `[defaults]` already applied. May be empty.
+    pub hosts: Vec<HostSpec>,
+    /// Check IDs not to run (from `checks.skip`), in file order, without
+    /// duplicates. Every entry is one of the known check IDs.
+    pub skip: Vec<String>,
+    /// The `[policy]` table.
+    pub policy: Policy,
+}
+
+/// One compute host, with defaults applied and paths resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostSpec {
+    /// The name peers use for this host (libvirt URIs, /etc/hosts).
+    pub name: String,
+    /// Where SSH connects; defaults to `name`.
+    pub address: String,
+    /// SSH port.
+    pub port: u16,
+    /// SSH user; non-root users need passwordless sudo.
+    pub user: String,
+    /// Private key to offer, in addition to ssh-agent keys.
+    pub identity_file: Option<PathBuf>,
+    /// Host keys are verified against this file.
+    pub known_hosts: PathBuf,
+    /// Trust-on-first-use: add an unknown host key to `known_hosts` instead
+    /// of failing. A changed key is always an error.
+    pub accept_new_host_keys: bool,
+    /// Timeout for establishing the SSH session.
+    pub connect_timeout: Duration,
+    /// Timeout for one remote command.
+    pub command_timeout: Duration,
+    /// Nova release set in the inventory, overriding detection.
+    pub nova_release: Option<NovaRelease>,
+    /// 1-based line of this host's `[[hosts]]` header, for messages.
+    pub line: usize,
+}
+
+/// The `[policy]` table: what the libvirt/firewall checks expect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Authentication expected on libvirtd's TCP socket.
+    pub auth_tcp: AuthTcp,
+    /// libvirtd TCP port.
+    pub libvirt_port: u16,
+    /// Addresses or CIDRs allowed to reach libvirt and the migration ports.
+    /// Empty means only the peer hosts' addresses.
+    pub allowed_sources: Vec<String>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            auth_tcp: AuthTcp::None,
+            libvirt_port: DEFAULT_LIBVIRT_PORT,
+            allowed_sources: Vec::new(),
+        }
+    }
+}
+
+/// Value of libvirtd's `auth_tcp` the checks expect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthTcp {
+    /// No authentication (`auth_tcp = "none"`).
+    #[default]
+    None,
+    /// SASL authentication (`auth_tcp = "sasl"`).
+    Sasl,
+}
+
+impl AuthTcp {
+    /// The libvirtd.conf spelling: `"none"` or `"sasl"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AuthTcp::None => "none",
+            AuthTcp::Sasl => "sasl",
+        }
+    }
+}
+
+impl fmt::Display for AuthTcp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An inventory that could not be loaded.
+///
+/// Displays as `path:line:column: message`, or `path: message` when there is
+/// no position (I/O errors, where `line` and `column` are 0).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct InventoryError {
+    /// The inventory file.
+    pub path: PathBuf,
+    /// 1-based line, or 0 when the error has no position.
+    pub line: usize,
+    /// 1-based column in characters, or 0 when the error has no position.
+    pub column: usize,
+    /// What is wrong, starting with the offending key where there is one.
+    pub message: String,
+}
+
+impl fmt::Display for InventoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.path.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.path.display(),
+                self.line,
+                self.column,
+                self.message
+            )
+        }
+    }
+}
+
+/// Reads and validates the inventory at `path`.
+///
+/// `known_checks` lists the valid check IDs for `checks.skip`. `~` in paths
+/// expands to `$HOME`; relative paths are resolved against the directory of
+/// `path`.
+pub fn load(path: &Path, known_checks: &[&str]) -> Result<Inventory, InventoryError> {
+    load_with_home(path, known_checks, home_dir().as_deref())
+}
+
+/// Validates inventory `text` as if it had been read from `path` (used for
+/// messages and to resolve relative paths).
+pub fn parse_str(
+    text: &str,
+    path: &Path,
+    known_checks: &[&str],
+) -> Result<Inventory, InventoryError> {
+    parse_with_home(text, path, known_checks, home_dir().as_deref())
+}
+
+fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|home| !home.is_empty())
+        .map(PathBuf::from)
+}
+
+fn load_with_home(
+    path: &Path,
+    known_checks: &[&str],
+    home: Option<&Path>,
+) -> Result<Inventory, InventoryError> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        let reason = err.to_string();
+        let mut chars = reason.chars();
+        let reason = match chars.next() {
+            Some(first) => first.to_lowercase().chain(chars).collect(),
+            None => reason,
+        };
+        InventoryError {
+            path: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read inventory: {reason}"),
+        }
+    })?;
+    parse_with_home(&text, path, known_checks, home)
+}
+
+fn parse_with_home(
+    text: &str,
+    path: &Path,
+    known_checks: &[&str],
+    home: Option<&Path>,
+) -> Result<Inventory, InventoryError> {
+    let parser = Parser {
+        path,
+        text,
+        base_dir: path.parent().unwrap_or(Path::new("")),
+        home,
+        known_checks,
+    };
+    parser.parse()
+}
+
+/// Keys allowed in `[defaults]`.
+const DEFAULTS_KEYS: &[&str] = &[
+    "user",
+    "port",
+    "identity_file",
+    "known_hosts",
+    "connect_timeout",
+    "command_timeout",
+    "accept_new_host_keys",
+];
+/// Keys allowed in a `[[hosts]]` entry besides [`DEFAULTS_KEYS`].
+const HOST_KEYS: &[&str] = &["name", "address", "nova_release"];
+/// Keys allowed in `[checks]`.
+const CHECKS_KEYS: &[&str] = &["skip"];
+/// Keys allowed in `[policy]`.
+const POLICY_KEYS: &[&str] = &["auth_tcp", "libvirt_port", "allowed_sources"];
+
+/// Connection settings that `[defaults]` and `[[hosts]]` share; `None` when
+/// the key is absent.
+#[derive(Debug, Default)]
+struct Connection {
+    user: Option<String>,
+    port: Option<u16>,
+    identity_file: Option<PathBuf>,
+    known_hosts: Option<PathBuf>,
+    connect_timeout: Option<Duration>,
+    command_timeout: Option<Duration>,
+    accept_new_host_keys: Option<bool>,
+}
+
+impl Connection {
+    /// `self` where set, else `defaults`.
+    fn or(self, defaults: &Connection) -> Connection {
+        Connection {
+            user: self.user.or_else(|| defaults.user.clone()),
+            port: self.port.or(defaults.port),
+            identity_file: self
+                .identity_file
+                .or_else(|| defaults.identity_file.clone()),
+            known_hosts: self.known_hosts.or_else(|| defaults.known_hosts.clone()),
+            connect_timeout: self.connect_timeout.or(defaults.connect_timeout),
+            command_timeout: self.command_timeout.or(defaults.command_timeout),
+            accept_new_host_keys: self.accept_new_host_keys.or(defaults.accept_new_host_keys),
+        }
+    }
+}
+
+/// A `[[hosts]]` entry before defaults are applied.
+#[derive(Debug)]
+struct RawHost {
+    name: String,
+    address: Option<String>,
+    nova_release: Option<NovaRelease>,
+    connection: Connection,
+    /// Span of the `[[hosts]]` header (or inline table).
+    span: Option<Range<usize>>,
+}
+
+/// One parse of one inventory text.
+struct Parser<'a> {
+    path: &'a Path,
+    text: &'a str,
+    base_dir: &'a Path,
+    home: Option<&'a Path>,
+    known_checks: &'a [&'a str],
+}
+
+impl Parser<'_> {
+    fn parse(&self) -> Result<Inventory, InventoryError> {
+        let doc = Document::parse(self.text).map_err(|err| {
+            let mut message = format!("toml syntax error: {}", err.message().trim());
+            // toml_edit does not name the repeated key; its span does.
+            if err.message() == "duplicate key"
+                && let Some(key) = err.span().and_then(|span| self.text.get(span))
+            {
+                message.push_str(&format!(" {:?}", key.trim()));
+            }
+            self.error(err.span(), message)
+        })?;
+
+        let mut defaults = Connection::default();
+        let mut raw_hosts = Vec::new();
+        let mut skip = Vec::new();
+        let mut policy = Policy::default();
+        // Sections are handled in file order so the first error reported is
+        // the first one in the file.
+        for (key, item) in doc.iter() {
+            match key {
+                "defaults" => {
+                    let table = self.table(item, "defaults")?;
+                    self.check_keys(table, DEFAULTS_KEYS, &[], "in [defaults]")?;
+                    defaults = self.connection(table, "defaults")?;
+                }
+                "hosts" => raw_hosts = self.hosts(item)?,
+                "checks" => skip = self.checks(item)?,
+                "policy" => policy = self.policy(item)?,
+                _ => {
+                    let key_span = doc.get_key_value(key).and_then(|(k, _)| k.span());
+                    return Err(self.error(key_span, format!("unknown key {key:?} at top level")));
+                }
+            }
+        }
+
+        let hosts = raw_hosts
+            .into_iter()
+            .map(|raw| self.apply_defaults(raw, &defaults))
+            .collect::<Result<_, _>>()?;
+        Ok(Inventory {
+            path: self.path.to_path_buf(),
+            hosts,
+            skip,
+            policy,
+        })
+    }
+
+    /// Parses `hosts`: an array of tables (`[[hosts]]`, or an array of inline
+    /// tables), with unique names.
+    fn hosts(&self, item: &Item) -> Result<Vec<RawHost>, InventoryError> {
+        // (table, span of the table) for each entry.
+        let entries: Vec<(&dyn TableLike, Option<Range<usize>>)> = match item {
+            Item::ArrayOfTables(array) => array
+                .iter()
+                .map(|table| (table as &dyn TableLike, table.span()))
+                .collect(),
+            Item::Value(Value::Array(array)) => {
+                let mut entries = Vec::new();
+                for (index, value) in array.iter().enumerate() {
+                    match value.as_inline_table() {
+                        Some(table) => entries.push((table as &dyn TableLike, table.span())),
+                        None => {
+                            return Err(self.error(
+                                value.span(),
+                                format!(
+                                    "hosts[{index}]: expected a table, found {}",
+                                    describe(&Item::Value(value.clone()))
+                                ),
+                            ));
+                        }
+                    }
+                }
+                entries
+            }
+            other => {
+                return Err(self.error(
+                    other.span(),
+                    format!(
+                        "hosts: expected an array of tables ([[hosts]]), found {}",
+                        describe(other)
+                    ),
+                ));
+            }
+        };
+
+        // Lowercased name -> line of its value, to report duplicates.
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut hosts = Vec::with_capacity(entries.len());
+        for (index, (table, span)) in entries.into_iter().enumerate() {
+            let prefix = format!("hosts[{index}]");
+            self.check_keys(table, DEFAULTS_KEYS, HOST_KEYS, &format!("in {prefix}"))?;
+
+            let Some(name_item) = table.get("name") else {
+                return Err(self.error(span, format!("{prefix}: missing required key \"name\"")));
+            };
+            let name = self.host_string(name_item, &format!("{prefix}.name"))?;
+            let (name_line, _) = self.position(name_item.span());
+            if let Some(first_line) = seen.insert(name.to_ascii_lowercase(), name_line) {
+                return Err(self.error(
+                    name_item.span(),
+                    format!("duplicate host name {name:?} (first defined at line {first_line})"),
+                ));
+            }
+
+            let address = match table.get("address") {
+                Some(item) => Some(self.host_string(item, &format!("{prefix}.address"))?),
+                None => None,
+            };
+            let nova_release = match table.get("nova_release") {
+                Some(item) => Some(self.nova_release(item, &format!("{prefix}.nova_release"))?),
+                None => None,
+            };
+            let connection = self.connection(table, &prefix)?;
+            hosts.push(RawHost {
+                name,
+                address,
+                nova_release,
+                connection,
+                span,
+            });
+        }
+        Ok(hosts)
+    }
+
+    fn apply_defaults(
+        &self,
+        raw: RawHost,
+        defaults: &Connection,
+    ) -> Result<HostSpec, InventoryError> {
+        let connection = raw.connection.or(defaults);
+        let known_hosts = match connection.known_hosts {
+            Some(path) => path,
+            None => {
+                expand_path(DEFAULT_KNOWN_HOSTS, self.base_dir, self.home).map_err(|reason| {
+                    self.error(
+                        raw.span.clone(),
+                        format!("known_hosts: default {DEFAULT_KNOWN_HOSTS:?}: {reason}"),
+                    )
+                })?
+            }
+        };
+        let (line, _) = self.position(raw.span);
+        Ok(HostSpec {
+            address: raw.address.unwrap_or_else(|| raw.name.clone()),
+            name: raw.name,
+            port: connection.port.unwrap_or(DEFAULT_PORT),
+            user: connection.user.unwrap_or_else(|| DEFAULT_USER.to_string()),
+            identity_file: connection.identity_file,
+            known_hosts,
+            accept_new_host_keys: connection.accept_new_host_keys.unwrap_or(false),
+            connect_timeout: connection
+                .connect_timeout
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            command_timeout: connection
+                .command_timeout
+                .unwrap_or(DEFAULT_COMMAND_TIMEOUT),
+            nova_release: raw.nova_release,
+            line,
+        })
+    }
+
+    /// Reads the connection keys of `[defaults]` or one host; `prefix` names
+    /// the table in messages (`defaults`, `hosts[0]`).
+    fn connection(
+        &self,
+        table: &dyn TableLike,
+        prefix: &str,
+    ) -> Result<Connection, InventoryError> {
+        let mut connection = Connection::default();
+        for (key, item) in table.iter() {
+            let name = format!("{prefix}.{key}");
+            match key {
+                "user" => connection.user = Some(self.host_string(item, &name)?),
+                "port" => connection.port = Some(self.port(item, &name)?),
+                "identity_file" => connection.identity_file = Some(self.path_value(item, &name)?),
+                "known_hosts" => connection.known_hosts = Some(self.path_value(item, &name)?),
+                "connect_timeout" => connection.connect_timeout = Some(self.timeout(item, &name)?),
+                "command_timeout" => connection.command_timeout = Some(self.timeout(item, &name)?),
+                "accept_new_host_keys" => {
+                    connection.accept_new_host_keys = Some(self.boolean(item, &name)?)
+                }
+                // Host-only keys, read by the caller; unknown keys were
+                // rejected by `check_keys`.
+                _ => {}
+            }
+        }
+        Ok(connection)
+    }
+
+    /// Parses `[checks]`: returns `skip`, validated against the known IDs.
+    fn checks(&self, item: &Item) -> Result<Vec<String>, InventoryError> {
+        let table = self.table(item, "checks")?;
+        self.check_keys(table, CHECKS_KEYS, &[], "in [checks]")?;
+        let Some(item) = table.get("skip") else {
+            return Ok(Vec::new());
+        };
+        let array = item.as_array().ok_or_else(|| {
+            self.error(
+                item.span(),
+                format!(
+                    "checks.skip: expected an array of strings, found {}",
+                    describe(item)
+                ),
+            )
+        })?;
+        let mut skip: Vec<String> = Vec::new();
+        for (index, value) in array.iter().enumerate() {
+            let name = format!("checks.skip[{index}]");
+            let id = value.as_str().ok_or_else(|| {
+                self.error(
+                    value.span(),
+                    format!(
+                        "{name}: expected a string, found {}",
+                        describe(&Item::Value(value.clone()))
+                    ),
+                )
+            })?;
+            if !self.known_checks.contains(&id) {
+                let mut message = format!("{name}: unknown check id {id:?}");
+                if !self.known_checks.is_empty() {
+                    message.push_str(&format!(" (known: {})", self.known_checks.join(", ")));
+                }
+                return Err(self.error(value.span(), message));
+            }
+            if !skip.iter().any(|s| s == id) {
+                skip.push(id.to_string());
+            }
+        }
+        Ok(skip)
+    }
+
+    /// Parses `[policy]`.
+    fn policy(&self, item: &Item) -> Result<Policy, InventoryError> {
+        let table = self.table(item, "policy")?;
+        self.check_keys(table, POLICY_KEYS, &[], "in [policy]")?;
+        let mut policy = Policy::default();
+        if let Some(item) = table.get("auth_tcp") {
+            let value = self.string(item, "policy.auth_tcp")?;
+            policy.auth_tcp = match value {
+                "none" => AuthTcp::None,
+                "sasl" => AuthTcp::Sasl,
+                _ => {
+                    return Err(self.error(
+                        item.span(),
+                        format!("policy.auth_tcp: expected \"none\" or \"sasl\", found {value:?}"),
+                    ));
+                }
+            };
+        }
+        if let Some(item) = table.get("libvirt_port") {
+            policy.libvirt_port = self.port(item, "policy.libvirt_port")?;
+        }
+        if let Some(item) = table.get("allowed_sources") {
+            let array = item.as_array().ok_or_else(|| {
+                self.error(
+                    item.span(),
+                    format!(
+                        "policy.allowed_sources: expected an array of strings, found {}",
+                        describe(item)
+                    ),
+                )
+            })?;
+            for (index, value) in array.iter().enumerate() {
+                let name = format!("policy.allowed_sources[{index}]");
+                let Some(source) = value.as_str() else {
+                    return Err(self.error(
+                        value.span(),
+                        format!(
+                            "{name}: expected a string, found {}",
+                            describe(&Item::Value(value.clone()))
+                        ),
+                    ));
+                };
+                if !is_valid_source(source) {
+                    return Err(self.error(
+                        value.span(),
+                        format!("{name}: expected an IPv4/IPv6 address or CIDR, found {source:?}"),
+                    ));
+                }
+                policy.allowed_sources.push(source.to_string());
+            }
+        }
+        Ok(policy)
+    }
+
+    /// Rejects any key of `table` not in `allowed` or `also_allowed`.
+    /// `location` ends the message: `in [defaults]`, `in hosts[0]`.
+    fn check_keys(
+        &self,
+        table: &dyn TableLike,
+        allowed: &[&str],
+        also_allowed: &[&str],
+        location: &str,
+    ) -> Result<(), InventoryError> {
+        for (key, _) in table.iter() {
+            if !allowed.contains(&key) && !also_allowed.contains(&key) {
+                let span = table.get_key_value(key).and_then(|(k, _)| k.span());
+                return Err(self.error(span, format!("unknown key {key:?} {location}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// A top-level section that must be a table (`[name]` or inline).
+    fn table<'i>(&self, item: &'i Item, name: &str) -> Result<&'i dyn TableLike, InventoryError> {
+        match item {
+            Item::Table(table) => Ok(table as &Table as &dyn TableLike),
+            Item::Value(Value::InlineTable(table)) => Ok(table),
+            other => Err(self.error(
+                other.span(),
+                format!(
+                    "{name}: expected a table ([{name}]), found {}",
+                    describe(other)
+                ),
+            )),
+        }
+    }
+
+    fn string<'i>(&self, item: &'i Item, name: &str) -> Result<&'i str, InventoryError> {
+        item.as_str().ok_or_else(|| {
+            self.error(
+                item.span(),
+                format!("{name}: expected a string, found {}", describe(item)),
+            )
+        })
+    }
+
+    /// A host name, address or user: non-empty, without whitespace.
+    fn host_string(&self, item: &Item, name: &str) -> Result<String, InventoryError> {
+        let value = self.string(item, name)?;
+        if value.is_empty() {
+            return Err(self.error(item.span(), format!("{name}: must not be empty")));
+        }
+        if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(self.error(
+                item.span(),
+                format!("{name}: must not contain whitespace, found {value:?}"),
+            ));
+        }
+        Ok(value.to_string())
+    }
+
+    fn port(&self, item: &Item, name: &str) -> Result<u16, InventoryError> {
+        item.as_integer()
+            .and_then(|port| u16::try_from(port).ok())
+            .filter(|port| *port != 0)
+            .ok_or_else(|| {
+                self.error(
+                    item.span(),
+                    format!(
+                        "{name}: expected an integer in 1..=65535, found {}",
+                        describe(item)
+                    ),
+                )
+            })
+    }
+
+    fn timeout(&self, item: &Item, name: &str) -> Result<Duration, InventoryError> {
+        item.as_integer()
+            .filter(|secs| (1..=MAX_TIMEOUT_SECS).contains(secs))
+            .map(|secs| Duration::from_secs(secs as u64))
+            .ok_or_else(|| {
+                self.error(
+                    item.span(),
+                    format!(
+                        "{name}: expected a number of seconds in 1..={MAX_TIMEOUT_SECS}, found {}",
+                        describe(item)
+                    ),
+                )
+            })
+    }
+
+    fn boolean(&self, item: &Item, name: &str) -> Result<bool, InventoryError> {
+        item.as_bool().ok_or_else(|| {
+            self.error(
+                item.span(),
+                format!("{name}: expected a boolean, found {}", describe(item)),
+            )
+        })
+    }
+
+    /// A file path: `~` expanded, relative paths resolved against the
+    /// inventory's directory.
+    fn path_value(&self, item: &Item, name: &str) -> Result<PathBuf, InventoryError> {
+        let value = self.string(item, name)?;
+        expand_path(value, self.base_dir, self.home)
+            .map_err(|reason| self.error(item.span(), format!("{name}: {reason}")))
+    }
+
+    /// `nova_release`: a release name or major version, as a string or an
+    /// integer.
+    fn nova_release(&self, item: &Item, name: &str) -> Result<NovaRelease, InventoryError> {
+        let parsed = match item {
+            Item::Value(Value::String(s)) => NovaRelease::parse(s.value()),
+            Item::Value(Value::Integer(i)) => u32::try_from(*i.value())
+                .ok()
+                .and_then(|n| NovaRelease::parse(&n.to_string())),
+            other => {
+                return Err(self.error(
+                    other.span(),
+                    format!(
+                        "{name}: expected a release name or major version, found {}",
+                        describe(other)
+                    ),
+                ));
+            }
+        };
+        parsed.ok_or_else(|| {
+            let found = match item.as_str() {
+                Some(s) => format!("{s:?}"),
+                None => item.as_integer().unwrap_or_default().to_string(),
+            };
+            self.error(
+                item.span(),
+                format!(
+                    "{name}: unknown nova release {found} (expected a name such as \"mitaka\", \
+                     a year such as \"2023.1\", or a major version in 9..=99)"
+                ),
+            )
+        })
+    }
+
+    /// 1-based (line, column) of the start of `span`; (0, 0) without a span.
+    fn position(&self, span: Option<Range<usize>>) -> (usize, usize) {
+        match span {
+            Some(span) => fields::line_column(self.text, span.start),
+            None => (0, 0),
+        }
+    }
+
+    fn error(&self, span: Option<Range<usize>>, message: impl Into<String>) -> InventoryError {
+        let (line, column) = self.position(span);
+        InventoryError {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,832 @@
+use super::*;
+
+const KNOWN: &[&str] = &["nova.compute", "libvirt.listen", "firewall.migration"];
+const HOME: &str = "/home/tester";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/inventory"
+    ))
+    .join(name)
+}
+
+/// Parses `text` as `/etc/migready/inv.toml` with `$HOME` = [`HOME`].
+fn parse(text: &str) -> Result<Inventory, InventoryError> {
+    parse_with_home(
+        text,
+        Path::new("/etc/migready/inv.toml"),
+        KNOWN,
+        Some(Path::new(HOME)),
+    )
+}
+
+/// The error for `text`, displayed, with the path `inv.toml`.
+fn parse_err(text: &str) -> String {
+    parse_with_home(text, Path::new("inv.toml"), KNOWN, Some(Path::new(HOME)))
+        .expect_err("inventory should be rejected")
+        .to_string()
+}
+
+/// Loads a fixture that must fail; checks position, message and Display.
+fn assert_fixture_error(name: &str, line: usize, column: usize, message: &str) {
+    let path = fixture(name);
+    let err = load_with_home(&path, KNOWN, Some(Path::new(HOME)))
+        .expect_err(&format!("{name} should be rejected"));
+    assert_eq!(
+        (err.line, err.column, err.message.as_str()),
+        (line, column, message),
+        "{name}"
+    );
+    assert_eq!(err.path, path);
+    assert_eq!(
+        err.to_string(),
+        format!("{}:{line}:{column}: {message}", path.display())
+    );
+}
+
+fn host(inventory: &Inventory, name: &str) -> HostSpec {
+    inventory
+        .hosts
+        .iter()
+        .find(|h| h.name == name)
+        .unwrap_or_else(|| panic!("host {name} missing"))
+        .clone()
+}
+
+#[test]
+fn full_inventory() {
+    let text = r#"
+[defaults]
+user = "stack"
+port = 2200
+identity_file = "~/.ssh/id_ed25519"
+known_hosts = "/etc/migready/known_hosts"
+connect_timeout = 15
+command_timeout = 90
+accept_new_host_keys = true
+
+[[hosts]]
+name = "compute01"
+address = "192.0.2.11"
+nova_release = "mitaka"
+
+[[hosts]]
+name = "compute02"
+
+[policy]
+auth_tcp = "sasl"
+libvirt_port = 16514
+allowed_sources = ["192.0.2.0/24", "2001:db8::/64", "198.51.100.7"]
+
+[checks]
+skip = ["nova.compute", "libvirt.listen", "nova.compute"]
+"#;
+    let inventory = parse(text).unwrap();
+    assert_eq!(inventory.path, Path::new("/etc/migready/inv.toml"));
+    assert_eq!(
+        inventory.hosts,
+        vec![
+            HostSpec {
+                name: "compute01".into(),
+                address: "192.0.2.11".into(),
+                port: 2200,
+                user: "stack".into(),
+                identity_file: Some(PathBuf::from("/home/tester/.ssh/id_ed25519")),
+                known_hosts: PathBuf::from("/etc/migready/known_hosts"),
+                accept_new_host_keys: true,
+                connect_timeout: Duration::from_secs(15),
+                command_timeout: Duration::from_secs(90),
+                nova_release: Some(NovaRelease::MITAKA),
+                line: 11,
+            },
+            HostSpec {
+                name: "compute02".into(),
+                address: "compute02".into(),
+                port: 2200,
+                user: "stack".into(),
+                identity_file: Some(PathBuf::from("/home/tester/.ssh/id_ed25519")),
+                known_hosts: PathBuf::from("/etc/migready/known_hosts"),
+                accept_new_host_keys: true,
+                connect_timeout: Duration::from_secs(15),
+                command_timeout: Duration::from_secs(90),
+                nova_release: None,
+                line: 16,
+            },
+        ]
+    );
+    assert_eq!(
+        inventory.policy,
+        Policy {
+            auth_tcp: AuthTcp::Sasl,
+            libvirt_port: 16514,
+            allowed_sources: vec![
+                "192.0.2.0/24".into(),
+                "2001:db8::/64".into(),
+                "198.51.100.7".into()
+            ],
+        }
+    );
+    // Duplicates in skip are dropped, order kept.
+    assert_eq!(inventory.skip, vec!["nova.compute", "libvirt.listen"]);
+}
+
+#[test]
+fn built_in_defaults() {
+    let inventory = parse("[[hosts]]\nname = \"compute01\"\n").unwrap();
+    assert_eq!(
+        inventory.hosts,
+        vec![HostSpec {
+            name: "compute01".into(),
+            address: "compute01".into(),
+            port: 22,
+            user: "root".into(),
+            identity_file: None,
+            known_hosts: PathBuf::from("/home/tester/.ssh/known_hosts"),
+            accept_new_host_keys: false,
+            connect_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(60),
+            nova_release: None,
+            line: 1,
+        }]
+    );
+    assert_eq!(inventory.policy, Policy::default());
+    assert_eq!(inventory.policy.auth_tcp.as_str(), "none");
+    assert_eq!(inventory.policy.libvirt_port, 16509);
+    assert!(inventory.skip.is_empty());
+}
+
+#[test]
+fn host_keys_override_defaults() {
+    let text = r#"
+[[hosts]]
+name = "compute01"
+user = "ops"
+port = 2222
+identity_file = "/keys/c1"
+known_hosts = "/keys/known_c1"
+connect_timeout = 3
+command_timeout = 300
+accept_new_host_keys = false
+
+[[hosts]]
+name = "compute02"
+
+# [defaults] after the hosts still applies to them.
+[defaults]
+user = "stack"
+port = 2200
+identity_file = "/keys/default"
+known_hosts = "/keys/known_default"
+connect_timeout = 20
+command_timeout = 30
+accept_new_host_keys = true
+"#;
+    let inventory = parse(text).unwrap();
+    let c1 = host(&inventory, "compute01");
+    assert_eq!(c1.user, "ops");
+    assert_eq!(c1.port, 2222);
+    assert_eq!(c1.identity_file, Some(PathBuf::from("/keys/c1")));
+    assert_eq!(c1.known_hosts, PathBuf::from("/keys/known_c1"));
+    assert_eq!(c1.connect_timeout, Duration::from_secs(3));
+    assert_eq!(c1.command_timeout, Duration::from_secs(300));
+    assert!(!c1.accept_new_host_keys);
+
+    let c2 = host(&inventory, "compute02");
+    assert_eq!(c2.user, "stack");
+    assert_eq!(c2.port, 2200);
+    assert_eq!(c2.identity_file, Some(PathBuf::from("/keys/default")));
+    assert_eq!(c2.known_hosts, PathBuf::from("/keys/known_default"));
+    assert_eq!(c2.connect_timeout, Duration::from_secs(20));
+    assert_eq!(c2.command_timeout, Duration::from_secs(30));
+    assert!(c2.accept_new_host_keys);
+}
+
+#[test]
+fn address_defaults_to_name() {
+    let text = "[[hosts]]\nname = \"compute01\"\n[[hosts]]\nname = \"compute02\"\naddress = \"10.0.0.2\"\n";
+    let inventory = parse(text).unwrap();
+    assert_eq!(host(&inventory, "compute01").address, "compute01");
+    assert_eq!(host(&inventory, "compute02").address, "10.0.0.2");
+}
+
+#[test]
+fn tilde_expansion() {
+    let text = r#"
+[defaults]
+identity_file = "~/.ssh/id_rsa"
+[[hosts]]
+name = "a"
+known_hosts = "~/kh"
+[[hosts]]
+name = "b"
+identity_file = "~"
+"#;
+    let inventory = parse(text).unwrap();
+    let a = host(&inventory, "a");
+    assert_eq!(
+        a.identity_file,
+        Some(PathBuf::from("/home/tester/.ssh/id_rsa"))
+    );
+    assert_eq!(a.known_hosts, PathBuf::from("/home/tester/kh"));
+    let b = host(&inventory, "b");
+    assert_eq!(b.identity_file, Some(PathBuf::from("/home/tester")));
+    assert_eq!(
+        b.known_hosts,
+        PathBuf::from("/home/tester/.ssh/known_hosts")
+    );
+}
+
+#[test]
+fn tilde_errors() {
+    assert_eq!(
+        parse_err("[defaults]\nidentity_file = \"~bob/.ssh/id\"\n"),
+        r#"inv.toml:2:17: defaults.identity_file: cannot expand "~bob/.ssh/id": only "~" and "~/" are supported"#
+    );
+    let no_home = |text: &str| {
+        parse_with_home(text, Path::new("inv.toml"), KNOWN, None)
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        no_home("[[hosts]]\nname = \"a\"\nknown_hosts = \"~/kh\"\n"),
+        r#"inv.toml:3:15: hosts[0].known_hosts: cannot expand "~/kh": $HOME is not set"#
+    );
+    // The default known_hosts needs $HOME too; the error points at the host.
+    assert_eq!(
+        no_home("\n[[hosts]]\nname = \"a\"\n"),
+        r#"inv.toml:2:1: known_hosts: default "~/.ssh/known_hosts": cannot expand "~/.ssh/known_hosts": $HOME is not set"#
+    );
+    // Without ~ nothing needs $HOME.
+    let inventory = parse_with_home(
+        "[[hosts]]\nname = \"a\"\nknown_hosts = \"/kh\"\n",
+        Path::new("inv.toml"),
+        KNOWN,
+        None,
+    )
+    .unwrap();
+    assert_eq!(inventory.hosts[0].known_hosts, PathBuf::from("/kh"));
+}
+
+#[test]
+fn relative_paths_resolve_against_inventory_dir() {
+    let text = r#"
+[defaults]
+known_hosts = "known_hosts"
+[[hosts]]
+name = "a"
+identity_file = "keys/a"
+[[hosts]]
+name = "b"
+identity_file = "../shared/b"
+"#;
+    let inventory = parse(text).unwrap();
+    let a = host(&inventory, "a");
+    assert_eq!(a.identity_file, Some(PathBuf::from("/etc/migready/keys/a")));
+    assert_eq!(a.known_hosts, PathBuf::from("/etc/migready/known_hosts"));
+    let b = host(&inventory, "b");
+    assert_eq!(
+        b.identity_file,
+        Some(PathBuf::from("/etc/migready/../shared/b"))
+    );
+
+    // An inventory named without a directory resolves against the current
+    // directory, i.e. the path stays relative.
+    let inventory = parse_with_home(text, Path::new("inv.toml"), KNOWN, None).unwrap();
+    assert_eq!(
+        host(&inventory, "a").identity_file,
+        Some(PathBuf::from("keys/a"))
+    );
+}
+
+#[test]
+fn load_reads_file_and_resolves_against_its_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.toml");
+    std::fs::write(
+        &path,
+        "[defaults]\nknown_hosts = \"kh\"\n[[hosts]]\nname = \"compute01\"\nidentity_file = \"id\"\n",
+    )
+    .unwrap();
+    let inventory = load(&path, KNOWN).unwrap();
+    assert_eq!(inventory.path, path);
+    assert_eq!(inventory.hosts.len(), 1);
+    assert_eq!(inventory.hosts[0].known_hosts, dir.path().join("kh"));
+    assert_eq!(
+        inventory.hosts[0].identity_file,
+        Some(dir.path().join("id"))
+    );
+}
+
+#[test]
+fn parse_str_public_api() {
+    let inventory = parse_str(
+        "[defaults]\nknown_hosts = \"/kh\"\n[[hosts]]\nname = \"c1\"\n",
+        Path::new("/srv/inv.toml"),
+        KNOWN,
+    )
+    .unwrap();
+    assert_eq!(inventory.hosts[0].name, "c1");
+    let err = parse_str("bogus = 1\n", Path::new("/srv/inv.toml"), KNOWN).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"/srv/inv.toml:1:1: unknown key "bogus" at top level"#
+    );
+}
+
+#[test]
+fn empty_inventories_are_valid() {
+    for text in [
+        "",
+        "# nothing\n",
+        "hosts = []\n",
+        "[defaults]\nuser = \"ops\"\n",
+        "[checks]\n[policy]\n",
+    ] {
+        let inventory = parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        assert!(inventory.hosts.is_empty(), "{text:?}");
+        assert!(inventory.skip.is_empty());
+        assert_eq!(inventory.policy, Policy::default());
+    }
+}
+
+#[test]
+fn inline_host_tables_are_accepted() {
+    let text = "\nhosts = [\n  { name = \"a\" },\n  { name = \"b\", port = 2222 },\n]\n";
+    let inventory = parse(text).unwrap();
+    assert_eq!(inventory.hosts.len(), 2);
+    assert_eq!(inventory.hosts[0].line, 3);
+    assert_eq!(inventory.hosts[1].port, 2222);
+    assert_eq!(inventory.hosts[1].line, 4);
+    assert_eq!(
+        parse_err("hosts = [{ name = \"a\" }, 1]\n"),
+        "inv.toml:1:26: hosts[1]: expected a table, found integer 1"
+    );
+    assert_eq!(
+        parse_err("hosts = [{ name = \"a\", usr = \"x\" }]\n"),
+        r#"inv.toml:1:24: unknown key "usr" in hosts[0]"#
+    );
+}
+
+#[test]
+fn nova_release_values() {
+    let release = |value: &str| {
+        parse(&format!(
+            "[[hosts]]\nname = \"a\"\nnova_release = {value}\n"
+        ))
+        .map(|inv| inv.hosts[0].nova_release)
+    };
+    assert_eq!(release("\"mitaka\"").unwrap(), Some(NovaRelease::MITAKA));
+    assert_eq!(release("\"Newton\"").unwrap(), Some(NovaRelease::NEWTON));
+    assert_eq!(release("\"2023.1\"").unwrap(), Some(NovaRelease(27)));
+    assert_eq!(release("\"26\"").unwrap(), Some(NovaRelease(26)));
+    assert_eq!(release("13").unwrap(), Some(NovaRelease(13)));
+    assert_eq!(
+        parse_err("[[hosts]]\nname = \"a\"\nnova_release = 5\n"),
+        "inv.toml:3:16: hosts[0].nova_release: unknown nova release 5 (expected a name such as \
+         \"mitaka\", a year such as \"2023.1\", or a major version in 9..=99)"
+    );
+    assert_eq!(
+        parse_err("[[hosts]]\nname = \"a\"\nnova_release = -13\n"),
+        "inv.toml:3:16: hosts[0].nova_release: unknown nova release -13 (expected a name such as \
+         \"mitaka\", a year such as \"2023.1\", or a major version in 9..=99)"
+    );
+    assert_eq!(
+        parse_err("[[hosts]]\nname = \"a\"\nnova_release = true\n"),
+        "inv.toml:3:16: hosts[0].nova_release: expected a release name or major version, found boolean true"
+    );
+}
+
+#[test]
+fn type_errors() {
+    let cases = [
+        (
+            "[defaults]\nport = 22.5\n",
+            "inv.toml:2:8: defaults.port: expected an integer in 1..=65535, found float 22.5",
+        ),
+        (
+            "[defaults]\nport = 0\n",
+            "inv.toml:2:8: defaults.port: expected an integer in 1..=65535, found integer 0",
+        ),
+        (
+            "[defaults]\nport = -22\n",
+            "inv.toml:2:8: defaults.port: expected an integer in 1..=65535, found integer -22",
+        ),
+        (
+            "[defaults]\nuser = 0\n",
+            "inv.toml:2:8: defaults.user: expected a string, found integer 0",
+        ),
+        (
+            "[defaults]\nuser = \"\"\n",
+            "inv.toml:2:8: defaults.user: must not be empty",
+        ),
+        (
+            "[defaults]\nidentity_file = \"\"\n",
+            "inv.toml:2:17: defaults.identity_file: must not be empty",
+        ),
+        (
+            "[defaults]\nknown_hosts = [\"a\"]\n",
+            "inv.toml:2:15: defaults.known_hosts: expected a string, found array",
+        ),
+        (
+            "[defaults]\ncommand_timeout = 86401\n",
+            "inv.toml:2:19: defaults.command_timeout: expected a number of seconds in 1..=86400, found integer 86401",
+        ),
+        (
+            "[defaults]\ncommand_timeout = 1.5\n",
+            "inv.toml:2:19: defaults.command_timeout: expected a number of seconds in 1..=86400, found float 1.5",
+        ),
+        (
+            "[defaults]\nconnect_timeout = \"10\"\n",
+            "inv.toml:2:19: defaults.connect_timeout: expected a number of seconds in 1..=86400, found string \"10\"",
+        ),
+        (
+            "defaults = 1\n",
+            "inv.toml:1:12: defaults: expected a table ([defaults]), found integer 1",
+        ),
+        (
+            "checks = []\n",
+            "inv.toml:1:10: checks: expected a table ([checks]), found array",
+        ),
+        (
+            "[[policy]]\n",
+            "inv.toml:1:1: policy: expected a table ([policy]), found array of tables",
+        ),
+        (
+            "hosts = \"compute01\"\n",
+            "inv.toml:1:9: hosts: expected an array of tables ([[hosts]]), found string \"compute01\"",
+        ),
+        (
+            "[[hosts]]\nname = 1\n",
+            "inv.toml:2:8: hosts[0].name: expected a string, found integer 1",
+        ),
+        (
+            "[[hosts]]\nname = \"compute 01\"\n",
+            "inv.toml:2:8: hosts[0].name: must not contain whitespace, found \"compute 01\"",
+        ),
+        (
+            "[[hosts]]\nname = \"a\"\naddress = \"\"\n",
+            "inv.toml:3:11: hosts[0].address: must not be empty",
+        ),
+        (
+            "[[hosts]]\nname = \"a\"\n[[hosts.sub]]\n",
+            "inv.toml:3:9: unknown key \"sub\" in hosts[0]",
+        ),
+        (
+            "[checks]\nskip = \"nova.compute\"\n",
+            "inv.toml:2:8: checks.skip: expected an array of strings, found string \"nova.compute\"",
+        ),
+        (
+            "[checks]\nskip = [\"nova.compute\", 1]\n",
+            "inv.toml:2:25: checks.skip[1]: expected a string, found integer 1",
+        ),
+        (
+            "[policy]\nauth_tcp = 1\n",
+            "inv.toml:2:12: policy.auth_tcp: expected a string, found integer 1",
+        ),
+        (
+            "[policy]\nauth_tcp = \"SASL\"\n",
+            "inv.toml:2:12: policy.auth_tcp: expected \"none\" or \"sasl\", found \"SASL\"",
+        ),
+        (
+            "[policy]\nlibvirt_port = 65536\n",
+            "inv.toml:2:16: policy.libvirt_port: expected an integer in 1..=65535, found integer 65536",
+        ),
+        (
+            "[policy]\nallowed_sources = \"10.0.0.0/8\"\n",
+            "inv.toml:2:19: policy.allowed_sources: expected an array of strings, found string \"10.0.0.0/8\"",
+        ),
+        (
+            "[policy]\nallowed_sources = [10]\n",
+            "inv.toml:2:20: policy.allowed_sources[0]: expected a string, found integer 10",
+        ),
+        (
+            "[policy]\nallowed_sources = [\"compute01\"]\n",
+            "inv.toml:2:20: policy.allowed_sources[0]: expected an IPv4/IPv6 address or CIDR, found \"compute01\"",
+        ),
+        (
+            "defaults.usr = 1\n",
+            "inv.toml:1:10: unknown key \"usr\" in [defaults]",
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(parse_err(text), expected, "{text:?}");
+    }
+}
+
+#[test]
+fn duplicate_names_are_case_insensitive() {
+    assert_eq!(
+        parse_err("[[hosts]]\nname = \"compute01\"\n[[hosts]]\nname = \"Compute01\"\n"),
+        r#"inv.toml:4:8: duplicate host name "Compute01" (first defined at line 2)"#
+    );
+}
+
+#[test]
+fn unknown_check_id_without_known_checks() {
+    let err = parse_with_home(
+        "[checks]\nskip = [\"x\"]\n",
+        Path::new("inv.toml"),
+        &[],
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"inv.toml:2:9: checks.skip[0]: unknown check id "x""#
+    );
+}
+
+#[test]
+fn error_display() {
+    let err = InventoryError {
+        path: PathBuf::from("inv.toml"),
+        line: 0,
+        column: 0,
+        message: "cannot read inventory: gone".into(),
+    };
+    assert_eq!(err.to_string(), "inv.toml: cannot read inventory: gone");
+    let err = InventoryError {
+        line: 3,
+        column: 1,
+        ..err
+    };
+    assert_eq!(err.to_string(), "inv.toml:3:1: cannot read inventory: gone");
+}
+
+#[test]
+fn missing_file() {
+    let path = fixture("does-not-exist.toml");
+    let err = load(&path, KNOWN).unwrap_err();
+    assert_eq!((err.line, err.column), (0, 0));
+    assert_eq!(err.path, path);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: cannot read inventory: no such file or directory (os error 2)",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn example_file_loads() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/inventory.example.toml"
+    ));
+    let inventory = load_with_home(path, &["nova.compute"], Some(Path::new(HOME)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(inventory.hosts.len(), 2);
+    let c1 = host(&inventory, "compute01");
+    assert_eq!(c1.address, "192.0.2.11");
+    assert_eq!(c1.nova_release, Some(NovaRelease::MITAKA));
+    assert_eq!(
+        c1.identity_file,
+        Some(PathBuf::from("/home/tester/.ssh/id_ed25519"))
+    );
+    let c2 = host(&inventory, "compute02");
+    assert_eq!(c2.user, "ops");
+    assert_eq!(c2.port, 2222);
+    assert_eq!(
+        c2.identity_file,
+        Some(path.parent().unwrap().join("keys/compute02"))
+    );
+    assert!(c2.accept_new_host_keys);
+    assert_eq!(inventory.skip, vec!["nova.compute"]);
+    assert_eq!(inventory.policy, Policy::default());
+
+    // Every key the loader accepts appears (uncommented) in the example.
+    let text = std::fs::read_to_string(path).unwrap();
+    for key in DEFAULTS_KEYS
+        .iter()
+        .chain(HOST_KEYS)
+        .chain(CHECKS_KEYS)
+        .chain(POLICY_KEYS)
+    {
+        assert!(
+            text.lines()
+                .any(|line| line.starts_with(&format!("{key} = "))),
+            "{key} missing from the example"
+        );
+    }
+}
+
+// One fixture per error class; positions are 1-based line:column.
+
+#[test]
+fn fixture_syntax_error() {
+    assert_fixture_error(
+        "syntax_error.toml",
+        6,
+        18,
+        "toml syntax error: invalid basic string, expected `\"`",
+    );
+}
+
+#[test]
+fn fixture_duplicate_key() {
+    assert_fixture_error(
+        "duplicate_key.toml",
+        3,
+        1,
+        r#"toml syntax error: duplicate key "name""#,
+    );
+}
+
+#[test]
+fn fixture_unknown_top_level_key() {
+    assert_fixture_error(
+        "unknown_top_level_key.toml",
+        2,
+        1,
+        r#"unknown key "host" at top level"#,
+    );
+}
+
+#[test]
+fn fixture_unknown_key_in_defaults() {
+    assert_fixture_error(
+        "unknown_key_defaults.toml",
+        3,
+        1,
+        r#"unknown key "usr" in [defaults]"#,
+    );
+}
+
+#[test]
+fn fixture_unknown_key_in_host() {
+    assert_fixture_error(
+        "unknown_key_host.toml",
+        6,
+        1,
+        r#"unknown key "adress" in hosts[1]"#,
+    );
+}
+
+#[test]
+fn fixture_unknown_key_in_policy() {
+    assert_fixture_error(
+        "unknown_key_policy.toml",
+        3,
+        1,
+        r#"unknown key "listen" in [policy]"#,
+    );
+}
+
+#[test]
+fn fixture_unknown_key_in_checks() {
+    assert_fixture_error(
+        "unknown_key_checks.toml",
+        2,
+        1,
+        r#"unknown key "only" in [checks]"#,
+    );
+}
+
+#[test]
+fn fixture_wrong_type() {
+    assert_fixture_error(
+        "wrong_type_port.toml",
+        7,
+        8,
+        r#"hosts[1].port: expected an integer in 1..=65535, found string "22""#,
+    );
+    assert_fixture_error(
+        "wrong_type_bool.toml",
+        2,
+        24,
+        r#"defaults.accept_new_host_keys: expected a boolean, found string "yes""#,
+    );
+}
+
+#[test]
+fn fixture_port_out_of_range() {
+    assert_fixture_error(
+        "port_out_of_range.toml",
+        2,
+        8,
+        "defaults.port: expected an integer in 1..=65535, found integer 70000",
+    );
+}
+
+#[test]
+fn fixture_bad_timeouts() {
+    assert_fixture_error(
+        "negative_timeout.toml",
+        2,
+        19,
+        "defaults.connect_timeout: expected a number of seconds in 1..=86400, found integer -5",
+    );
+    assert_fixture_error(
+        "zero_timeout.toml",
+        3,
+        19,
+        "hosts[0].command_timeout: expected a number of seconds in 1..=86400, found integer 0",
+    );
+}
+
+#[test]
+fn fixture_missing_name() {
+    assert_fixture_error(
+        "missing_name.toml",
+        4,
+        3,
+        r#"hosts[1]: missing required key "name""#,
+    );
+}
+
+#[test]
+fn fixture_empty_name() {
+    assert_fixture_error("empty_name.toml", 2, 8, "hosts[0].name: must not be empty");
+}
+
+#[test]
+fn fixture_duplicate_names() {
+    assert_fixture_error(
+        "duplicate_names.toml",
+        12,
+        8,
+        r#"duplicate host name "compute01" (first defined at line 4)"#,
+    );
+}
+
+#[test]
+fn fixture_hosts_not_array() {
+    assert_fixture_error(
+        "hosts_not_array.toml",
+        1,
+        1,
+        "hosts: expected an array of tables ([[hosts]]), found table",
+    );
+}
+
+#[test]
+fn fixture_unknown_check_id() {
+    assert_fixture_error(
+        "unknown_check_id.toml",
+        5,
+        25,
+        r#"checks.skip[1]: unknown check id "libvirt.tls" (known: nova.compute, libvirt.listen, firewall.migration)"#,
+    );
+}
+
+#[test]
+fn fixture_bad_nova_release() {
+    assert_fixture_error(
+        "bad_nova_release.toml",
+        3,
+        16,
+        "hosts[0].nova_release: unknown nova release \"havana\" (expected a name such as \"mitaka\", \
+         a year such as \"2023.1\", or a major version in 9..=99)",
+    );
+}
+
+#[test]
+fn fixture_bad_auth_tcp() {
+    assert_fixture_error(
+        "bad_auth_tcp.toml",
+        2,
+        12,
+        r#"policy.auth_tcp: expected "none" or "sasl", found "tls""#,
+    );
+}
+
+#[test]
+fn fixture_bad_cidr() {
+    assert_fixture_error(
+        "bad_cidr.toml",
+        5,
+        5,
+        r#"policy.allowed_sources[1]: expected an IPv4/IPv6 address or CIDR, found "198.51.100.0/33""#,
+    );
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Arbitrary text never panics, and text errors carry a position
+        /// inside the text.
+        #[test]
+        fn never_panics(text in "\\PC{0,200}") {
+            if let Err(err) = parse_with_home(&text, Path::new("p.toml"), KNOWN, Some(Path::new(HOME))) {
+                prop_assert!(err.line >= 1);
+                prop_assert!(err.line <= text.lines().count().max(1) + 1);
+                prop_assert!(err.column >= 1);
+            }
+        }
+
+        /// Inventory-shaped text with random values never panics either.
+        #[test]
+        fn random_values(
+            port in prop_oneof![Just("22".to_string()), "-?[0-9]{1,7}", "\"[a-z0-9]{0,4}\"", Just("true".to_string())],
+            name in "\"[a-zA-Z0-9 ~/.-]{0,8}\"",
+            release in "\"[a-z0-9.]{0,8}\"",
+        ) {
+            let text = format!("[[hosts]]\nname = {name}\nport = {port}\nnova_release = {release}\n");
+            let _ = parse_with_home(&text, Path::new("p.toml"), KNOWN, Some(Path::new(HOME)));
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! migready: make Nova/libvirt compute hosts ready for live block migration.
+//!
+//! Stages, one module each: `inventory` (what to audit), `transport` (SSH),
+//! `facts` (one remote round trip per host, parsed into typed facts), `checks`
+//! (pure functions of facts), `report` (table and JSON). `formats` holds the
+//! format-preserving parsers of the files the tool reads and, later, edits.
+
+pub mod checks;
+pub mod exit;
+pub mod facts;
+pub mod firewall;
+pub mod formats;
+pub mod inventory;
+pub mod nova_release;
+pub mod report;
+pub mod transport;

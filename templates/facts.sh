@@ -1,0 +1,87 @@
+# migready facts: run on a compute host as root with `sh -s` (POSIX sh, no bashisms).
+# Prints one record per fact, one line each:
+#   @@MIGREADY@@ <name> <exit status> <stdout in base64 or -> <stderr in base64 or ->
+# A missing file or command is a fact too: it shows as a non-zero status.
+# Nothing here changes the host.
+LC_ALL=C
+export LC_ALL
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+t=$(mktemp -d /tmp/migready-facts.XXXXXX) || exit 1
+trap 'rm -rf "$t"' EXIT
+
+b64() { if [ -s "$1" ]; then base64 -w0 <"$1"; else printf -- -; fi; }
+fact() { # fact NAME COMMAND...
+    name=$1; shift
+    "$@" >"$t/out" 2>"$t/err" </dev/null
+    rc=$?
+    printf '@@MIGREADY@@ %s %s %s %s\n' "$name" "$rc" "$(b64 "$t/out")" "$(b64 "$t/err")"
+}
+file() { # file NAME PATH
+    if [ -e "$2" ]; then fact "$1" cat "$2"
+    else printf '@@MIGREADY@@ %s 127 - %s\n' "$1" "$(printf 'no such file: %s' "$2" | base64 -w0)"; fi
+}
+has() { command -v "$1" >/dev/null 2>&1; }
+
+fact id id -u
+fact os_release cat /etc/os-release
+fact hostname hostname
+fact hostname_fqdn hostname -f
+fact resolve_self getent ahosts "$(hostname)"
+fact etc_hosts cat /etc/hosts
+fact ip_addr ip -o addr show
+
+# libvirt and QEMU
+fact libvirtd_version libvirtd --version
+fact virtqemud_version virtqemud --version
+for q in qemu-system-x86_64 /usr/libexec/qemu-kvm qemu-kvm; do
+    if has "$q" || [ -x "$q" ]; then fact qemu_version "$q" --version; break; fi
+done
+fact units systemctl show --no-pager \
+    -p Id -p LoadState -p ActiveState -p SubState -p UnitFileState -p MainPID \
+    -p Environment -p EnvironmentFiles -p ExecStart -p Listen -p FragmentPath -p DropInPaths \
+    libvirtd.service libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket \
+    libvirtd-tcp.socket libvirtd-tls.socket \
+    virtproxyd.service virtproxyd.socket virtproxyd-tcp.socket virtproxyd-tls.socket \
+    virtqemud.service virtqemud.socket \
+    nova-compute.service openstack-nova-compute.service \
+    firewalld.service iptables.service netfilter-persistent.service nftables.service
+file libvirtd_conf /etc/libvirt/libvirtd.conf
+file virtproxyd_conf /etc/libvirt/virtproxyd.conf
+file qemu_conf /etc/libvirt/qemu.conf
+# The environment files the libvirt daemons really read, as systemd reports them.
+for unit in libvirtd.service virtproxyd.service; do
+    systemctl show -p EnvironmentFiles --value "$unit" 2>/dev/null | while read -r path rest; do
+        [ -n "$path" ] || continue
+        file "envfile:$unit:$path" "$path"
+    done
+done
+fact capabilities virsh -c qemu:///system capabilities
+fact domcapabilities virsh -c qemu:///system domcapabilities --virttype qemu
+fact sysinfo_uuid cat /sys/class/dmi/id/product_uuid
+fact machine_id cat /etc/machine-id
+
+# Network and firewall
+fact listen ss -Hltn
+fact iptables_save iptables-save
+fact ip6tables_save ip6tables-save
+if has nft; then fact nft_ruleset nft list ruleset; fi
+if has firewall-cmd; then fact firewalld_state firewall-cmd --state; fi
+for f in /etc/sysconfig/iptables /etc/iptables/rules.v4 /etc/nftables.conf; do
+    if [ -e "$f" ]; then file "persist:$f" "$f"; fi
+done
+
+# Nova
+file nova_conf /etc/nova/nova.conf
+file nova_compute_conf /etc/nova/nova-compute.conf
+if has dpkg-query; then fact nova_version dpkg-query -W -f '${Version}' nova-common
+elif has rpm; then fact nova_version rpm -q --qf '%{VERSION}-%{RELEASE}' openstack-nova-common
+fi
+ipath=$(sed -n 's/^[[:space:]]*instances_path[[:space:]]*=[[:space:]]*//p' /etc/nova/nova.conf 2>/dev/null | tail -n 1)
+[ -n "$ipath" ] || ipath=/var/lib/nova/instances
+fact instances_path printf '%s' "$ipath"
+fact instances_df df -PB1 "$ipath"
+fact instances_mount findmnt -n -o FSTYPE,SOURCE,TARGET -T "$ipath"
+fact meminfo cat /proc/meminfo
+fact nproc nproc
+fact date date +%s

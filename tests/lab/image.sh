@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Build (or reuse) a cached lab host image: a Debian root file system with systemd, sshd,
+# libvirt, QEMU and nova-compute, ready to boot under systemd-nspawn.
+#
+#   tests/lab/image.sh bookworm|trixie      -> prints the image directory
+#
+# Images live under ${MIGREADY_LAB_CACHE:-/var/cache/migready/lab}/<suite>; a finished
+# image carries a .complete stamp and is reused as is. Delete the directory to rebuild.
+set -euo pipefail
+
+suite=${1:?usage: image.sh SUITE}
+cache=${MIGREADY_LAB_CACHE:-/var/cache/migready/lab}
+img=$cache/$suite
+# Bump when the recipe below changes so cached images are rebuilt.
+recipe=3
+
+if [[ -f $img/.complete ]] && [[ $(cat "$img/.complete") == "$recipe" ]]; then
+    echo "$img"
+    exit 0
+fi
+
+# The mirror this machine's apt already uses (nothing else is reachable here).
+mirror=${MIGREADY_LAB_MIRROR:-}
+if [[ -z $mirror ]]; then
+    mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+fi
+if [[ -z $mirror ]]; then
+    mirror=$(awk '$1 == "deb" && $2 !~ /^\[/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+fi
+[[ -n $mirror ]] || { echo "image.sh: no Debian mirror found in apt sources; set MIGREADY_LAB_MIRROR" >&2; exit 1; }
+
+mkdir -p "$cache"
+tmp=$img.build
+rm -rf "$tmp" "$img"
+trap 'umount -l "$tmp/proc" 2>/dev/null || true' EXIT
+
+echo "image.sh: debootstrap $suite from $mirror into $tmp" >&2
+debootstrap --variant=minbase \
+    --include=systemd,systemd-sysv,dbus,libpam-systemd,openssh-server,libvirt-daemon-system,libvirt-clients,qemu-system-x86,qemu-utils,iptables,iproute2,sudo,procps,netcat-openbsd \
+    "$suite" "$tmp" "$mirror" >"$cache/$suite.debootstrap.log" 2>&1 \
+    || { tail -20 "$cache/$suite.debootstrap.log" >&2; exit 1; }
+
+# nova-common's postinst needs /proc and a resolvable build hostname.
+mount -t proc proc "$tmp/proc"
+cp /etc/resolv.conf "$tmp/etc/resolv.conf" 2>/dev/null || true
+printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "$(hostname)" >"$tmp/etc/hosts"
+echo "image.sh: installing nova-compute in $suite" >&2
+chroot "$tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    nova-compute nova-compute-kvm >"$cache/$suite.nova.log" 2>&1 \
+    || { tail -20 "$cache/$suite.nova.log" >&2; exit 1; }
+chroot "$tmp" apt-get clean
+umount "$tmp/proc"
+
+# Lab-only adjustments (never something migready does to a real host):
+# cgroup v1 is read-only inside nspawn here, so QEMU must not create cgroups.
+echo 'cgroup_controllers = [ ]' >>"$tmp/etc/libvirt/qemu.conf"
+# Every boot gets its own machine-id; every host gets its own SSH host keys at `up`.
+: >"$tmp/etc/machine-id"
+rm -f "$tmp"/etc/ssh/ssh_host_*
+printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n' >"$tmp/etc/hosts"
+: >"$tmp/etc/resolv.conf"
+# Root logs in with the lab key only.
+mkdir -p "$tmp/root/.ssh"; chmod 700 "$tmp/root/.ssh"
+# No console getty fighting over a passive console.
+ln -sf /dev/null "$tmp/etc/systemd/system/console-getty.service"
+ln -sf /dev/null "$tmp/etc/systemd/system/getty@tty1.service"
+# The default libvirt network would want dnsmasq and a bridge; the lab does not need it.
+rm -f "$tmp/etc/libvirt/qemu/networks/autostart/default.xml"
+
+echo "$recipe" >"$tmp/.complete"
+mv "$tmp" "$img"
+echo "$img"

@@ -1,0 +1,275 @@
+#!/usr/bin/env bash
+# The migready lab: real compute hosts (systemd + sshd + libvirtd + QEMU + nova-compute)
+# as systemd-nspawn containers, each in its own network namespace on one bridge.
+#
+#   tests/lab/lab.sh up [SPEC...]   boot hosts; SPEC = NAME:SUITE:PROFILE[:FIREWALL]
+#                                   SUITE    bookworm | trixie
+#                                   PROFILE  socket      distro default (socket activation)
+#                                            traditional CentOS 7 style: sockets masked, the
+#                                                        unit reads /etc/sysconfig/libvirtd
+#                                            seed        socket activation with the seed's
+#                                                        recipe applied (--listen: libvirtd dies)
+#                                   FIREWALL none (default) | reject (RHEL default ruleset,
+#                                            trailing REJECT) | drop (INPUT policy DROP)
+#                                   default: cmp1:bookworm:socket cmp2:trixie:socket
+#                                            cmp3:bookworm:traditional:reject
+#   tests/lab/lab.sh down           stop every host, remove overlays, namespaces, bridge
+#   tests/lab/lab.sh ssh NAME CMD   run a command on a host as root
+#   tests/lab/lab.sh status         list the hosts of the running lab
+#
+# `up` writes $STATE/inventory.toml, $STATE/known_hosts and $STATE/id_ed25519
+# (STATE = ${MIGREADY_LAB_STATE:-/var/tmp/migready-lab}). Addresses are on
+# 198.18.42.0/24 (a benchmarking range) on bridge mrlab0; nothing leaves the machine.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+state=${MIGREADY_LAB_STATE:-/var/tmp/migready-lab}
+bridge=mrlab0
+net=198.18.42
+default_specs=(cmp1:bookworm:socket cmp2:trixie:socket cmp3:bookworm:traditional:reject)
+
+die() { echo "lab: $*" >&2; exit 1; }
+log() { echo "lab: $*" >&2; }
+
+lab_ssh() {
+    local addr=$1; shift
+    ssh -q -o BatchMode=yes -o ConnectTimeout=5 -o StrictHostKeyChecking=yes \
+        -o UserKnownHostsFile="$state/known_hosts" -i "$state/id_ed25519" "root@$addr" "$@"
+}
+
+host_addr() { cat "$state/hosts/$1/address"; }
+
+prepare_root() { # NAME SUITE PROFILE FIREWALL ROOT ALLHOSTS
+    local name=$1 suite=$2 profile=$3 fw=$4 root=$5
+    echo "$name" >"$root/etc/hostname"
+    { printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n'; cat "$state/hosts.txt"; } >"$root/etc/hosts"
+    ssh-keygen -q -A -f "$root" >/dev/null
+    install -m 600 "$state/id_ed25519.pub" "$root/root/.ssh/authorized_keys"
+
+    case $profile in
+    socket) ;;
+    seed)
+        # The seed's recipe, verbatim, on a socket-activated libvirt.
+        printf 'listen_tls = 0\nlisten_tcp = 1\nauth_tcp = "none"\n' >>"$root/etc/libvirt/libvirtd.conf"
+        echo 'LIBVIRTD_ARGS="--listen"' >>"$root/etc/default/libvirtd"
+        ;;
+    traditional)
+        local s
+        for s in libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket libvirtd-tcp.socket libvirtd-tls.socket; do
+            ln -sf /dev/null "$root/etc/systemd/system/$s"
+        done
+        mkdir -p "$root/etc/sysconfig" "$root/etc/systemd/system/libvirtd.service.d"
+        install -m 644 "$here/files/sysconfig-libvirtd" "$root/etc/sysconfig/libvirtd"
+        printf '[Service]\nEnvironmentFile=\nEnvironmentFile=-/etc/sysconfig/libvirtd\n' \
+            >"$root/etc/systemd/system/libvirtd.service.d/sysconfig.conf"
+        mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
+        ln -sf /lib/systemd/system/libvirtd.service "$root/etc/systemd/system/multi-user.target.wants/libvirtd.service"
+        ;;
+    *) die "unknown profile '$profile' (socket, traditional, seed)" ;;
+    esac
+
+    local rules="" unit=""
+    case $fw in
+    none) ;;
+    reject) rules=iptables-rhel7 ;;
+    drop) rules=iptables-drop ;;
+    *) die "unknown firewall '$fw' (none, reject, drop)" ;;
+    esac
+    if [[ -n $rules ]]; then
+        # Persist the rules where this kind of host keeps them, and restore them at boot.
+        local file
+        if [[ $profile == traditional ]]; then
+            file=/etc/sysconfig/iptables unit=iptables.service
+        else
+            file=/etc/iptables/rules.v4 unit=netfilter-persistent.service
+        fi
+        mkdir -p "$root$(dirname $file)"
+        install -m 600 "$here/files/$rules" "$root$file"
+        cat >"$root/etc/systemd/system/$unit" <<UNIT
+[Unit]
+Description=IPv4 firewall with iptables (migready lab)
+Before=network-pre.target ssh.service libvirtd.service
+Wants=network-pre.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/iptables-restore $file
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+        mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
+        ln -sf "/etc/systemd/system/$unit" "$root/etc/systemd/system/multi-user.target.wants/$unit"
+    fi
+}
+
+cmd_up() {
+    local specs=("$@")
+    [[ ${#specs[@]} -gt 0 ]] || specs=("${default_specs[@]}")
+    [[ ! -d $state/hosts ]] || [[ -z $(ls -A "$state/hosts") ]] || die "a lab is already up in $state; run 'lab.sh down' first"
+    command -v systemd-nspawn >/dev/null || die "systemd-nspawn missing (apt-get install systemd-container)"
+    command -v debootstrap >/dev/null || die "debootstrap missing (apt-get install debootstrap)"
+
+    mkdir -p "$state/hosts"
+    # Parse specs and assign addresses first: every host's /etc/hosts names all hosts.
+    local i=0 spec name suite profile fw
+    local -a names=() suites=() profiles=() fws=()
+    : >"$state/hosts.txt"
+    for spec in "${specs[@]}"; do
+        IFS=: read -r name suite profile fw <<<"$spec"
+        [[ -n $name && -n $suite && -n $profile ]] || die "bad spec '$spec' (NAME:SUITE:PROFILE[:FIREWALL])"
+        [[ $name =~ ^[a-z][a-z0-9-]{0,14}$ ]] || die "bad host name '$name' (lowercase, at most 15 characters)"
+        names+=("$name") suites+=("$suite") profiles+=("$profile") fws+=("${fw:-none}")
+        i=$((i + 1))
+        echo "$net.$((10 + i)) $name" >>"$state/hosts.txt"
+    done
+
+    # Images (cached).
+    local s
+    for s in $(printf '%s\n' "${suites[@]}" | sort -u); do
+        "$here/image.sh" "$s" >/dev/null
+    done
+
+    [[ -f $state/id_ed25519 ]] || ssh-keygen -q -t ed25519 -N '' -C migready-lab -f "$state/id_ed25519"
+    : >"$state/known_hosts"
+
+    if ! ip link show "$bridge" >/dev/null 2>&1; then
+        ip link add "$bridge" type bridge
+        ip addr add "$net.1/24" dev "$bridge"
+        ip link set "$bridge" up
+    fi
+
+    local cache=${MIGREADY_LAB_CACHE:-/var/cache/migready/lab}
+    for i in "${!names[@]}"; do
+        name=${names[$i]} suite=${suites[$i]} profile=${profiles[$i]} fw=${fws[$i]}
+        local idx=$((i + 1)) addr="$net.$((11 + i))" d="$state/hosts/${names[$i]}"
+        mkdir -p "$d/upper" "$d/work" "$d/root"
+        echo "$addr" >"$d/address"
+        echo "$suite:$profile:$fw" >"$d/spec"
+        mount -t overlay overlay -o "lowerdir=$cache/$suite,upperdir=$d/upper,workdir=$d/work" "$d/root"
+        prepare_root "$name" "$suite" "$profile" "$fw" "$d/root"
+
+        local ns=mrlab-$name
+        ip netns add "$ns"
+        echo "$ns" >"$d/netns"
+        ip link add "mrv$idx" type veth peer name "mrp$idx"
+        ip link set "mrp$idx" netns "$ns"
+        ip -n "$ns" link set "mrp$idx" name eth0
+        ip -n "$ns" addr add "$addr/24" dev eth0
+        ip -n "$ns" link set eth0 up
+        ip -n "$ns" link set lo up
+        ip link set "mrv$idx" master "$bridge" up
+        echo "mrv$idx" >"$d/veth"
+
+        setsid systemd-nspawn -D "$d/root" --boot --register=no --keep-unit \
+            --network-namespace-path="/run/netns/$ns" -M "$name" --console=read-only \
+            --capability=CAP_NET_ADMIN,CAP_NET_RAW >"$d/console.log" 2>&1 </dev/null &
+        echo $! >"$d/pid"
+
+        local k
+        for k in "$d"/root/etc/ssh/ssh_host_*_key.pub; do
+            echo "$name,$addr $(cut -d' ' -f1-2 "$k")" >>"$state/known_hosts"
+        done
+    done
+
+    # Wait for SSH, then for libvirt to be what the profile makes it.
+    for i in "${!names[@]}"; do
+        name=${names[$i]}
+        local addr; addr=$(host_addr "$name") ok=""
+        for _ in $(seq 1 120); do
+            if lab_ssh "$addr" true 2>/dev/null; then ok=1; break; fi
+            sleep 0.5
+        done
+        [[ -n $ok ]] || { tail -20 "$state/hosts/$name/console.log" >&2; die "$name: no SSH after 60 s"; }
+        # libvirtd (socket-activated or started at boot) answers locally, except where the
+        # profile breaks it on purpose.
+        if [[ ${profiles[$i]} != seed ]]; then
+            for _ in $(seq 1 60); do
+                lab_ssh "$addr" virsh -q -c qemu:///system version >/dev/null 2>&1 && break
+                sleep 0.5
+            done
+        fi
+        log "$name up at $addr (${suites[$i]}, ${profiles[$i]}, firewall ${fws[$i]})"
+    done
+
+    write_inventory "${names[@]}"
+    log "inventory: $state/inventory.toml"
+}
+
+write_inventory() {
+    {
+        echo "# Written by tests/lab/lab.sh up: the lab's hosts."
+        echo "[defaults]"
+        echo "user = \"root\""
+        echo "identity_file = \"$state/id_ed25519\""
+        echo "known_hosts = \"$state/known_hosts\""
+        echo "connect_timeout = 5"
+        local name
+        for name in "$@"; do
+            echo
+            echo "[[hosts]]"
+            echo "name = \"$name\""
+            echo "address = \"$(host_addr "$name")\""
+        done
+    } >"$state/inventory.toml"
+}
+
+cmd_down() {
+    [[ -d $state ]] || { ip link del "$bridge" 2>/dev/null || true; return 0; }
+    local d name pid
+    for d in "$state"/hosts/*/; do
+        [[ -d $d ]] || continue
+        name=$(basename "$d")
+        if [[ -f $d/pid ]]; then
+            pid=$(cat "$d/pid")
+            if kill -0 "$pid" 2>/dev/null; then
+                kill -TERM "$pid" 2>/dev/null || true
+                for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+        fi
+    done
+    # Anything of ours still running (a lost pid file): nspawn processes on our overlays.
+    pkill -KILL -f "systemd-nspawn -D $state/hosts/" 2>/dev/null || true
+    sleep 0.2
+    for d in "$state"/hosts/*/; do
+        [[ -d $d ]] || continue
+        name=$(basename "$d")
+        if mountpoint -q "$d/root"; then umount "$d/root" 2>/dev/null || umount -l "$d/root"; fi
+        ip netns del "mrlab-$name" 2>/dev/null || true
+        [[ -f $d/veth ]] && ip link del "$(cat "$d/veth")" 2>/dev/null || true
+        rm -rf "$d"
+    done
+    # Namespaces or links left by an interrupted `up`.
+    local ns
+    for ns in $(ip netns list 2>/dev/null | awk '/^mrlab-/ {print $1}'); do ip netns del "$ns" || true; done
+    for l in $(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^mrv[0-9]+/ {sub(/@.*/, "", $2); print $2}'); do ip link del "$l" 2>/dev/null || true; done
+    ip link del "$bridge" 2>/dev/null || true
+    rm -rf "$state"
+    log "down"
+}
+
+cmd_ssh() {
+    local name=${1:?usage: lab.sh ssh NAME CMD...}; shift
+    [[ -f $state/hosts/$name/address ]] || die "no host '$name' in $state"
+    lab_ssh "$(host_addr "$name")" "$@"
+}
+
+cmd_status() {
+    [[ -d $state/hosts ]] || { echo "no lab"; return 0; }
+    local d
+    for d in "$state"/hosts/*/; do
+        [[ -d $d ]] || continue
+        printf '%s %s %s pid=%s\n' "$(basename "$d")" "$(cat "$d/address")" "$(cat "$d/spec")" "$(cat "$d/pid")"
+    done
+}
+
+[[ $(id -u) == 0 ]] || die "run as root (network namespaces, overlays, nspawn)"
+case ${1:-} in
+up) shift; cmd_up "$@" ;;
+down) cmd_down ;;
+ssh) shift; cmd_ssh "$@" ;;
+status) cmd_status ;;
+*) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

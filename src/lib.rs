@@ -5,6 +5,7 @@
 //! (pure functions of facts), `report` (table and JSON). `formats` holds the
 //! format-preserving parsers of the files the tool reads and, later, edits.
 
+pub mod audit;
 pub mod checks;
 pub mod exit;
 pub mod facts;

@@ -1,3 +1,109 @@
+use clap::{Parser, Subcommand, ValueEnum};
+use migready::report::{print_table, Evidence, TableOptions};
+use migready::{audit, checks, exit, inventory};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Make Nova/libvirt compute hosts ready for live block migration
+/// (`nova live-migration --block-migrate` on local storage).
+#[derive(Parser)]
+#[command(name = "migready", version, after_help = "\
+Exit codes:
+  0  nothing failed
+  1  a check failed or a host could not be reached
+  2  usage or inventory error (nothing was audited)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read-only preflight audit of every host in the inventory.
+    ///
+    /// Connects to each host over SSH (host keys verified against known_hosts),
+    /// gathers its facts in one round trip and runs every check. Nothing on the
+    /// hosts is changed.
+    Doctor {
+        /// Inventory file (TOML; see inventory.example.toml).
+        #[arg(short, long, env = "MIGREADY_INVENTORY")]
+        inventory: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Hosts audited at once.
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        parallel: u16,
+        /// Show the evidence of every check, not only of failures and warnings.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// List the checks with their IDs.
+    Checks,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// A table for people (colour on a terminal).
+    Table,
+    /// One JSON document: {"hosts":[...],"summary":{...}}.
+    Json,
+}
+
 fn main() {
-    println!("Hello, world!");
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Checks => {
+            for c in checks::ALL {
+                println!("{:<22} {}", c.id, c.summary);
+            }
+            exit::OK
+        }
+        Command::Doctor { inventory, format, parallel, verbose } => doctor(&inventory, format, parallel as usize, verbose),
+    };
+    std::process::exit(code);
+}
+
+fn doctor(path: &std::path::Path, format: Format, parallel: usize, verbose: bool) -> i32 {
+    let inv = match inventory::load(path, &checks::ids()) {
+        Ok(inv) => inv,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let start = Instant::now();
+    let total = inv.hosts.len();
+    let stderr_tty = std::io::stderr().is_terminal();
+    let progress = |done: usize| {
+        if stderr_tty && matches!(format, Format::Table) && total > 3 {
+            eprint!("\r\x1b[2Kgathering facts: {done}/{total} hosts");
+            let _ = std::io::stderr().flush();
+        }
+    };
+    let gathered = audit::gather_all(&inv, parallel, progress);
+    if stderr_tty && matches!(format, Format::Table) && total > 3 {
+        eprint!("\r\x1b[2K");
+    }
+    let report = audit::evaluate(&inv, &gathered, start.elapsed());
+    let mut out = std::io::stdout().lock();
+    let written = match format {
+        Format::Json => writeln!(out, "{}", report.to_json()),
+        Format::Table => {
+            let tty = std::io::stdout().is_terminal();
+            let opts = TableOptions {
+                color: tty && std::env::var_os("NO_COLOR").is_none(),
+                evidence: if verbose { Evidence::All } else { Evidence::Failures },
+                width: None,
+            };
+            print_table(&mut out, &report, &opts)
+        }
+    };
+    if let Err(e) = written
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot write the report: {e}");
+    }
+    if report.failed() { exit::FAILED } else { exit::OK }
 }

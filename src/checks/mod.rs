@@ -1,1 +1,233 @@
-//! (in progress)
+//! Checks: pure functions of facts. Each check sees the facts of the host it
+//! judges and of its peers (the other reached hosts of the inventory) and gives
+//! a status, a one-line message and the evidence it used. Nothing here talks
+//! to a host; that is what lets the tests feed fixture facts.
+
+mod firewall_ports;
+mod hypervisor;
+mod libvirt_auth;
+mod libvirt_host_uuid;
+mod libvirt_listen;
+mod libvirt_mode;
+mod net_hostname;
+mod nova_compute;
+mod nova_flags;
+mod nova_migration_uri;
+mod nova_vnc;
+mod storage_instances;
+
+use crate::facts::HostFacts;
+use crate::inventory::{HostSpec, Policy};
+use serde::Serialize;
+use std::net::IpAddr;
+
+/// Result of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+    Skip,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+            Status::Skip => "skip",
+        }
+    }
+}
+
+/// What a check found on one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub id: &'static str,
+    pub status: Status,
+    pub message: String,
+    /// Where the finding comes from: `file:line: text`, a command's output.
+    pub evidence: Vec<String>,
+}
+
+/// A check's verdict before it is labelled with its ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub status: Status,
+    pub message: String,
+    pub evidence: Vec<String>,
+}
+
+impl Outcome {
+    fn new(status: Status, message: impl Into<String>) -> Outcome {
+        Outcome { status, message: message.into(), evidence: Vec::new() }
+    }
+    pub fn pass(message: impl Into<String>) -> Outcome {
+        Outcome::new(Status::Pass, message)
+    }
+    pub fn warn(message: impl Into<String>) -> Outcome {
+        Outcome::new(Status::Warn, message)
+    }
+    pub fn fail(message: impl Into<String>) -> Outcome {
+        Outcome::new(Status::Fail, message)
+    }
+    pub fn skip(message: impl Into<String>) -> Outcome {
+        Outcome::new(Status::Skip, message)
+    }
+    /// Add a line of evidence.
+    pub fn with(mut self, evidence: impl Into<String>) -> Outcome {
+        self.evidence.push(evidence.into());
+        self
+    }
+    pub fn with_all(mut self, evidence: impl IntoIterator<Item = String>) -> Outcome {
+        self.evidence.extend(evidence);
+        self
+    }
+    fn label(self, id: &'static str) -> Finding {
+        Finding { id, status: self.status, message: self.message, evidence: self.evidence }
+    }
+}
+
+/// A reached host: its inventory entry and its facts.
+#[derive(Debug, Clone, Copy)]
+pub struct HostView<'a> {
+    pub spec: &'a HostSpec,
+    pub facts: &'a HostFacts,
+}
+
+impl HostView<'_> {
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// The addresses this host's connections to a peer come from, as far as
+    /// the facts tell: its inventory address if that is an IP, else what its
+    /// own name resolves to, without loopback.
+    pub fn source_addresses(&self) -> Vec<IpAddr> {
+        if let Ok(ip) = self.spec.address.parse::<IpAddr>() {
+            return vec![ip];
+        }
+        let mut v: Vec<IpAddr> = self.facts.resolve_self.iter().copied().filter(|a| !a.is_loopback()).collect();
+        if v.is_empty() {
+            v = self.facts.addresses.iter().copied().filter(|a| !a.is_loopback() && !is_link_local(a)).take(1).collect();
+        }
+        v
+    }
+}
+
+fn is_link_local(a: &IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v) => v.is_link_local(),
+        IpAddr::V6(v) => (v.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+/// What a check sees: the host it judges, the other reached hosts, the policy.
+pub struct Ctx<'a> {
+    pub me: HostView<'a>,
+    pub peers: Vec<HostView<'a>>,
+    pub policy: &'a Policy,
+}
+
+impl Ctx<'_> {
+    pub fn facts(&self) -> &HostFacts {
+        self.me.facts
+    }
+}
+
+/// One check: stable ID, one-line summary, and the function (None for the
+/// checks decided by the transport itself).
+pub struct CheckDef {
+    pub id: &'static str,
+    pub summary: &'static str,
+    pub run: Option<fn(&Ctx) -> Outcome>,
+}
+
+pub const SSH_CONNECT: &str = "ssh.connect";
+pub const PRIVILEGE: &str = "privilege";
+
+/// Every check, in report order.
+pub const ALL: &[CheckDef] = &[
+    CheckDef { id: SSH_CONNECT, summary: "SSH connects and the host key matches known_hosts", run: None },
+    CheckDef { id: PRIVILEGE, summary: "commands run as root (directly or by passwordless sudo)", run: Some(privilege) },
+    CheckDef { id: "libvirt.mode", summary: "which libvirt daemon mode runs, and no --listen where socket activation refuses it", run: Some(libvirt_mode::check) },
+    CheckDef { id: "libvirt.listen", summary: "libvirt accepts TCP on its port the way its daemon mode requires", run: Some(libvirt_listen::check) },
+    CheckDef { id: "libvirt.auth", summary: "auth_tcp is what the inventory policy asks (default \"none\", as the seed)", run: Some(libvirt_auth::check) },
+    CheckDef { id: "libvirt.host-uuid", summary: "libvirt host UUID is unique across the inventory", run: Some(libvirt_host_uuid::check) },
+    CheckDef { id: "firewall.libvirt", summary: "TCP libvirt port accepted from the peer hosts ahead of any REJECT/DROP", run: Some(firewall_ports::libvirt) },
+    CheckDef { id: "firewall.migration", summary: "QEMU migration port range (qemu.conf) accepted from the peer hosts", run: Some(firewall_ports::migration) },
+    CheckDef { id: "nova.flags", summary: "release-aware migration flags in nova.conf; not tunnelled", run: Some(nova_flags::check) },
+    CheckDef { id: "nova.migration-uri", summary: "Nova migrates over qemu+tcp (live_migration_uri / scheme)", run: Some(nova_migration_uri::check) },
+    CheckDef { id: "nova.vnc-listen", summary: "VNC listens on an address that exists on every host (0.0.0.0, ::, loopback)", run: Some(nova_vnc::check) },
+    CheckDef { id: "nova.compute", summary: "nova-compute service state", run: Some(nova_compute::check) },
+    CheckDef { id: "hypervisor.versions", summary: "libvirt and QEMU versions match across the inventory", run: Some(hypervisor::check) },
+    CheckDef { id: "net.hostname", summary: "the host's own name resolves, and not to loopback", run: Some(net_hostname::check) },
+    CheckDef { id: "storage.instances", summary: "instances path is local (not shared) and has free space", run: Some(storage_instances::check) },
+];
+
+/// IDs of every check (for `[checks] skip` validation).
+pub fn ids() -> Vec<&'static str> {
+    ALL.iter().map(|c| c.id).collect()
+}
+
+fn privilege(ctx: &Ctx) -> Outcome {
+    match ctx.facts().uid {
+        Some(0) if ctx.me.spec.user == "root" => Outcome::pass("runs as root"),
+        Some(0) => Outcome::pass(format!("runs as root through passwordless sudo (user {})", ctx.me.spec.user)),
+        Some(uid) => Outcome::fail(format!("commands run as uid {uid}, not root; use root or passwordless sudo")),
+        None => Outcome::fail("could not tell the remote user id").with("id -u printed nothing"),
+    }
+}
+
+/// Run every check for one reached host. `skip` lists check IDs not to run.
+pub fn run_host(ctx: &Ctx, skip: &[String]) -> Vec<Finding> {
+    ALL.iter()
+        .map(|def| {
+            if skip.iter().any(|s| s == def.id) {
+                return Outcome::skip("skipped by the inventory ([checks] skip)").label(def.id);
+            }
+            match def.run {
+                None => Outcome::pass(format!("connected to {}:{} as {}", ctx.me.spec.address, ctx.me.spec.port, ctx.me.spec.user))
+                    .label(def.id),
+                Some(f) => f(ctx).label(def.id),
+            }
+        })
+        .collect()
+}
+
+/// Findings for a host that could not be audited: `ssh.connect` fails with
+/// `why`, everything else is skipped.
+pub fn unreachable(why: &str, skip: &[String]) -> Vec<Finding> {
+    ALL.iter()
+        .map(|def| {
+            if def.id == SSH_CONNECT {
+                if skip.iter().any(|s| s == def.id) {
+                    // Skipping the connect check does not make a dead host audited.
+                    return Outcome::fail(why).with("ssh.connect is skipped, but the host was not reached").label(def.id);
+                }
+                Outcome::fail(why).label(def.id)
+            } else {
+                Outcome::skip("not checked: the host was not reached").label(def.id)
+            }
+        })
+        .collect()
+}
+
+/// Findings for a host reached over SSH whose commands could not run as root.
+pub fn not_privileged(ssh_message: &str, why: &str, skip: &[String]) -> Vec<Finding> {
+    ALL.iter()
+        .map(|def| match def.id {
+            SSH_CONNECT => Outcome::pass(ssh_message).label(def.id),
+            PRIVILEGE => Outcome::fail(why).label(def.id),
+            _ if skip.iter().any(|s| s == def.id) => Outcome::skip("skipped by the inventory ([checks] skip)").label(def.id),
+            _ => Outcome::skip("not checked: no root on this host").label(def.id),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod testutil;
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,391 @@
-//! (in progress)
+//! Facts: everything the checks need to know about one host, gathered in one
+//! remote round trip (`templates/facts.sh`) and parsed into typed values.
+//! Parsing is pure: the same text always gives the same facts, which is what
+//! the fixture tests rely on.
+
+pub mod raw;
+pub mod systemd;
+
+use crate::firewall::{self, Ruleset};
+use crate::formats::envfile::EnvFile;
+use crate::formats::ini::IniDoc;
+use crate::formats::libvirt_conf::{ConfDoc, Value};
+use crate::nova_release::NovaRelease;
+pub use raw::{RawError, RawFacts, Record};
+use regex::Regex;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::LazyLock;
+pub use systemd::Unit;
+
+/// The script run on every host. Kept in templates/ so operators can read it.
+pub const SCRIPT: &str = include_str!("../../templates/facts.sh");
+
+/// A version like 9.0.0 or 10.0.13.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version(pub u32, pub u32, pub u32);
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+    }
+}
+
+impl Version {
+    /// The first `N.N[.N]` in `text`.
+    pub fn find(text: &str) -> Option<Version> {
+        static RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b(\d+)\.(\d+)(?:\.(\d+))?").unwrap());
+        let c = RE.captures(text)?;
+        let n = |i: usize| c.get(i).map_or(Some(0), |m| m.as_str().parse().ok());
+        Some(Version(n(1)?, n(2)?, n(3)?))
+    }
+}
+
+/// A configuration file as read from the host, with its parse.
+#[derive(Debug, Clone)]
+pub struct ConfigFile<D> {
+    pub path: String,
+    pub text: String,
+    pub doc: D,
+}
+
+impl<D> ConfigFile<D> {
+    /// `path:line` for evidence.
+    pub fn at(&self, line: usize) -> String {
+        format!("{}:{}", self.path, line)
+    }
+}
+
+/// An environment file a libvirt daemon's unit reads.
+#[derive(Debug, Clone)]
+pub struct EnvFileFact {
+    pub unit: String,
+    pub file: Option<ConfigFile<EnvFile>>,
+    pub path: String,
+}
+
+/// How libvirt serves remote connections on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DaemonMode {
+    /// Monolithic libvirtd started by systemd socket activation (libvirt >= 5.6).
+    Socket,
+    /// Monolithic libvirtd with its sockets masked or absent: it reads
+    /// listen_tcp/listen_tls and needs `--listen`.
+    Traditional,
+    /// Modular daemons: remote access through virtproxyd.
+    Modular,
+    /// No libvirt daemon found.
+    Absent,
+}
+
+impl DaemonMode {
+    pub fn describe(self) -> &'static str {
+        match self {
+            DaemonMode::Socket => "socket activation via libvirtd.socket",
+            DaemonMode::Traditional => "traditional: sockets masked, libvirtd needs --listen",
+            DaemonMode::Modular => "modular daemons, remote access via virtproxyd",
+            DaemonMode::Absent => "no libvirt daemon",
+        }
+    }
+}
+
+/// An iptables ruleset, or why it could not be read.
+#[derive(Debug, Clone)]
+pub enum Firewall {
+    Rules(Ruleset),
+    Unreadable(String),
+}
+
+/// Everything known about one host.
+#[derive(Debug, Clone)]
+pub struct HostFacts {
+    pub raw: RawFacts,
+    pub uid: Option<u32>,
+    pub os_pretty: Option<String>,
+    pub hostname: Option<String>,
+    /// What the host's own name resolves to on the host (`getent ahosts`).
+    pub resolve_self: Vec<IpAddr>,
+    pub etc_hosts: Option<String>,
+    /// Addresses configured on the host's interfaces.
+    pub addresses: Vec<IpAddr>,
+    pub libvirt_version: Option<Version>,
+    pub qemu_version: Option<Version>,
+    pub units: BTreeMap<String, Unit>,
+    pub libvirtd_conf: Option<ConfigFile<ConfDoc>>,
+    pub virtproxyd_conf: Option<ConfigFile<ConfDoc>>,
+    pub qemu_conf: Option<ConfigFile<ConfDoc>>,
+    pub env_files: Vec<EnvFileFact>,
+    /// libvirt's host UUID (`virsh capabilities`), if libvirt answered.
+    pub host_uuid: Option<String>,
+    /// Machine types the hypervisor offers for x86_64 guests.
+    pub machine_types: Vec<String>,
+    /// TCP ports something listens on.
+    pub listening: Vec<(IpAddr, u16)>,
+    pub iptables: Option<Firewall>,
+    pub ip6tables: Option<Firewall>,
+    /// Files that persist firewall rules on this host, by path.
+    pub persisted_rules: Vec<String>,
+    pub nova_conf: Option<ConfigFile<IniDoc>>,
+    pub nova_compute_conf: Option<ConfigFile<IniDoc>>,
+    pub nova_version: Option<String>,
+    pub instances_path: String,
+    pub instances_free_bytes: Option<u64>,
+    pub instances_fstype: Option<String>,
+    pub mem_available_kib: Option<u64>,
+    /// Host clock, seconds since the epoch, when the facts were gathered.
+    pub clock: Option<i64>,
+}
+
+fn conf_file<D>(raw: &RawFacts, name: &str, path: &str, parse: fn(&str) -> D) -> Option<ConfigFile<D>> {
+    let text = raw.ok(name)?;
+    Some(ConfigFile { path: path.to_string(), text: text.to_string(), doc: parse(text) })
+}
+
+fn parse_firewall(raw: &RawFacts, name: &str) -> Option<Firewall> {
+    let r = raw.get(name)?;
+    if r.status != 0 {
+        let why = r.stderr.trim();
+        return Some(Firewall::Unreadable(if why.is_empty() { format!("exit status {}", r.status) } else { why.to_string() }));
+    }
+    Some(match firewall::parse(&r.stdout) {
+        Ok(rules) => Firewall::Rules(rules),
+        Err(e) => Firewall::Unreadable(format!("cannot parse {name} output: {e}")),
+    })
+}
+
+impl HostFacts {
+    /// Type the records of one host.
+    pub fn from_raw(raw: RawFacts) -> HostFacts {
+        let ok = |n: &str| raw.ok(n).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        let units = raw.ok("units").map(systemd::parse_show).unwrap_or_default();
+
+        let mut env_files = Vec::new();
+        for (key, rec) in raw.with_prefix("envfile:") {
+            let Some((unit, path)) = key.split_once(':') else { continue };
+            let file = (rec.status == 0).then(|| ConfigFile {
+                path: path.to_string(),
+                text: rec.stdout.clone(),
+                doc: EnvFile::parse(&rec.stdout),
+            });
+            env_files.push(EnvFileFact { unit: unit.to_string(), path: path.to_string(), file });
+        }
+
+        let caps = raw.ok("capabilities").unwrap_or("");
+        static UUID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?s)<host>\s*<uuid>([^<]+)</uuid>").unwrap());
+        static MACHINE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"<machine[^>]*>([^<]+)</machine>").unwrap());
+        let host_uuid = UUID.captures(caps).map(|c| c[1].trim().to_string());
+        let mut machine_types: Vec<String> = caps
+            .split("<arch name='x86_64'>")
+            .nth(1)
+            .map(|s| s.split("</arch>").next().unwrap_or(""))
+            .map(|s| MACHINE.captures_iter(s).map(|c| c[1].to_string()).collect())
+            .unwrap_or_default();
+        machine_types.sort();
+        machine_types.dedup();
+
+        let instances_path = ok("instances_path").unwrap_or_else(|| "/var/lib/nova/instances".into());
+        let instances_free_bytes = raw
+            .ok("instances_df")
+            .and_then(|t| t.lines().nth(1))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|v| v.parse().ok());
+        let instances_fstype = ok("instances_mount").and_then(|l| l.split_whitespace().next().map(str::to_string));
+        let mem_available_kib = raw.ok("meminfo").and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        });
+
+        HostFacts {
+            uid: ok("id").and_then(|s| s.parse().ok()),
+            os_pretty: raw.ok("os_release").and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                    .map(|v| v.trim_matches('"').to_string())
+            }),
+            hostname: ok("hostname"),
+            resolve_self: parse_getent(raw.ok("resolve_self").unwrap_or("")),
+            etc_hosts: raw.ok("etc_hosts").map(str::to_string),
+            addresses: parse_ip_addr(raw.ok("ip_addr").unwrap_or("")),
+            libvirt_version: raw
+                .ok("libvirtd_version")
+                .or_else(|| raw.ok("virtqemud_version"))
+                .and_then(Version::find),
+            qemu_version: raw.ok("qemu_version").and_then(|t| t.split("version").nth(1)).and_then(Version::find),
+            units,
+            libvirtd_conf: conf_file(&raw, "libvirtd_conf", "/etc/libvirt/libvirtd.conf", ConfDoc::parse),
+            virtproxyd_conf: conf_file(&raw, "virtproxyd_conf", "/etc/libvirt/virtproxyd.conf", ConfDoc::parse),
+            qemu_conf: conf_file(&raw, "qemu_conf", "/etc/libvirt/qemu.conf", ConfDoc::parse),
+            env_files,
+            host_uuid,
+            machine_types,
+            listening: parse_ss(raw.ok("listen").unwrap_or("")),
+            iptables: parse_firewall(&raw, "iptables_save"),
+            ip6tables: parse_firewall(&raw, "ip6tables_save"),
+            persisted_rules: raw.with_prefix("persist:").map(|(p, _)| p.to_string()).collect(),
+            nova_conf: conf_file(&raw, "nova_conf", "/etc/nova/nova.conf", IniDoc::parse),
+            nova_compute_conf: conf_file(&raw, "nova_compute_conf", "/etc/nova/nova-compute.conf", IniDoc::parse),
+            nova_version: ok("nova_version"),
+            instances_path,
+            instances_free_bytes,
+            instances_fstype,
+            mem_available_kib,
+            clock: ok("date").and_then(|s| s.parse().ok()),
+            raw,
+        }
+    }
+
+    /// Parse the script's output.
+    pub fn parse(output: &str) -> Result<HostFacts, RawError> {
+        RawFacts::parse(output).map(HostFacts::from_raw)
+    }
+
+    pub fn unit(&self, id: &str) -> Option<&Unit> {
+        self.units.get(id).filter(|u| u.exists())
+    }
+
+    /// Which way libvirt serves remote connections here.
+    pub fn daemon_mode(&self) -> DaemonMode {
+        let active = |id: &str| self.unit(id).is_some_and(|u| u.is_active() || u.is_enabled());
+        let libvirtd = self.unit("libvirtd.service");
+        let proxy = self.unit("virtproxyd.service").is_some() || self.unit("virtproxyd.socket").is_some();
+        if proxy && !libvirtd.is_some_and(|u| u.is_active()) && (active("virtproxyd.socket") || active("virtproxyd.service") || libvirtd.is_none()) {
+            return DaemonMode::Modular;
+        }
+        match (libvirtd, self.unit("libvirtd.socket")) {
+            (None, _) => DaemonMode::Absent,
+            (Some(_), Some(sock)) if !sock.is_masked() => DaemonMode::Socket,
+            (Some(_), _) => DaemonMode::Traditional,
+        }
+    }
+
+    /// The daemon that serves remote connections in this mode, its config
+    /// file and its socket unit names (TCP and TLS).
+    pub fn remote_daemon(&self) -> (&'static str, Option<&ConfigFile<ConfDoc>>, &'static str, &'static str) {
+        match self.daemon_mode() {
+            DaemonMode::Modular => ("virtproxyd", self.virtproxyd_conf.as_ref(), "virtproxyd-tcp.socket", "virtproxyd-tls.socket"),
+            _ => ("libvirtd", self.libvirtd_conf.as_ref(), "libvirtd-tcp.socket", "libvirtd-tls.socket"),
+        }
+    }
+
+    /// The daemon's arguments as systemd will run them, and where they come from:
+    /// the last environment file that sets `<DAEMON>_ARGS`, else the unit's Environment=.
+    pub fn daemon_args(&self, daemon: &str) -> (Vec<String>, Option<String>) {
+        let unit_id = format!("{daemon}.service");
+        let var = format!("{}_ARGS", daemon.to_uppercase());
+        let Some(unit) = self.unit(&unit_id) else { return (Vec::new(), None) };
+        let mut words: Vec<String> = unit
+            .exec_start
+            .split_whitespace()
+            .skip(1)
+            .filter(|w| !w.starts_with('$'))
+            .map(str::to_string)
+            .collect();
+        let mut source = None;
+        let mut value = unit
+            .environment
+            .iter()
+            .find_map(|e| e.strip_prefix(&format!("{var}=")).map(str::to_string));
+        if value.is_some() {
+            source = Some(format!("{unit_id} Environment="));
+        }
+        for ef in self.env_files.iter().filter(|e| e.unit == unit_id) {
+            if let Some(f) = &ef.file
+                && let Some(e) = f.doc.get(&var)
+            {
+                value = Some(e.value.clone());
+                source = Some(format!("{}:{}", f.path, e.line));
+            }
+        }
+        if unit.exec_start.contains(&format!("${var}")) || unit.exec_start.contains(&format!("${{{var}}}")) {
+            words.extend(crate::formats::envfile::split_words(value.as_deref().unwrap_or("")));
+        }
+        (words, source)
+    }
+
+    /// A libvirt daemon config value as an integer or string, with evidence.
+    pub fn conf_value(conf: Option<&ConfigFile<ConfDoc>>, key: &str) -> Option<(Value, String)> {
+        let c = conf?;
+        let e = c.doc.get(key)?;
+        Some((e.value.clone(), format!("{}: {}", c.at(e.line), e.raw.trim())))
+    }
+
+    /// The QEMU migration port range (qemu.conf, default 49152-49215).
+    pub fn migration_ports(&self) -> (u16, u16, String) {
+        let get = |k: &str, d: u16| match Self::conf_value(self.qemu_conf.as_ref(), k) {
+            Some((Value::Int(v), ev)) if (1..=65535).contains(&v) => (v as u16, Some(ev)),
+            _ => (d, None),
+        };
+        let (lo, ev_lo) = get("migration_port_min", 49152);
+        let (hi, ev_hi) = get("migration_port_max", 49215);
+        let evidence = match (ev_lo, ev_hi) {
+            (None, None) => "/etc/libvirt/qemu.conf: migration_port_min/max not set (defaults 49152-49215)".to_string(),
+            (a, b) => [a, b].into_iter().flatten().collect::<Vec<_>>().join("; "),
+        };
+        (lo, hi, evidence)
+    }
+
+    /// The effective nova option: nova-compute.conf is read after nova.conf
+    /// (Debian's unit passes both), so its value wins.
+    pub fn nova_option(&self, section: &str, key: &str) -> Option<(String, String)> {
+        [self.nova_compute_conf.as_ref(), self.nova_conf.as_ref()]
+            .into_iter()
+            .flatten()
+            .find_map(|c| c.doc.get(section, key).map(|e| (e.value.trim().to_string(), format!("{}: {} = {}", c.at(e.line), key, e.value.trim()))))
+    }
+
+    /// Nova release from the package version.
+    pub fn detected_nova_release(&self) -> Option<NovaRelease> {
+        self.nova_version.as_deref().and_then(NovaRelease::from_package_version)
+    }
+
+    /// Something listens on TCP `port` (any address).
+    pub fn listens_on(&self, port: u16) -> bool {
+        self.listening.iter().any(|(_, p)| *p == port)
+    }
+
+    /// The firewall that applies to a source address of this family.
+    pub fn firewall_for(&self, src: IpAddr) -> Option<&Firewall> {
+        if src.is_ipv4() { self.iptables.as_ref() } else { self.ip6tables.as_ref() }
+    }
+}
+
+fn parse_getent(text: &str) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = Vec::new();
+    for a in text.lines().filter_map(|l| l.split_whitespace().next()?.parse().ok()) {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out
+}
+
+fn parse_ip_addr(text: &str) -> Vec<IpAddr> {
+    // `2: eth0    inet 198.18.42.11/24 brd ... scope global eth0`
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            it.find(|w| *w == "inet" || *w == "inet6")?;
+            it.next()?.split('/').next()?.parse().ok()
+        })
+        .collect()
+}
+
+fn parse_ss(text: &str) -> Vec<(IpAddr, u16)> {
+    // `LISTEN 0 128 0.0.0.0:22 0.0.0.0:*`, `[::]:16509`, `*:16509`, `[::ffff:1.2.3.4]:22`
+    text.lines()
+        .filter_map(|l| {
+            let local = l.split_whitespace().nth(3)?;
+            let (addr, port) = local.rsplit_once(':')?;
+            let port = port.parse().ok()?;
+            let addr = addr.trim_start_matches('[').trim_end_matches(']');
+            let addr = addr.split('%').next()?;
+            let ip = if addr == "*" { IpAddr::from([0u8; 16]) } else { addr.parse().ok()? };
+            Some((ip, port))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

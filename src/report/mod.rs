@@ -1,1 +1,114 @@
-//! (in progress)
+//! Reports: the results of a run as data, printed as a table for people or as
+//! one JSON document for pipelines. The checks never print; they only return
+//! findings, and every output format reads the same `Report`.
+
+mod table;
+
+use crate::checks::{Finding, Status};
+use serde::Serialize;
+pub use table::{print_table, Evidence, TableOptions};
+
+/// The results for one host.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    pub name: String,
+    pub address: String,
+    /// False when the host could not be reached or its facts not gathered.
+    pub reached: bool,
+    /// Time spent connecting and gathering facts, in milliseconds.
+    pub elapsed_ms: u64,
+    pub checks: Vec<Finding>,
+}
+
+/// How many findings of each status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub pass: usize,
+    pub warn: usize,
+    pub fail: usize,
+    pub skip: usize,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub hosts: Vec<HostReport>,
+    pub summary: Summary,
+    /// Wall time of the run, in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+impl Report {
+    pub fn new(hosts: Vec<HostReport>, elapsed_ms: u64) -> Report {
+        let mut summary = Summary::default();
+        for f in hosts.iter().flat_map(|h| &h.checks) {
+            match f.status {
+                Status::Pass => summary.pass += 1,
+                Status::Warn => summary.warn += 1,
+                Status::Fail => summary.fail += 1,
+                Status::Skip => summary.skip += 1,
+            }
+        }
+        Report { hosts, summary, elapsed_ms }
+    }
+
+    /// True when any check failed or any host was not reached.
+    pub fn failed(&self) -> bool {
+        self.summary.fail > 0 || self.hosts.iter().any(|h| !h.reached)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("report serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(id: &'static str, status: Status) -> Finding {
+        Finding { id, status, message: format!("{id} message"), evidence: vec!["/etc/x:1: y".into()] }
+    }
+
+    fn sample() -> Report {
+        Report::new(
+            vec![
+                HostReport {
+                    name: "cmp1".into(),
+                    address: "198.18.42.11".into(),
+                    reached: true,
+                    elapsed_ms: 340,
+                    checks: vec![finding("ssh.connect", Status::Pass), finding("libvirt.listen", Status::Fail)],
+                },
+                HostReport {
+                    name: "cmp2".into(),
+                    address: "198.18.42.12".into(),
+                    reached: true,
+                    elapsed_ms: 310,
+                    checks: vec![finding("libvirt.auth", Status::Warn), finding("nova.compute", Status::Skip)],
+                },
+            ],
+            400,
+        )
+    }
+
+    #[test]
+    fn summary_counts_and_json_shape() {
+        let r = sample();
+        assert_eq!(r.summary, Summary { pass: 1, warn: 1, fail: 1, skip: 1 });
+        assert!(r.failed());
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["hosts"][0]["name"], "cmp1");
+        assert_eq!(v["hosts"][0]["checks"][1]["id"], "libvirt.listen");
+        assert_eq!(v["hosts"][0]["checks"][1]["status"], "fail");
+        assert_eq!(v["hosts"][0]["checks"][1]["evidence"][0], "/etc/x:1: y");
+        assert_eq!(v["summary"]["warn"], 1);
+    }
+
+    #[test]
+    fn plain_table() {
+        let mut out = Vec::new();
+        print_table(&mut out, &sample(), &TableOptions { color: false, evidence: table::Evidence::Failures, width: Some(120) }).unwrap();
+        insta::assert_snapshot!(String::from_utf8(out).unwrap());
+    }
+}

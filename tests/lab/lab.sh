@@ -60,7 +60,7 @@ prepare_root() { # NAME SUITE PROFILE FIREWALL ROOT ALLHOSTS
         done
         mkdir -p "$root/etc/sysconfig" "$root/etc/systemd/system/libvirtd.service.d"
         install -m 644 "$here/files/sysconfig-libvirtd" "$root/etc/sysconfig/libvirtd"
-        printf '[Service]\nEnvironmentFile=\nEnvironmentFile=-/etc/sysconfig/libvirtd\n' \
+        printf '[Service]\nEnvironment=\nEnvironmentFile=\nEnvironmentFile=-/etc/sysconfig/libvirtd\n' \
             >"$root/etc/systemd/system/libvirtd.service.d/sysconfig.conf"
         mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
         ln -sf /lib/systemd/system/libvirtd.service "$root/etc/systemd/system/multi-user.target.wants/libvirtd.service"

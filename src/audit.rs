@@ -1,0 +1,158 @@
+//! The doctor run: reach every host in parallel (bounded), gather its facts in
+//! one round trip, then run the checks over all facts at once (some checks
+//! compare hosts). An unreachable host never stops the others.
+
+use crate::checks::{self, Ctx, Finding, HostView};
+use crate::facts::HostFacts;
+use crate::inventory::{HostSpec, Inventory};
+use crate::report::{HostReport, Report};
+use crate::transport::{ExecError, Session, Target};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Why a host has no facts.
+#[derive(Debug, Clone)]
+pub enum HostError {
+    /// SSH did not get through: refused, timeout, host key, authentication.
+    Connect(String),
+    /// Connected, but commands cannot run as root.
+    Privilege { connected: String, why: String },
+    /// Connected as root, but the facts script failed or printed garbage.
+    Facts(String),
+}
+
+/// One host's gathering.
+pub struct Gathered {
+    pub result: Result<(HostFacts, String), HostError>,
+    pub elapsed: Duration,
+}
+
+pub fn target(spec: &HostSpec) -> Target {
+    Target {
+        name: spec.name.clone(),
+        address: spec.address.clone(),
+        port: spec.port,
+        user: spec.user.clone(),
+        identity_file: spec.identity_file.clone(),
+        known_hosts: spec.known_hosts.clone(),
+        accept_new_host_keys: spec.accept_new_host_keys,
+        connect_timeout: spec.connect_timeout,
+        command_timeout: spec.command_timeout,
+    }
+}
+
+/// Connect to one host and gather its facts. Returns the facts and the
+/// message for `ssh.connect`.
+pub fn gather(spec: &HostSpec) -> Result<(HostFacts, String), HostError> {
+    let mut session = Session::connect(&target(spec)).map_err(|e| HostError::Connect(e.to_string()))?;
+    let mut connected = format!(
+        "connected to {}:{} as {}, host key {} verified",
+        spec.address,
+        spec.port,
+        spec.user,
+        session.host_key_fingerprint()
+    );
+    if session.host_key_added() {
+        connected = format!(
+            "connected to {}:{} as {}; new host key {} added to {} (accept_new_host_keys)",
+            spec.address,
+            spec.port,
+            spec.user,
+            session.host_key_fingerprint(),
+            spec.known_hosts.display()
+        );
+    }
+    let out = match session.run_script(crate::facts::SCRIPT) {
+        Ok(out) => out,
+        Err(ExecError::Sudo { message }) => return Err(HostError::Privilege { connected, why: message }),
+        Err(e) => return Err(HostError::Facts(format!("{connected}, but gathering facts failed: {e}"))),
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match HostFacts::parse(&stdout) {
+        Ok(facts) => Ok((facts, connected)),
+        Err(e) => Err(HostError::Facts(format!(
+            "{connected}, but the facts script failed (exit status {}): {e}; stderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
+    }
+}
+
+/// Run `work` over `items` on at most `parallel` threads, results in input order.
+/// `done` is called after each item (for progress).
+pub fn fan_out<T: Sync, R: Send>(items: &[T], parallel: usize, work: impl Fn(&T) -> R + Sync, done: impl Fn(usize) + Sync) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let finished = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..parallel.max(1).min(items.len()) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= items.len() {
+                        break;
+                    }
+                    let r = work(&items[i]);
+                    results.lock().unwrap()[i] = Some(r);
+                    done(finished.fetch_add(1, Ordering::Relaxed) + 1);
+                }
+            });
+        }
+    });
+    results.into_inner().unwrap().into_iter().map(|r| r.expect("every item ran")).collect()
+}
+
+/// Gather every host's facts (bounded parallelism).
+pub fn gather_all(inv: &Inventory, parallel: usize, progress: impl Fn(usize) + Sync) -> Vec<Gathered> {
+    fan_out(
+        &inv.hosts,
+        parallel,
+        |spec| {
+            let t = Instant::now();
+            let result = gather(spec);
+            Gathered { result, elapsed: t.elapsed() }
+        },
+        progress,
+    )
+}
+
+/// Run the checks over gathered facts: pure, no I/O.
+pub fn evaluate(inv: &Inventory, gathered: &[Gathered], elapsed: Duration) -> Report {
+    let views: Vec<Option<HostView>> = inv
+        .hosts
+        .iter()
+        .zip(gathered)
+        .map(|(spec, g)| g.result.as_ref().ok().map(|(facts, _)| HostView { spec, facts }))
+        .collect();
+    let hosts = inv
+        .hosts
+        .iter()
+        .zip(gathered)
+        .enumerate()
+        .map(|(i, (spec, g))| {
+            let checks: Vec<Finding> = match &g.result {
+                Err(HostError::Connect(why)) | Err(HostError::Facts(why)) => checks::unreachable(why, &inv.skip),
+                Err(HostError::Privilege { connected, why }) => checks::not_privileged(connected, why, &inv.skip),
+                Ok((_, connected)) => {
+                    let me = views[i].expect("reached");
+                    let peers = views.iter().enumerate().filter(|(j, _)| *j != i).filter_map(|(_, v)| *v).collect();
+                    let ctx = Ctx { me, peers, policy: &inv.policy };
+                    let mut found = checks::run_host(&ctx, &inv.skip);
+                    if let Some(f) = found.iter_mut().find(|f| f.id == checks::SSH_CONNECT && f.status == checks::Status::Pass) {
+                        f.message = connected.clone();
+                    }
+                    found
+                }
+            };
+            HostReport {
+                name: spec.name.clone(),
+                address: spec.address.clone(),
+                reached: g.result.is_ok(),
+                elapsed_ms: g.elapsed.as_millis() as u64,
+                checks,
+            }
+        })
+        .collect();
+    Report::new(hosts, elapsed.as_millis() as u64)
+}

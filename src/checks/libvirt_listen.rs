@@ -1,0 +1,95 @@
+//! `libvirt.listen`: libvirt accepts TCP on its port the way the daemon mode
+//! requires, and something really listens there.
+//! Socket mode: libvirtd-tcp.socket (or virtproxyd-tcp.socket) enabled and active.
+//! Traditional: listen_tcp = 1, listen_tls = 0 and `--listen` in the arguments.
+
+use super::{Ctx, Outcome};
+use crate::facts::{DaemonMode, HostFacts};
+use crate::formats::libvirt_conf::Value;
+
+pub fn check(ctx: &Ctx) -> Outcome {
+    let f = ctx.facts();
+    let port = ctx.policy.libvirt_port;
+    let mode = f.daemon_mode();
+    let (daemon, conf, tcp_socket, _) = f.remote_daemon();
+    let mut problems: Vec<String> = Vec::new();
+    let mut evidence: Vec<String> = Vec::new();
+
+    match mode {
+        DaemonMode::Absent => return Outcome::fail("no libvirt daemon installed"),
+        DaemonMode::Socket | DaemonMode::Modular => match f.units.get(tcp_socket).filter(|u| u.exists()) {
+            None => problems.push(format!("{tcp_socket} is not installed")),
+            Some(u) => {
+                evidence.push(format!("{tcp_socket}: {}", u.describe()));
+                if u.is_masked() {
+                    problems.push(format!("{tcp_socket} is masked"));
+                } else if !u.is_enabled() {
+                    problems.push(format!("{tcp_socket} is not enabled (it would not come back after a reboot)"));
+                }
+                if !u.is_masked() && !u.is_active() {
+                    problems.push(format!("{tcp_socket} is not active"));
+                }
+                let ports = u.stream_ports();
+                if !ports.is_empty() && !ports.contains(&port) {
+                    problems.push(format!("{tcp_socket} listens on {ports:?}, not {port}"));
+                }
+            }
+        },
+        DaemonMode::Traditional => {
+            match HostFacts::conf_value(conf, "listen_tcp") {
+                Some((Value::Int(1), ev)) => evidence.push(ev),
+                Some((_, ev)) => {
+                    problems.push("listen_tcp is not 1".into());
+                    evidence.push(ev);
+                }
+                None => problems.push("listen_tcp is not set (default 0)".into()),
+            }
+            match HostFacts::conf_value(conf, "listen_tls") {
+                Some((Value::Int(0), ev)) => evidence.push(ev),
+                Some((_, ev)) => {
+                    problems.push("listen_tls is not 0 (libvirtd needs TLS certificates then)".into());
+                    evidence.push(ev);
+                }
+                None => problems.push("listen_tls is not set (default 1: libvirtd needs TLS certificates)".into()),
+            }
+            if let Some((v, ev)) = HostFacts::conf_value(conf, "tcp_port") {
+                if v != Value::Str(port.to_string()) {
+                    problems.push(format!("tcp_port is set, not to \"{port}\""));
+                }
+                evidence.push(ev);
+            }
+            let (args, source) = f.daemon_args(daemon);
+            let var = format!("{}_ARGS", daemon.to_uppercase());
+            for ef in f.env_files.iter().filter(|e| e.unit == format!("{daemon}.service")) {
+                match &ef.file {
+                    None => evidence.push(format!("{}: read by {} but missing", ef.path, ef.unit)),
+                    Some(file) if file.doc.get(&var).is_none() => evidence.push(format!("{}: {var} not set", ef.path)),
+                    Some(_) => {}
+                }
+            }
+            let src = source.unwrap_or_else(|| format!("{daemon}.service"));
+            evidence.push(format!("{src}: arguments {}", if args.is_empty() { "(none)".into() } else { args.join(" ") }));
+            if !args.iter().any(|a| a == "--listen" || a == "-l") {
+                problems.push(format!("{daemon} does not run with --listen (set LIBVIRTD_ARGS=\"--listen\" in the environment file the unit reads)"));
+            }
+        }
+    }
+
+    let listening = f.listens_on(port);
+    evidence.push(format!(
+        "ss -ltn: {}",
+        if listening { format!("something listens on {port}") } else { format!("nothing listens on {port}") }
+    ));
+    if !listening {
+        problems.push(format!("nothing listens on TCP {port}"));
+    }
+    if problems.is_empty() {
+        let how = match mode {
+            DaemonMode::Traditional => format!("{daemon} --listen with listen_tcp = 1"),
+            _ => tcp_socket.to_string(),
+        };
+        Outcome::pass(format!("TCP {port} is served by {how}")).with_all(evidence)
+    } else {
+        Outcome::fail(problems.join("; ")).with_all(evidence)
+    }
+}

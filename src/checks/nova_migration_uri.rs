@@ -1,0 +1,37 @@
+//! `nova.migration-uri`: Nova opens the destination with qemu+tcp, the transport
+//! the rest of the checks prepare. `live_migration_uri` (deprecated in Ocata)
+//! still wins when set; otherwise `live_migration_scheme` (default tcp), and
+//! native TLS switches to tls.
+
+use super::{Ctx, Outcome};
+
+pub fn check(ctx: &Ctx) -> Outcome {
+    let f = ctx.facts();
+    if f.nova_conf.is_none() {
+        return Outcome::skip("no /etc/nova/nova.conf");
+    }
+    if let Some((uri, ev)) = f.nova_option("libvirt", "live_migration_uri") {
+        return if uri.starts_with("qemu+tcp://") {
+            Outcome::warn(format!("live_migration_uri = {uri} works but is deprecated; prefer live_migration_scheme = tcp")).with(ev)
+        } else {
+            Outcome::fail(format!("live_migration_uri = {uri}: Nova will not use qemu+tcp, which is what this host is prepared for")).with(ev)
+        };
+    }
+    if let Some((v, ev)) = f.nova_option("libvirt", "live_migration_with_native_tls")
+        && v.eq_ignore_ascii_case("true")
+    {
+        return Outcome::fail("live_migration_with_native_tls = true: Nova migrates over qemu+tls, not qemu+tcp").with(ev);
+    }
+    let mut out = match f.nova_option("libvirt", "live_migration_scheme") {
+        Some((s, ev)) if s == "tcp" => Outcome::pass("Nova migrates over qemu+tcp (live_migration_scheme = tcp)").with(ev),
+        Some((s, ev)) => {
+            Outcome::fail(format!("live_migration_scheme = {s}: Nova will use qemu+{s}, not qemu+tcp")).with(ev)
+        }
+        None => Outcome::pass("Nova migrates over qemu+tcp (default scheme)"),
+    };
+    if let Some((addr, ev)) = f.nova_option("libvirt", "live_migration_inbound_addr") {
+        out = out.with(ev);
+        out.message.push_str(&format!("; peers reach this host at {addr}"));
+    }
+    out
+}

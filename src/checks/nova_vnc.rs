@@ -1,0 +1,27 @@
+//! `nova.vnc-listen`: the VNC listen address travels with the guest; an address
+//! specific to one host breaks QEMU start on the destination
+//! ("Cannot assign requested address").
+
+use super::{Ctx, Outcome};
+use std::net::IpAddr;
+
+pub fn check(ctx: &Ctx) -> Outcome {
+    let f = ctx.facts();
+    if f.nova_conf.is_none() {
+        return Outcome::skip("no /etc/nova/nova.conf");
+    }
+    let found = f
+        .nova_option("vnc", "server_listen")
+        .or_else(|| f.nova_option("vnc", "vncserver_listen"))
+        .or_else(|| f.nova_option("DEFAULT", "vncserver_listen"));
+    let Some((addr, ev)) = found else {
+        return Outcome::pass("VNC listens on the default 127.0.0.1");
+    };
+    match addr.parse::<IpAddr>() {
+        Ok(ip) if ip.is_unspecified() || ip.is_loopback() => Outcome::pass(format!("VNC listens on {addr}")).with(ev),
+        _ => Outcome::fail(format!(
+            "VNC listens on {addr}, an address of this host only: QEMU fails to start on the destination; use 0.0.0.0"
+        ))
+        .with(ev),
+    }
+}

@@ -1,0 +1,242 @@
+use super::Status::*;
+use super::testutil::*;
+use super::*;
+
+fn stock() -> Fleet {
+    Fleet::new(vec![
+        ("cmp1", "198.18.42.11", raw("bookworm-socket")),
+        ("cmp2", "198.18.42.12", raw("trixie-socket")),
+        ("cmp3", "198.18.42.13", raw("bookworm-traditional-reject")),
+    ])
+}
+
+fn assert_finding(f: &Finding, status: Status, needle: &str) {
+    assert_eq!(f.status, status, "{}: {} {:?}", f.id, f.message, f.evidence);
+    assert!(f.message.contains(needle), "{}: {:?} lacks {:?}", f.id, f.message, needle);
+}
+
+#[test]
+fn every_check_has_an_id_and_runs() {
+    let fleet = stock();
+    let ids: Vec<_> = fleet.findings(0).iter().map(|f| f.id).collect();
+    assert_eq!(ids, super::ids());
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len());
+}
+
+#[test]
+fn stock_socket_host() {
+    let fleet = stock();
+    assert_finding(&fleet.finding(0, "ssh.connect"), Pass, "connected");
+    assert_finding(&fleet.finding(0, "privilege"), Pass, "root");
+    assert_finding(&fleet.finding(0, "libvirt.mode"), Pass, "socket activation");
+    let listen = fleet.finding(0, "libvirt.listen");
+    assert_finding(&listen, Fail, "libvirtd-tcp.socket is not enabled");
+    assert!(listen.message.contains("nothing listens on TCP 16509"));
+    assert_finding(&fleet.finding(0, "libvirt.auth"), Fail, "auth_tcp is \"sasl\"");
+    assert_finding(&fleet.finding(0, "libvirt.host-uuid"), Pass, "unique");
+    assert_finding(&fleet.finding(0, "firewall.libvirt"), Pass, "TCP 16509 accepted from cmp2, cmp3");
+    assert_finding(&fleet.finding(0, "firewall.migration"), Pass, "TCP 49152-49215 accepted");
+    assert_finding(&fleet.finding(0, "nova.flags"), Pass, "Nova 26 (zed)");
+    assert_finding(&fleet.finding(0, "nova.compute"), Warn, "still starting");
+    assert_finding(&fleet.finding(0, "net.hostname"), Pass, "cmp1 resolves to 198.18.42.11");
+    assert_finding(&fleet.finding(0, "nova.vnc-listen"), Pass, "127.0.0.1");
+    assert_finding(&fleet.finding(0, "nova.migration-uri"), Pass, "qemu+tcp");
+}
+
+#[test]
+fn versions_say_which_direction_fails() {
+    let fleet = stock();
+    let old = fleet.finding(0, "hypervisor.versions");
+    assert_finding(&old, Warn, "migrations from cmp2 (newer) to this host can fail");
+    let new = fleet.finding(1, "hypervisor.versions");
+    assert_finding(&new, Warn, "migrations from this host to cmp1, cmp3 (older) can fail");
+    let two = Fleet::new(vec![("a", "198.18.42.11", raw("bookworm-socket")), ("b", "198.18.42.13", raw("bookworm-traditional-reject"))]);
+    assert_finding(&two.finding(0, "hypervisor.versions"), Pass, "same as every peer");
+}
+
+#[test]
+fn traditional_host_behind_rhel_firewall() {
+    let fleet = stock();
+    let listen = fleet.finding(2, "libvirt.listen");
+    assert_finding(&listen, Fail, "listen_tcp is not set");
+    assert!(listen.message.contains("listen_tls is not set"));
+    assert!(listen.message.contains("does not run with --listen"));
+    assert!(listen.evidence.iter().any(|e| e.starts_with("/etc/sysconfig/libvirtd")), "{:?}", listen.evidence);
+    assert_finding(&fleet.finding(2, "libvirt.mode"), Pass, "traditional");
+    let fw = fleet.finding(2, "firewall.libvirt");
+    assert_finding(&fw, Fail, "TCP 16509 from cmp1 (198.18.42.11), cmp2 (198.18.42.12) is rejected");
+    assert_eq!(fw.evidence.len(), 1, "{:?}", fw.evidence);
+    assert!(fw.evidence.iter().any(|e| e.contains("-A INPUT -j REJECT --reject-with icmp-host-prohibited")), "{:?}", fw.evidence);
+    assert_finding(&fleet.finding(2, "firewall.migration"), Fail, "TCP 49152 from cmp1");
+}
+
+#[test]
+fn traditional_host_configured_as_the_seed_says() {
+    let mut r = raw("bookworm-traditional-reject");
+    edit(&mut r, "libvirtd_conf", |t| format!("{t}listen_tls = 0\nlisten_tcp = 1\nauth_tcp = \"none\"\n"));
+    edit(&mut r, "envfile:libvirtd.service:/etc/sysconfig/libvirtd", |t| t.replace("#LIBVIRTD_ARGS=\"--listen\"", "LIBVIRTD_ARGS=\"--listen\""));
+    edit(&mut r, "listen", |t| format!("{t}LISTEN 0      50           0.0.0.0:16509      0.0.0.0:*\n"));
+    let fleet = Fleet::new(vec![("cmp3", "198.18.42.13", r), ("cmp1", "198.18.42.11", raw("bookworm-socket"))]);
+    let listen = fleet.finding(0, "libvirt.listen");
+    assert_finding(&listen, Pass, "libvirtd --listen with listen_tcp = 1");
+    assert_finding(&fleet.finding(0, "libvirt.mode"), Pass, "traditional");
+    assert!(listen.evidence.iter().any(|e| e.contains("/etc/sysconfig/libvirtd:9: arguments --listen")), "{:?}", listen.evidence);
+    assert_finding(&fleet.finding(0, "libvirt.auth"), Warn, "controls every guest");
+}
+
+#[test]
+fn seed_recipe_on_socket_activation_breaks_libvirtd() {
+    let mut r = raw("bookworm-socket");
+    edit(&mut r, "envfile:libvirtd.service:/etc/default/libvirtd", |t| format!("{t}LIBVIRTD_ARGS=\"--listen\"\n"));
+    let fleet = Fleet::new(vec![("cmp1", "198.18.42.11", r)]);
+    let mode = fleet.finding(0, "libvirt.mode");
+    assert_finding(&mode, Fail, "--listen parameter not permitted");
+    assert!(mode.evidence.iter().any(|e| e.starts_with("/etc/default/libvirtd:")), "{:?}", mode.evidence);
+}
+
+#[test]
+fn socket_mode_with_tcp_socket_passes() {
+    let mut r = raw("bookworm-socket");
+    edit(&mut r, "units", |t| {
+        t.replace(
+            "Id=libvirtd-tcp.socket\nLoadState=loaded\nActiveState=inactive\nSubState=dead",
+            "Id=libvirtd-tcp.socket\nLoadState=loaded\nActiveState=active\nSubState=listening",
+        )
+        .replace("UnitFileState=disabled\nId=libvirtd-tcp.socket", "UnitFileState=enabled\nId=libvirtd-tcp.socket")
+    });
+    let units = crate::facts::systemd::parse_show(r.ok("units").unwrap());
+    let tcp = &units["libvirtd-tcp.socket"];
+    assert!(tcp.is_active(), "fixture edit did not apply: {tcp:?}");
+    let mut r2 = r.clone();
+    edit(&mut r2, "units", |t| {
+        // systemctl prints properties in its own order; flip UnitFileState of this unit's block.
+        let mut blocks: Vec<String> = t.split("\n\n").map(str::to_string).collect();
+        for b in blocks.iter_mut().filter(|b| b.contains("Id=libvirtd-tcp.socket")) {
+            *b = b.replace("UnitFileState=disabled", "UnitFileState=enabled");
+        }
+        blocks.join("\n\n")
+    });
+    edit(&mut r2, "listen", |t| format!("{t}LISTEN 0 4096 *:16509 *:*\n"));
+    let fleet = Fleet::new(vec![("cmp1", "198.18.42.11", r2)]);
+    assert_finding(&fleet.finding(0, "libvirt.listen"), Pass, "TCP 16509 is served by libvirtd-tcp.socket");
+}
+
+#[test]
+fn duplicate_host_uuid_fails_on_both() {
+    let a = raw("bookworm-socket");
+    let mut b = raw("trixie-socket");
+    let uuid = HostFacts::from_raw(a.clone()).host_uuid.unwrap();
+    let other = HostFacts::from_raw(b.clone()).host_uuid.unwrap();
+    edit(&mut b, "capabilities", |t| t.replace(&other, &uuid));
+    let fleet = Fleet::new(vec![("cmp1", "198.18.42.11", a), ("cmp2", "198.18.42.12", b)]);
+    assert_finding(&fleet.finding(0, "libvirt.host-uuid"), Fail, "shared with cmp2");
+    assert_finding(&fleet.finding(1, "libvirt.host-uuid"), Fail, "shared with cmp1");
+}
+
+fn nova(release: Option<&str>, libvirt_section: &str) -> Finding {
+    let mut r = raw("bookworm-socket");
+    edit(&mut r, "nova_conf", |t| t.replacen("[libvirt]\n", &format!("[libvirt]\n{libvirt_section}"), 1));
+    let mut fleet = Fleet::new(vec![("cmp1", "198.18.42.11", r)]);
+    fleet.hosts[0].0.nova_release = release.map(|r| crate::nova_release::NovaRelease::parse(r).unwrap());
+    fleet.finding(0, "nova.flags")
+}
+
+#[test]
+fn nova_flags_by_release() {
+    assert_finding(&nova(Some("mitaka"), ""), Fail, "live_migration_flag is not set");
+    let seed = "live_migration_flag = VIR_MIGRATE_UNDEFINE_SOURCE,VIR_MIGRATE_PEER2PEER,VIR_MIGRATE_LIVE\n";
+    assert_finding(&nova(Some("mitaka"), seed), Fail, "block_migration_flag is not set");
+    let both = format!("{seed}block_migration_flag = VIR_MIGRATE_UNDEFINE_SOURCE, VIR_MIGRATE_PEER2PEER, VIR_MIGRATE_LIVE, VIR_MIGRATE_NON_SHARED_INC\n");
+    assert_finding(&nova(Some("mitaka"), &both), Pass, "hold the flags");
+    let partial = "live_migration_flag = VIR_MIGRATE_LIVE\nblock_migration_flag = VIR_MIGRATE_LIVE,VIR_MIGRATE_TUNNELLED\n";
+    let f = nova(Some("liberty"), partial);
+    assert_finding(&f, Fail, "live_migration_flag lacks VIR_MIGRATE_UNDEFINE_SOURCE, VIR_MIGRATE_PEER2PEER");
+    assert!(f.message.contains("has VIR_MIGRATE_TUNNELLED"));
+    let f = nova(None, seed);
+    assert_finding(&f, Warn, "ignores it");
+    assert!(f.evidence.iter().any(|e| e.starts_with("/etc/nova/nova.conf:")), "{:?}", f.evidence);
+    assert_finding(&nova(Some("newton"), "live_migration_tunnelled = True\n"), Fail, "live_migration_tunnelled = true");
+    assert_finding(&nova(None, "live_migration_tunnelled = false\n"), Pass, "not tunnelled");
+}
+
+#[test]
+fn hostname_on_loopback_names_the_hosts_line() {
+    let mut r = raw("bookworm-socket");
+    edit(&mut r, "etc_hosts", |t| format!("127.0.1.1 cmp1.example.org cmp1\n{t}"));
+    set(&mut r, "resolve_self", "127.0.1.1       STREAM cmp1.example.org\n127.0.1.1       DGRAM\n");
+    let fleet = Fleet::new(vec![("cmp1", "198.18.42.11", r)]);
+    let f = fleet.finding(0, "net.hostname");
+    assert_finding(&f, Fail, "resolves to 127.0.1.1 (loopback)");
+    assert!(f.evidence.contains(&"/etc/hosts:1: 127.0.1.1 cmp1.example.org cmp1".to_string()), "{:?}", f.evidence);
+}
+
+#[test]
+fn vnc_and_storage_and_uri() {
+    let mut r = raw("bookworm-socket");
+    edit(&mut r, "nova_conf", |t| {
+        t.replacen("[vnc]\n", "[vnc]\nserver_listen = 198.18.42.11\n", 1)
+            .replacen("[libvirt]\n", "[libvirt]\nlive_migration_scheme = ssh\n", 1)
+    });
+    set(&mut r, "instances_mount", "nfs4 filer:/nova /var/lib/nova/instances\n");
+    let fleet = Fleet::new(vec![("cmp1", "198.18.42.11", r)]);
+    assert_finding(&fleet.finding(0, "nova.vnc-listen"), Fail, "QEMU fails to start on the destination");
+    assert_finding(&fleet.finding(0, "storage.instances"), Fail, "shared storage (nfs4)");
+    assert_finding(&fleet.finding(0, "nova.migration-uri"), Fail, "qemu+ssh");
+}
+
+#[test]
+fn drop_policy_and_peer_restricted_rules() {
+    let mut r = raw("bookworm-socket");
+    set(&mut r, "iptables_save", "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\n-A INPUT -p tcp --dport 22 -j ACCEPT\n-A INPUT -s 198.18.42.12/32 -p tcp -m tcp --dport 16509 -j ACCEPT\n-A INPUT -s 198.18.42.12/32 -p tcp -m multiport --dports 49152:49215 -j ACCEPT\nCOMMIT\n");
+    let fleet = Fleet::new(vec![
+        ("cmp1", "198.18.42.11", r),
+        ("cmp2", "198.18.42.12", raw("trixie-socket")),
+        ("cmp3", "198.18.42.13", raw("bookworm-traditional-reject")),
+    ]);
+    let f = fleet.finding(0, "firewall.libvirt");
+    assert_finding(&f, Fail, "TCP 16509 from cmp3 (198.18.42.13) is dropped");
+    assert!(!f.message.contains("cmp2"));
+    assert!(f.evidence.iter().any(|e| e.contains("DROP by policy of INPUT")), "{:?}", f.evidence);
+}
+
+#[test]
+fn skip_list_and_unreachable() {
+    let mut fleet = stock();
+    fleet.skip = vec!["nova.compute".into()];
+    assert_finding(&fleet.finding(0, "nova.compute"), Skip, "skipped by the inventory");
+    let u = unreachable("connection refused at 198.18.42.99:22", &[]);
+    assert_eq!(u[0].status, Fail);
+    assert!(u[1..].iter().all(|f| f.status == Skip));
+    let p = not_privileged("connected", "sudo requires a password", &[]);
+    assert_eq!((p[0].status, p[1].status), (Pass, Fail));
+}
+
+#[test]
+fn traditional_mode_with_idle_timeout_fails() {
+    // Debian's unit passes `--timeout 120`; with the sockets masked nothing restarts libvirtd.
+    let mut r = raw("bookworm-traditional-reject");
+    edit(&mut r, "units", |t| t.replace("Id=libvirtd.service", "Environment=\"LIBVIRTD_ARGS=--timeout 120\"\nId=libvirtd.service"));
+    let fleet = Fleet::new(vec![("cmp3", "198.18.42.13", r)]);
+    assert_finding(&fleet.finding(0, "libvirt.mode"), Fail, "traditional mode with --timeout 120");
+}
+
+#[test]
+fn seed_recipe_on_a_real_socket_host() {
+    // Lab host booted with the seed's recipe on Debian 12: libvirtd dies.
+    let fleet = Fleet::new(vec![("cmp5", "198.18.42.15", raw("bookworm-seed"))]);
+    assert_finding(&fleet.finding(0, "libvirt.mode"), Fail, "--listen");
+    assert_finding(&fleet.finding(0, "libvirt.auth"), Warn, "auth_tcp = \"none\"");
+    assert_finding(&fleet.finding(0, "libvirt.host-uuid"), Warn, "did not report");
+}
+
+#[test]
+fn drop_policy_host() {
+    let fleet = Fleet::new(vec![("cmp4", "198.18.42.14", raw("trixie-traditional-drop")), ("cmp1", "198.18.42.11", raw("bookworm-socket"))]);
+    let f = fleet.finding(0, "firewall.migration");
+    assert_finding(&f, Fail, "TCP 49152 from cmp1 (198.18.42.11) is dropped");
+    assert!(f.evidence.iter().any(|e| e.contains("DROP by policy of INPUT")), "{:?}", f.evidence);
+    assert_finding(&fleet.finding(0, "libvirt.mode"), Pass, "traditional");
+}

@@ -1,0 +1,78 @@
+use super::*;
+
+fn fixture(name: &str) -> HostFacts {
+    let path = format!("{}/tests/fixtures/facts/{name}.txt", env!("CARGO_MANIFEST_DIR"));
+    HostFacts::parse(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn bookworm_socket_host() {
+    let f = fixture("bookworm-socket");
+    assert_eq!(f.uid, Some(0));
+    assert_eq!(f.hostname.as_deref(), Some("cmp1"));
+    assert_eq!(f.libvirt_version, Some(Version(9, 0, 0)));
+    assert_eq!(f.qemu_version.map(|v| (v.0, v.1)), Some((7, 2)));
+    assert_eq!(f.daemon_mode(), DaemonMode::Socket);
+    assert!(f.unit("libvirtd.socket").unwrap().is_enabled());
+    assert_eq!(f.env_files.len(), 1);
+    assert_eq!(f.env_files[0].path, "/etc/default/libvirtd");
+    // The unit's own Environment= gives `--timeout 120`; no env file overrides it.
+    let (args, source) = f.daemon_args("libvirtd");
+    assert_eq!(args, vec!["--timeout", "120"]);
+    assert_eq!(source.as_deref(), Some("libvirtd.service Environment="));
+    assert!(f.host_uuid.as_deref().is_some_and(|u| u.len() == 36));
+    assert!(f.machine_types.iter().any(|m| m.starts_with("pc-i440fx-7.2")));
+    assert!(f.listens_on(22) && !f.listens_on(16509));
+    assert!(matches!(f.iptables, Some(Firewall::Rules(ref r)) if r.is_empty()));
+    assert_eq!(f.detected_nova_release(), Some(NovaRelease(26)));
+    assert_eq!(f.migration_ports().0..=f.migration_ports().1, 49152..=49215);
+    assert!(f.nova_conf.as_ref().unwrap().text.lines().count() > 8000);
+    assert!(f.nova_option("libvirt", "live_migration_tunnelled").is_none());
+    assert_eq!(f.nova_option("DEFAULT", "compute_driver").map(|v| v.0).as_deref(), Some("libvirt.LibvirtDriver"));
+    assert!(f.mem_available_kib.unwrap() > 0 && f.instances_free_bytes.unwrap() > 0);
+}
+
+#[test]
+fn trixie_socket_host() {
+    let f = fixture("trixie-socket");
+    assert_eq!(f.libvirt_version.map(|v| v.0), Some(11));
+    assert_eq!(f.qemu_version.map(|v| v.0), Some(10));
+    assert_eq!(f.daemon_mode(), DaemonMode::Socket);
+    assert_eq!(f.detected_nova_release(), Some(NovaRelease(31)));
+}
+
+#[test]
+fn traditional_host_with_rhel_firewall() {
+    let f = fixture("bookworm-traditional-reject");
+    assert_eq!(f.daemon_mode(), DaemonMode::Traditional);
+    assert_eq!(f.env_files[0].path, "/etc/sysconfig/libvirtd");
+    // CentOS 7 style: no Environment= default, and the stock sysconfig file sets nothing.
+    assert_eq!(f.daemon_args("libvirtd").0, Vec::<String>::new());
+    assert_eq!(f.persisted_rules, vec!["/etc/sysconfig/iptables"]);
+    let Some(Firewall::Rules(rules)) = &f.iptables else { panic!("no iptables") };
+    let d = rules.input_decision(&firewall::Probe::tcp("198.18.42.11".parse().unwrap(), 16509));
+    assert_eq!(d.verdict, firewall::Verdict::Reject);
+}
+
+#[test]
+fn missing_everything_is_a_fact_too() {
+    let f = HostFacts::parse("@@MIGREADY@@ id 0 MAo= -\n@@MIGREADY@@ libvirtd_conf 127 - -\n").unwrap();
+    assert_eq!(f.daemon_mode(), DaemonMode::Absent);
+    assert!(f.libvirtd_conf.is_none() && f.nova_conf.is_none());
+    assert_eq!(f.instances_path, "/var/lib/nova/instances");
+}
+
+#[test]
+fn small_parsers() {
+    assert_eq!(Version::find("libvirtd (libvirt) 11.3.0"), Some(Version(11, 3, 0)));
+    assert_eq!(Version::find("QEMU emulator version 7.2"), Some(Version(7, 2, 0)));
+    assert_eq!(
+        parse_ss("LISTEN 0 128 0.0.0.0:22 0.0.0.0:*\nLISTEN 0 128 [::]:16509 [::]:*\nLISTEN 0 5 *:80 *:*\n")
+            .iter()
+            .map(|x| x.1)
+            .collect::<Vec<_>>(),
+        vec![22, 16509, 80]
+    );
+    assert_eq!(parse_getent("198.18.42.11 STREAM cmp1\n198.18.42.11 DGRAM\n"), vec!["198.18.42.11".parse::<IpAddr>().unwrap()]);
+    assert_eq!(parse_ip_addr("2: eth0    inet 198.18.42.11/24 brd 198.18.42.255 scope global eth0\\       valid_lft forever"), vec!["198.18.42.11".parse::<IpAddr>().unwrap()]);
+}

@@ -1,7 +1,8 @@
 //! `firewall.libvirt` and `firewall.migration`: a new TCP connection from each
 //! peer host reaches the libvirt port and every port of the QEMU migration
 //! range, i.e. is accepted by the INPUT path before any REJECT/DROP rule or a
-//! DROP policy. With no peers in the inventory, a remote address stands in.
+//! DROP policy. The inventory's `policy.allowed_sources` are probed too; with no
+//! peers and no allowed sources, a documentation address stands for "any remote host".
 
 use super::{Ctx, Outcome};
 use crate::facts::Firewall;
@@ -32,8 +33,12 @@ fn ports(ctx: &Ctx, lo: u16, hi: u16, what: &str, extra: Option<String>) -> Outc
         .iter()
         .flat_map(|p| p.source_addresses().into_iter().map(|a| (p.name().to_string(), a)))
         .collect();
-    let stand_in = sources.is_empty();
-    if stand_in {
+    for cidr in &ctx.policy.allowed_sources {
+        if let Ok(ip) = cidr.split('/').next().unwrap_or("").parse::<IpAddr>() {
+            sources.push((format!("allowed source {cidr}"), ip));
+        }
+    }
+    if sources.is_empty() {
         sources.push(("any remote host".into(), ANY_REMOTE.parse().unwrap()));
     }
     let mut evidence: Vec<String> = extra.into_iter().collect();

@@ -240,3 +240,12 @@ fn drop_policy_host() {
     assert!(f.evidence.iter().any(|e| e.contains("DROP by policy of INPUT")), "{:?}", f.evidence);
     assert_finding(&fleet.finding(0, "libvirt.mode"), Pass, "traditional");
 }
+
+#[test]
+fn allowed_sources_are_probed_too() {
+    let mut fleet = Fleet::new(vec![("cmp3", "198.18.42.13", raw("bookworm-traditional-reject"))]);
+    let alone = fleet.finding(0, "firewall.libvirt");
+    assert_finding(&alone, Fail, "from any remote host (203.0.113.1)");
+    fleet.policy.allowed_sources = vec!["192.0.2.0/24".into()];
+    assert_finding(&fleet.finding(0, "firewall.libvirt"), Fail, "from allowed source 192.0.2.0/24 (192.0.2.0)");
+}

@@ -45,6 +45,15 @@ prepare_root() { # NAME SUITE PROFILE FIREWALL ROOT ALLHOSTS
     { printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n'; cat "$state/hosts.txt"; } >"$root/etc/hosts"
     ssh-keygen -q -A -f "$root" >/dev/null
     install -m 600 "$state/id_ed25519.pub" "$root/root/.ssh/authorized_keys"
+    # Two non-root operators: `ops` has passwordless sudo, `nosudo` has none.
+    local u
+    for u in ops nosudo; do
+        chroot "$root" useradd -m -s /bin/sh "$u"
+        install -d -m 700 -o "$(chroot "$root" id -u "$u")" -g "$(chroot "$root" id -g "$u")" "$root/home/$u/.ssh"
+        install -m 600 -o "$(chroot "$root" id -u "$u")" -g "$(chroot "$root" id -g "$u")" "$state/id_ed25519.pub" "$root/home/$u/.ssh/authorized_keys"
+    done
+    echo 'ops ALL=(ALL) NOPASSWD: ALL' >"$root/etc/sudoers.d/ops"
+    chmod 440 "$root/etc/sudoers.d/ops"
 
     case $profile in
     socket) ;;

@@ -1,0 +1,67 @@
+//! The command line without hosts: usage errors, inventory errors, listing checks.
+
+use std::process::Command;
+
+fn migready(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_migready")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn malformed_inventory_names_file_line_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inv.toml");
+    std::fs::write(&inv, "[defaults]\nuser = \"root\"\n\n[[hosts]]\nname = \"a\"\nport = \"22\"\n").unwrap();
+    let (code, stdout, stderr) = migready(&["doctor", "-i", inv.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stdout.is_empty());
+    assert!(stderr.contains(&format!("{}:6:8: hosts[0].port", inv.display())), "{stderr}");
+}
+
+#[test]
+fn unknown_skip_id_and_missing_file_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inv.toml");
+    std::fs::write(&inv, "[checks]\nskip = [\"libvirt.nope\"]\n").unwrap();
+    let (code, _, stderr) = migready(&["doctor", "-i", inv.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains(":2:9: checks.skip[0]: unknown check id \"libvirt.nope\""), "{stderr}");
+    let (code, _, stderr) = migready(&["doctor", "-i", "/nonexistent/inv.toml"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("/nonexistent/inv.toml"), "{stderr}");
+}
+
+#[test]
+fn empty_inventory_audits_nothing_and_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inv.toml");
+    std::fs::write(&inv, "# no hosts yet\n").unwrap();
+    let (code, stdout, _) = migready(&["doctor", "--format", "json", "-i", inv.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["hosts"].as_array().unwrap().len(), 0);
+    assert_eq!(v["summary"]["fail"], 0);
+}
+
+#[test]
+fn checks_lists_every_id_once() {
+    let (code, stdout, _) = migready(&["checks"]);
+    assert_eq!(code, 0);
+    let ids: Vec<&str> = stdout.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
+    for id in ["ssh.connect", "privilege", "libvirt.mode", "libvirt.listen", "libvirt.auth", "libvirt.host-uuid", "firewall.libvirt",
+        "firewall.migration", "nova.flags", "nova.compute", "hypervisor.versions", "net.hostname"]
+    {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+}
+
+#[test]
+fn usage_error_exits_2() {
+    let (code, _, stderr) = migready(&["doctor", "--format", "yaml", "-i", "x"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("yaml"));
+}

@@ -1,0 +1,182 @@
+//! Real-host tests: `migready doctor` against the lab (tests/lab/lab.sh).
+//! Run by tests/run.sh after it boots the lab:
+//!   cmp1 bookworm socket, cmp2 trixie socket, cmp3 bookworm traditional + RHEL REJECT,
+//!   cmp4 trixie traditional + DROP policy, cmp5 bookworm with the seed's recipe.
+//! They are ignored by a plain `cargo test` (no lab there); tests/run.sh runs them
+//! with `--ignored`, and then a missing lab is a failure, not a skip.
+
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn state() -> PathBuf {
+    PathBuf::from(std::env::var("MIGREADY_LAB_STATE").unwrap_or_else(|_| "/var/tmp/migready-lab".into()))
+}
+
+fn lab_inventory() -> String {
+    let p = state().join("inventory.toml");
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("no lab inventory at {} ({e}); run tests/run.sh", p.display()))
+}
+
+fn host_address(name: &str) -> String {
+    std::fs::read_to_string(state().join("hosts").join(name).join("address")).unwrap().trim().to_string()
+}
+
+/// Run `migready doctor --format json` on an inventory text; (exit code, report, stderr).
+fn doctor(dir: &Path, inventory: &str) -> (i32, Value, String) {
+    let inv = dir.join("inventory.toml");
+    std::fs::write(&inv, inventory).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_migready"))
+        .args(["doctor", "--format", "json", "-i"])
+        .arg(&inv)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), report, stderr)
+}
+
+fn check<'a>(report: &'a Value, host: &str, id: &str) -> &'a Value {
+    let h = report["hosts"].as_array().unwrap().iter().find(|h| h["name"] == host).unwrap_or_else(|| panic!("no host {host}"));
+    h["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("no check {id} on {host}"))
+}
+
+#[track_caller]
+fn expect(report: &Value, host: &str, id: &str, status: &str, needle: &str) {
+    let c = check(report, host, id);
+    assert_eq!(c["status"], status, "{host} {id}: {c}");
+    assert!(c["message"].as_str().unwrap().contains(needle), "{host} {id}: message lacks {needle:?}: {c}");
+}
+
+#[test]
+#[ignore = "needs the lab: tests/run.sh"]
+fn doctor_on_both_images_and_all_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let (code, r, stderr) = doctor(dir.path(), &lab_inventory());
+    eprintln!("doctor on the lab took {:?} (report: {} ms)", start.elapsed(), r["elapsed_ms"]);
+    assert_eq!(code, 1, "stock hosts fail checks; stderr: {stderr}");
+    for h in ["cmp1", "cmp2", "cmp3", "cmp4", "cmp5"] {
+        expect(&r, h, "ssh.connect", "pass", "verified");
+        expect(&r, h, "privilege", "pass", "root");
+        expect(&r, h, "storage.instances", "pass", "local");
+        expect(&r, h, "net.hostname", "pass", &format!("{h} resolves to {}", host_address(h)));
+        expect(&r, h, "nova.compute", "warn", "still starting");
+        expect(&r, h, "nova.vnc-listen", "pass", "");
+    }
+    // Distro defaults: socket activation, no TCP socket, SASL.
+    for h in ["cmp1", "cmp2"] {
+        expect(&r, h, "libvirt.mode", "pass", "socket activation");
+        expect(&r, h, "libvirt.listen", "fail", "libvirtd-tcp.socket is not enabled");
+        expect(&r, h, "libvirt.auth", "fail", "\"sasl\"");
+        expect(&r, h, "firewall.libvirt", "pass", "accepted");
+        expect(&r, h, "firewall.migration", "pass", "TCP 49152-49215 accepted");
+        expect(&r, h, "libvirt.host-uuid", "pass", "unique");
+    }
+    expect(&r, "cmp1", "nova.flags", "pass", "Nova 26 (zed)");
+    expect(&r, "cmp2", "nova.flags", "pass", "Nova 31");
+    expect(&r, "cmp1", "libvirt.mode", "pass", "libvirt 9.0");
+    expect(&r, "cmp2", "libvirt.mode", "pass", "libvirt 11.");
+    expect(&r, "cmp1", "hypervisor.versions", "warn", "from cmp2, cmp4 (newer) to this host can fail");
+    expect(&r, "cmp2", "hypervisor.versions", "warn", "from this host to cmp1, cmp3, cmp5 (older) can fail");
+    // CentOS 7 style: sockets masked, unconfigured; RHEL REJECT and DROP firewalls.
+    for h in ["cmp3", "cmp4"] {
+        expect(&r, h, "libvirt.mode", "pass", "traditional");
+        let listen = check(&r, h, "libvirt.listen");
+        assert_eq!(listen["status"], "fail");
+        for part in ["listen_tcp is not set", "listen_tls is not set", "does not run with --listen", "nothing listens on TCP 16509"] {
+            assert!(listen["message"].as_str().unwrap().contains(part), "{h}: {listen}");
+        }
+        assert!(listen["evidence"].to_string().contains("/etc/sysconfig/libvirtd: LIBVIRTD_ARGS not set"), "{listen}");
+    }
+    expect(&r, "cmp3", "firewall.libvirt", "fail", "TCP 16509 from cmp1 (198.18.42.11), cmp2 (198.18.42.12), cmp4 (198.18.42.14), cmp5 (198.18.42.15) is rejected");
+    assert!(check(&r, "cmp3", "firewall.libvirt")["evidence"].to_string().contains("-A INPUT -j REJECT --reject-with icmp-host-prohibited"));
+    expect(&r, "cmp3", "firewall.migration", "fail", "TCP 49152 from");
+    expect(&r, "cmp4", "firewall.libvirt", "fail", "is dropped");
+    expect(&r, "cmp4", "firewall.migration", "fail", "is dropped");
+    // The seed's recipe on a socket-activated libvirt: libvirtd cannot start.
+    expect(&r, "cmp5", "libvirt.mode", "fail", "--listen parameter not permitted");
+    expect(&r, "cmp5", "libvirt.auth", "warn", "controls every guest");
+    expect(&r, "cmp5", "libvirt.host-uuid", "warn", "did not report");
+    let s = &r["summary"];
+    let total: u64 = ["pass", "warn", "fail", "skip"].iter().map(|k| s[k].as_u64().unwrap()).sum();
+    assert_eq!(total, 5 * Command::new(env!("CARGO_BIN_EXE_migready")).arg("checks").output().unwrap().stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count() as u64);
+}
+
+#[test]
+#[ignore = "needs the lab: tests/run.sh"]
+fn seed_fixed_by_hand_passes_listen_and_firewall_still_decides() {
+    // Configure cmp3 (traditional, REJECT firewall) the seed's way, by hand, the seed's
+    // ACCEPT appended after the REJECT: doctor must pass listen and still fail the firewall.
+    let ssh = |cmd: &str| {
+        let st = Command::new("tests/lab/lab.sh").args(["ssh", "cmp3", cmd]).current_dir(env!("CARGO_MANIFEST_DIR")).status().unwrap();
+        assert!(st.success(), "{cmd}");
+    };
+    ssh("cp -a /etc/libvirt/libvirtd.conf /root/libvirtd.conf.orig && cp -a /etc/sysconfig/libvirtd /root/sysconfig.orig \
+         && printf 'listen_tls = 0\\nlisten_tcp = 1\\nauth_tcp = \"none\"\\n' >> /etc/libvirt/libvirtd.conf \
+         && echo 'LIBVIRTD_ARGS=\"--listen\"' >> /etc/sysconfig/libvirtd && systemctl restart libvirtd \
+         && iptables -A INPUT -p tcp --dport 16509 -j ACCEPT");
+    let dir = tempfile::tempdir().unwrap();
+    let inv = lab_inventory();
+    let (_, r, _) = doctor(dir.path(), &inv);
+    ssh("cp -a /root/libvirtd.conf.orig /etc/libvirt/libvirtd.conf && cp -a /root/sysconfig.orig /etc/sysconfig/libvirtd \
+         && systemctl restart libvirtd && iptables -D INPUT -p tcp --dport 16509 -j ACCEPT");
+    expect(&r, "cmp3", "libvirt.listen", "pass", "libvirtd --listen with listen_tcp = 1");
+    expect(&r, "cmp3", "libvirt.auth", "warn", "auth_tcp = \"none\"");
+    expect(&r, "cmp3", "firewall.libvirt", "fail", "is rejected");
+}
+
+#[test]
+#[ignore = "needs the lab: tests/run.sh"]
+fn unreachable_hosts_do_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    // A host whose key in known_hosts is not its own: copy known_hosts, give cmp2 cmp1's key.
+    let kh = std::fs::read_to_string(state().join("known_hosts")).unwrap();
+    let cmp1_key: Vec<&str> = kh.lines().filter(|l| l.starts_with("cmp1,")).collect();
+    let mut changed: Vec<String> = kh.lines().filter(|l| !l.starts_with("cmp2,")).map(str::to_string).collect();
+    changed.extend(cmp1_key.iter().map(|l| l.replacen("cmp1,198.18.42.11", &format!("cmp2,{}", host_address("cmp2")), 1)));
+    let bad_kh = dir.path().join("known_hosts_changed");
+    std::fs::write(&bad_kh, changed.join("\n") + "\n").unwrap();
+    // A port that accepts TCP and never speaks SSH, on the lab bridge.
+    let silent = TcpListener::bind("198.18.42.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let inv = format!(
+        "{}\n[[hosts]]\nname = \"refuses\"\naddress = \"198.18.42.1\"\nport = 1\n\n\
+         [[hosts]]\nname = \"silent\"\naddress = \"198.18.42.1\"\nport = {silent_port}\nconnect_timeout = 2\n\n\
+         [[hosts]]\nname = \"cmp2\"\naddress = \"{}\"\nknown_hosts = \"{}\"\n\n\
+         [[hosts]]\nname = \"unknown-key\"\naddress = \"{}\"\nknown_hosts = \"{}\"\n\n\
+         [[hosts]]\nname = \"ops\"\naddress = \"{}\"\nuser = \"ops\"\n\n\
+         [[hosts]]\nname = \"nosudo\"\naddress = \"{}\"\nuser = \"nosudo\"\n",
+        lab_inventory().split("\n[[hosts]]").next().unwrap(),
+        host_address("cmp2"),
+        bad_kh.display(),
+        host_address("cmp3"),
+        dir.path().join("empty_known_hosts").display(),
+        host_address("cmp1"),
+        host_address("cmp1"),
+    );
+    let start = Instant::now();
+    let (code, r, stderr) = doctor(dir.path(), &inv);
+    let took = start.elapsed();
+    drop(silent);
+    assert_eq!(code, 1, "{stderr}");
+    expect(&r, "refuses", "ssh.connect", "fail", "refused");
+    expect(&r, "refuses", "libvirt.mode", "skip", "not reached");
+    expect(&r, "silent", "ssh.connect", "fail", "timed out after 2s");
+    expect(&r, "cmp2", "ssh.connect", "fail", "HOST KEY CHANGED");
+    expect(&r, "unknown-key", "ssh.connect", "fail", "not in");
+    // Non-root operators: sudo works for ops, and is refused clearly for nosudo.
+    expect(&r, "ops", "ssh.connect", "pass", "as ops");
+    expect(&r, "ops", "privilege", "pass", "passwordless sudo (user ops)");
+    expect(&r, "ops", "libvirt.mode", "pass", "socket activation");
+    expect(&r, "nosudo", "ssh.connect", "pass", "as nosudo");
+    expect(&r, "nosudo", "privilege", "fail", "sudo");
+    expect(&r, "nosudo", "libvirt.mode", "skip", "no root");
+    // The silent host costs its own timeout, not more: everything ran in parallel.
+    assert!(took < Duration::from_secs(10), "doctor took {took:?}");
+    // Only `ops` was audited; `nosudo` connected but could not act as root.
+    let reached: Vec<&Value> = r["hosts"].as_array().unwrap().iter().filter(|h| h["reached"] == true).map(|h| &h["name"]).collect();
+    assert_eq!(reached, vec!["ops"]);
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Run every test: unit tests, SSH transport tests against a real sshd, and the
+# real-host tests against a lab of nspawn hosts (both Debian images, all profiles).
+# Installs what it needs (apt), builds or reuses the cached lab images
+# (/var/cache/migready/lab), and always takes the lab down again.
+# Needs root. Usage: tests/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ $(id -u) == 0 ]] || { echo "tests/run.sh: run as root (lab hosts need namespaces and mounts)" >&2; exit 2; }
+
+tests/lab/deps.sh
+
+# Lab images build in the background while the unit tests compile and run.
+logs=$(mktemp -d)
+tests/lab/image.sh bookworm >"$logs/bookworm" 2>&1 & img1=$!
+tests/lab/image.sh trixie >"$logs/trixie" 2>&1 & img2=$!
+
+cleanup() {
+    tests/lab/lab.sh down >/dev/null 2>&1 || true
+    kill "$img1" "$img2" 2>/dev/null || true
+    rm -rf "$logs"
+}
+trap cleanup EXIT
+
+export MIGREADY_REQUIRE_SSHD=1
+cargo build --locked --all-targets
+cargo test --locked
+
+for i in "$img1" "$img2"; do
+    if ! wait "$i"; then cat "$logs"/* >&2; echo "tests/run.sh: building a lab image failed" >&2; exit 1; fi
+done
+
+tests/lab/lab.sh down >/dev/null 2>&1 || true
+tests/lab/lab.sh up cmp1:bookworm:socket cmp2:trixie:socket cmp3:bookworm:traditional:reject \
+    cmp4:trixie:traditional:drop cmp5:bookworm:seed
+cargo test --locked --test lab -- --ignored --test-threads=1

@@ -18,14 +18,24 @@
 #   tests/lab/lab.sh status         list the hosts of the running lab
 #
 # `up` writes $STATE/inventory.toml, $STATE/known_hosts and $STATE/id_ed25519
-# (STATE = ${MIGREADY_LAB_STATE:-/var/tmp/migready-lab}). Addresses are on
-# 198.18.42.0/24 (a benchmarking range) on bridge mrlab0; nothing leaves the machine.
+# (STATE = ${MIGREADY_LAB_STATE:-/var/tmp/migready-lab}, or /var/tmp/migready-lab-ID
+# when MIGREADY_LAB_ID is set). Addresses are on 198.18.(42+ID).0/24 (a benchmarking
+# range) on bridge mrlab<ID>; nothing leaves the machine. Several labs with different
+# MIGREADY_LAB_ID (0-9) can run side by side.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-state=${MIGREADY_LAB_STATE:-/var/tmp/migready-lab}
-bridge=mrlab0
-net=198.18.42
+id=${MIGREADY_LAB_ID:-0}
+[[ $id =~ ^[0-9]$ ]] || { echo "lab: MIGREADY_LAB_ID must be 0-9" >&2; exit 2; }
+if [[ $id == 0 ]]; then
+    state=${MIGREADY_LAB_STATE:-/var/tmp/migready-lab}
+else
+    state=${MIGREADY_LAB_STATE:-/var/tmp/migready-lab-$id}
+fi
+bridge=mrlab$id
+net=198.18.$((42 + id))
+nsp=mrlab$id-   # network namespace prefix
+vp=mrv${id}x    # veth prefix (host side)
 default_specs=(cmp1:bookworm:socket cmp2:trixie:socket cmp3:bookworm:traditional:reject)
 
 die() { echo "lab: $*" >&2; exit 1; }
@@ -159,17 +169,17 @@ cmd_up() {
         mount -t overlay overlay -o "lowerdir=$cache/$suite,upperdir=$d/upper,workdir=$d/work" "$d/root"
         prepare_root "$name" "$suite" "$profile" "$fw" "$d/root"
 
-        local ns=mrlab-$name
+        local ns=$nsp$name
         ip netns add "$ns"
         echo "$ns" >"$d/netns"
-        ip link add "mrv$idx" type veth peer name "mrp$idx"
-        ip link set "mrp$idx" netns "$ns"
-        ip -n "$ns" link set "mrp$idx" name eth0
+        ip link add "$vp$idx" type veth peer name "mrp${id}x$idx"
+        ip link set "mrp${id}x$idx" netns "$ns"
+        ip -n "$ns" link set "mrp${id}x$idx" name eth0
         ip -n "$ns" addr add "$addr/24" dev eth0
         ip -n "$ns" link set eth0 up
         ip -n "$ns" link set lo up
-        ip link set "mrv$idx" master "$bridge" up
-        echo "mrv$idx" >"$d/veth"
+        ip link set "$vp$idx" master "$bridge" up
+        echo "$vp$idx" >"$d/veth"
 
         setsid systemd-nspawn -D "$d/root" --boot --register=no --keep-unit \
             --network-namespace-path="/run/netns/$ns" -M "$name" --console=read-only \
@@ -246,14 +256,14 @@ cmd_down() {
         [[ -d $d ]] || continue
         name=$(basename "$d")
         if mountpoint -q "$d/root"; then umount "$d/root" 2>/dev/null || umount -l "$d/root"; fi
-        ip netns del "mrlab-$name" 2>/dev/null || true
+        ip netns del "$nsp$name" 2>/dev/null || true
         [[ -f $d/veth ]] && ip link del "$(cat "$d/veth")" 2>/dev/null || true
         rm -rf "$d"
     done
     # Namespaces or links left by an interrupted `up`.
     local ns
-    for ns in $(ip netns list 2>/dev/null | awk '/^mrlab-/ {print $1}'); do ip netns del "$ns" || true; done
-    for l in $(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^mrv[0-9]+/ {sub(/@.*/, "", $2); print $2}'); do ip link del "$l" 2>/dev/null || true; done
+    for ns in $(ip netns list 2>/dev/null | awk -v p="$nsp" 'index($1, p) == 1 {print $1}'); do ip netns del "$ns" || true; done
+    for l in $(ip -o link show 2>/dev/null | awk -F': ' -v p="$vp" '{sub(/@.*/, "", $2)} index($2, p) == 1 {print $2}'); do ip link del "$l" 2>/dev/null || true; done
     ip link del "$bridge" 2>/dev/null || true
     rm -rf "$state"
     log "down"

@@ -117,14 +117,25 @@ pub fn gather_all(inv: &Inventory, parallel: usize, progress: impl Fn(usize) + S
     )
 }
 
-/// Run the checks over gathered facts: pure, no I/O.
-pub fn evaluate(inv: &Inventory, gathered: &[Gathered], elapsed: Duration) -> Report {
-    let views: Vec<Option<HostView>> = inv
-        .hosts
+/// The reached hosts, by inventory position (None: not reached).
+pub fn views<'a>(inv: &'a Inventory, gathered: &'a [Gathered]) -> Vec<Option<HostView<'a>>> {
+    inv.hosts
         .iter()
         .zip(gathered)
         .map(|(spec, g)| g.result.as_ref().ok().map(|(facts, _)| HostView { spec, facts }))
-        .collect();
+        .collect()
+}
+
+/// What the checks of host `i` see: the host, every other reached host, the policy.
+pub fn ctx<'a>(inv: &'a Inventory, views: &[Option<HostView<'a>>], i: usize) -> Option<Ctx<'a>> {
+    let me = views[i]?;
+    let peers = views.iter().enumerate().filter(|(j, _)| *j != i).filter_map(|(_, v)| *v).collect();
+    Some(Ctx { me, peers, policy: &inv.policy })
+}
+
+/// Run the checks over gathered facts: pure, no I/O.
+pub fn evaluate(inv: &Inventory, gathered: &[Gathered], elapsed: Duration) -> Report {
+    let views = views(inv, gathered);
     let hosts = inv
         .hosts
         .iter()
@@ -135,9 +146,7 @@ pub fn evaluate(inv: &Inventory, gathered: &[Gathered], elapsed: Duration) -> Re
                 Err(HostError::Connect(why)) | Err(HostError::Facts(why)) => checks::unreachable(why, &inv.skip),
                 Err(HostError::Privilege { connected, why }) => checks::not_privileged(connected, why, &inv.skip),
                 Ok((_, connected)) => {
-                    let me = views[i].expect("reached");
-                    let peers = views.iter().enumerate().filter(|(j, _)| *j != i).filter_map(|(_, v)| *v).collect();
-                    let ctx = Ctx { me, peers, policy: &inv.policy };
+                    let ctx = ctx(inv, &views, i).expect("reached");
                     let mut found = checks::run_host(&ctx, &inv.skip);
                     if let Some(f) = found.iter_mut().find(|f| f.id == checks::SSH_CONNECT && f.status == checks::Status::Pass) {
                         f.message = connected.clone();

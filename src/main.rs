@@ -39,6 +39,28 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
+    /// Remediate what doctor finds wrong, on each host's real daemon mode.
+    ///
+    /// Audits, computes a plan per host (file diffs, systemctl and iptables
+    /// commands), shows it, and with --yes (or a yes on the terminal) applies it:
+    /// atomic file writes with backups that refuse to overwrite a file changed since
+    /// it was read, then the libvirt daemon must come back or the host is rolled
+    /// back. Audits again and prints each check before -> after. A second run
+    /// changes nothing.
+    Fix {
+        /// Inventory file (TOML; see inventory.example.toml).
+        #[arg(short, long, env = "MIGREADY_INVENTORY")]
+        inventory: PathBuf,
+        /// Show the plan (diffs and commands) and change nothing.
+        #[arg(long, conflicts_with = "yes")]
+        dry_run: bool,
+        /// Apply without asking (required when stdin is not a terminal).
+        #[arg(short, long)]
+        yes: bool,
+        /// Hosts handled at once.
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        parallel: u16,
+    },
     /// List the checks with their IDs.
     Checks,
 }
@@ -60,6 +82,13 @@ fn main() {
             }
             exit::OK
         }
+        Command::Fix { inventory, dry_run, yes, parallel } => match inventory::load(&inventory, &checks::ids()) {
+            Ok(inv) => migready::fix::run::run(&inv, &migready::fix::run::Options { dry_run, yes, parallel: parallel as usize }),
+            Err(e) => {
+                eprintln!("error: {e}");
+                exit::USAGE
+            }
+        },
         Command::Doctor { inventory, format, parallel, verbose } => doctor(&inventory, format, parallel as usize, verbose),
     };
     std::process::exit(code);

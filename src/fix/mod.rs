@@ -1,0 +1,195 @@
+//! `migready fix`: a plan computed from facts (pure), shown before it runs,
+//! applied without losing anything, verified, and rolled back when the libvirt
+//! daemon does not come back.
+//!
+//! A plan only touches what doctor found wrong: each planner looks at the
+//! findings of its checks and at the facts, never at the host directly.
+
+pub mod apply;
+mod plan_firewall;
+mod plan_libvirt;
+mod plan_nova;
+pub mod render;
+pub mod run;
+
+use crate::checks::{Ctx, Finding, Status};
+use crate::facts::HostFacts;
+use std::collections::BTreeMap;
+
+/// Something `systemctl` does to a unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitAction {
+    Stop,
+    /// `reset-failed`: clear a failed state (and its start limit).
+    ResetFailed,
+    /// `enable --now`
+    EnableNow,
+    /// `try-restart`: restart only if running.
+    TryRestart,
+    Restart,
+}
+
+impl UnitAction {
+    pub fn args(&self) -> &'static [&'static str] {
+        match self {
+            UnitAction::Stop => &["stop"],
+            UnitAction::ResetFailed => &["reset-failed"],
+            UnitAction::EnableNow => &["enable", "--now"],
+            UnitAction::TryRestart => &["try-restart"],
+            UnitAction::Restart => &["restart"],
+        }
+    }
+}
+
+/// One change to a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Replace a file's content. `original` is the content the plan was made
+    /// from (None: the file does not exist yet); the write is refused if the
+    /// file no longer has it.
+    Edit { path: String, original: Option<String>, new: String, why: Vec<String> },
+    /// `systemctl <action> <unit>`.
+    Unit { action: UnitAction, unit: String, why: String },
+    /// `iptables -I <chain> <position> <args>` (ip6tables for IPv6).
+    FirewallInsert { ipv6: bool, chain: String, position: usize, args: Vec<String>, why: String },
+}
+
+impl Step {
+    /// The command this step runs (for display and for running it).
+    pub fn command(&self) -> Option<Vec<String>> {
+        match self {
+            Step::Edit { .. } => None,
+            Step::Unit { action, unit, .. } => {
+                let mut v = vec!["systemctl".to_string()];
+                v.extend(action.args().iter().map(|s| s.to_string()));
+                v.push(unit.clone());
+                Some(v)
+            }
+            Step::FirewallInsert { ipv6, chain, position, args, .. } => {
+                let mut v = vec![if *ipv6 { "ip6tables" } else { "iptables" }.to_string(), "-I".into(), chain.clone(), position.to_string()];
+                v.extend(args.iter().cloned());
+                Some(v)
+            }
+        }
+    }
+}
+
+/// What fix will do to one host, and what it cannot do.
+#[derive(Debug, Clone, Default)]
+pub struct HostPlan {
+    pub host: String,
+    pub steps: Vec<Step>,
+    /// Findings fix does not handle, with why (shown, never silently dropped).
+    pub notes: Vec<String>,
+    /// How to tell, after applying, that the libvirt daemon came back.
+    pub verify: Option<Verify>,
+}
+
+impl HostPlan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+}
+
+/// The post-change test that decides between keeping and rolling back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verify {
+    /// Units that must be active.
+    pub active: Vec<String>,
+    /// A TCP port that must be listening (None when listening is not
+    /// something this plan establishes or found working).
+    pub port: Option<u16>,
+}
+
+/// Accumulates file edits so several fixes to one file make one step.
+#[derive(Default)]
+pub(crate) struct Edits {
+    files: BTreeMap<String, (Option<String>, String, Vec<String>)>,
+}
+
+impl Edits {
+    /// Edit `path`, whose current content is `original` (None: a new file).
+    pub(crate) fn edit(&mut self, path: &str, original: Option<&str>, why: &str, f: impl FnOnce(&str) -> String) {
+        let entry = self
+            .files
+            .entry(path.to_string())
+            .or_insert_with(|| (original.map(str::to_string), original.unwrap_or("").to_string(), Vec::new()));
+        let new = f(&entry.1);
+        if new != entry.1 {
+            entry.1 = new;
+            entry.2.push(why.to_string());
+        }
+    }
+
+    /// How many edits so far changed something.
+    pub(crate) fn changed(&self) -> usize {
+        self.files.values().map(|(_, _, why)| why.len()).sum()
+    }
+
+    pub(crate) fn into_steps(self) -> Vec<Step> {
+        self.files
+            .into_iter()
+            .filter(|(_, (orig, new, _))| orig.as_deref() != Some(new.as_str()))
+            .map(|(path, (original, new, why))| Step::Edit { path, original, new, why })
+            .collect()
+    }
+}
+
+/// The status of check `id` among `findings`.
+pub(crate) fn status(findings: &[Finding], id: &str) -> Status {
+    findings.iter().find(|f| f.id == id).map_or(Status::Skip, |f| f.status)
+}
+
+/// Compute the plan for one host from its facts and doctor's findings.
+/// `new_host_uuid` is Some when this host must get a fresh libvirt host UUID.
+pub fn plan(ctx: &Ctx, findings: &[Finding], new_host_uuid: Option<&str>) -> HostPlan {
+    let mut plan = HostPlan { host: ctx.me.name().to_string(), ..Default::default() };
+    let mut edits = Edits::default();
+    let mut units = Vec::new();
+    plan_libvirt::plan(ctx, findings, new_host_uuid, &mut edits, &mut units, &mut plan);
+    let mut fw = Vec::new();
+    plan_firewall::plan(ctx, findings, &mut edits, &mut fw, &mut plan.notes);
+    let mut nova_units = Vec::new();
+    plan_nova::plan(ctx, findings, &mut edits, &mut nova_units, &mut plan.notes);
+    plan.steps = edits.into_steps();
+    plan.steps.extend(units);
+    plan.steps.extend(fw);
+    plan.steps.extend(nova_units);
+    for f in findings.iter().filter(|f| f.status == Status::Fail) {
+        if !FIXABLE.contains(&f.id) {
+            plan.notes.push(format!("{}: not fixed by migready: {}", f.id, f.message));
+        }
+    }
+    plan
+}
+
+/// Checks whose failures fix repairs.
+pub const FIXABLE: &[&str] = &[
+    "libvirt.mode",
+    "libvirt.listen",
+    "libvirt.auth",
+    "libvirt.host-uuid",
+    "firewall.libvirt",
+    "firewall.migration",
+    "nova.flags",
+];
+
+/// Hosts that must get a fresh host UUID: for each UUID shared by several
+/// reached hosts, every host but the first (in inventory order) gets a new one.
+pub fn duplicate_uuid_hosts(facts: &[(&str, &HostFacts)]) -> Vec<String> {
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (name, f) in facts {
+        if let Some(u) = f.host_uuid.as_deref() {
+            if seen.contains_key(u) {
+                out.push(name.to_string());
+            } else {
+                seen.insert(u, name);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+//! libvirt, by daemon mode (domain.md):
+//! - socket activation: auth_tcp; `--listen` removed from the environment file
+//!   (it stops libvirtd); libvirtd-tcp.socket enabled and started, the service
+//!   stopped first so the socket can bind; listen_* keys left alone (ignored).
+//! - traditional: listen_tls = 0, listen_tcp = 1, auth_tcp, `--listen` added to
+//!   the environment file the unit reads (other arguments kept, `--timeout`
+//!   dropped: with masked sockets nothing restarts an idle libvirtd), restart.
+//! - modular: the same as socket activation through virtproxyd.
+//! - duplicate host UUIDs: a fresh `host_uuid` in the daemon's config.
+
+use super::{status, Edits, HostPlan, Step, UnitAction, Verify};
+use crate::checks::{Ctx, Finding, Status};
+use crate::facts::DaemonMode;
+use crate::formats::envfile::{split_words, EnvFile};
+use crate::formats::libvirt_conf::{ConfDoc, Value};
+
+fn conf_set(edits: &mut Edits, path: &str, original: Option<&str>, key: &str, value: Value, why: &str) {
+    edits.edit(path, original, why, |cur| {
+        let mut d = ConfDoc::parse(cur);
+        if d.get(key).map(|e| &e.value) != Some(&value) {
+            d.set(key, value);
+        }
+        d.to_string()
+    });
+}
+
+pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, edits: &mut Edits, units: &mut Vec<Step>, plan: &mut HostPlan) {
+    let f = ctx.facts();
+    let mode = f.daemon_mode();
+    if mode == DaemonMode::Absent {
+        if status(findings, "libvirt.listen") == Status::Fail {
+            plan.notes.push("libvirt is not installed: install it first (libvirt-daemon-system / libvirt)".into());
+        }
+        return;
+    }
+    let (daemon, conf, tcp_socket, _) = f.remote_daemon();
+    let service = format!("{daemon}.service");
+    let conf_path = format!("/etc/libvirt/{daemon}.conf");
+    let conf_text = conf.map(|c| c.text.as_str());
+    let var = format!("{}_ARGS", daemon.to_uppercase());
+    let fix_mode = status(findings, "libvirt.mode") == Status::Fail;
+    let fix_listen = status(findings, "libvirt.listen") == Status::Fail;
+    let fix_auth = status(findings, "libvirt.auth") == Status::Fail;
+    let mut config_changed = false;
+
+    if fix_auth {
+        let want = ctx.policy.auth_tcp.as_str();
+        conf_set(edits, &conf_path, conf_text, "auth_tcp", Value::Str(want.into()), &format!("auth_tcp = \"{want}\" (inventory policy)"));
+        config_changed = true;
+    }
+    if let Some(uuid) = new_uuid {
+        conf_set(edits, &conf_path, conf_text, "host_uuid", Value::Str(uuid.into()), "a host UUID of its own (another host has the same)");
+        config_changed = true;
+    }
+    let libvirtd_unit = f.unit(&service);
+    let failed = libvirtd_unit.is_some_and(|u| u.active_state == "failed");
+
+    match mode {
+        DaemonMode::Socket | DaemonMode::Modular => {
+            if fix_mode {
+                // `--listen` under socket activation: remove it where it is set.
+                let mut removed = false;
+                for ef in f.env_files.iter().filter(|e| e.unit == service) {
+                    let Some(file) = &ef.file else { continue };
+                    let Some(entry) = file.doc.get(&var) else { continue };
+                    let words = split_words(&entry.value);
+                    if words.iter().any(|w| w == "--listen" || w == "-l") {
+                        edits.edit(&ef.path, Some(&file.text), "remove --listen: refused under socket activation", |cur| {
+                            let mut d = EnvFile::parse(cur);
+                            d.remove_word(&var, "--listen");
+                            d.remove_word(&var, "-l");
+                            d.to_string()
+                        });
+                        removed = true;
+                    }
+                }
+                if !removed {
+                    plan.notes.push(format!("libvirt.mode: --listen is not set in an environment file of {service}; remove it from the unit (drop-in ExecStart) by hand"));
+                }
+                config_changed = true;
+            }
+            let tcp = f.units.get(tcp_socket).filter(|u| u.exists());
+            let need_socket = fix_listen && tcp.is_some_and(|u| !u.is_masked() && (!u.is_enabled() || !u.is_active()));
+            if fix_listen && tcp.is_none_or(|u| u.is_masked()) {
+                plan.notes.push(format!("libvirt.listen: {tcp_socket} is missing or masked; unmask it or switch to traditional mode by hand"));
+            }
+            if failed {
+                units.push(Step::Unit { action: UnitAction::ResetFailed, unit: service.clone(), why: format!("{service} had failed") });
+            }
+            if need_socket {
+                if libvirtd_unit.is_some_and(|u| u.is_active()) {
+                    units.push(Step::Unit {
+                        action: UnitAction::Stop,
+                        unit: service.clone(),
+                        why: format!("{tcp_socket} cannot start while {service} runs (running guests are not affected); the service comes back on demand"),
+                    });
+                }
+                units.push(Step::Unit { action: UnitAction::EnableNow, unit: tcp_socket.into(), why: format!("serve TCP {} through socket activation", ctx.policy.libvirt_port) });
+            } else if config_changed {
+                units.push(Step::Unit { action: UnitAction::TryRestart, unit: service.clone(), why: "apply the new configuration (if running)".into() });
+            }
+            if need_socket || config_changed {
+                let port = (need_socket || !fix_listen).then_some(ctx.policy.libvirt_port);
+                plan.verify = Some(Verify { active: vec![tcp_socket.to_string()], port });
+            }
+        }
+        DaemonMode::Traditional => {
+            if fix_listen || fix_mode {
+                conf_set(edits, &conf_path, conf_text, "listen_tls", Value::Int(0), "listen_tls = 0 (no TLS certificates needed)");
+                conf_set(edits, &conf_path, conf_text, "listen_tcp", Value::Int(1), "listen_tcp = 1");
+                // The environment file the unit really reads: the last one it lists.
+                let ef = f.env_files.iter().filter(|e| e.unit == service).last();
+                match ef {
+                    None => plan.notes.push(format!("libvirt.listen: {service} reads no environment file; add --listen to its ExecStart by hand")),
+                    Some(ef) => {
+                        let original = ef.file.as_ref().map(|c| c.text.as_str());
+                        let (current, _) = f.daemon_args(daemon);
+                        edits.edit(&ef.path, original, "--listen: traditional libvirtd reads listen_tcp only with it", |cur| {
+                            let mut d = EnvFile::parse(cur);
+                            let mut words: Vec<String> = match d.get(&var) {
+                                Some(e) => split_words(&e.value),
+                                // Not set in the file: the unit's own default applies; keep its words.
+                                None => current.clone(),
+                            };
+                            // Drop --timeout N: with masked sockets an idle libvirtd would exit for good.
+                            if let Some(i) = words.iter().position(|w| w == "--timeout" || w == "-t") {
+                                words.drain(i..(i + 2).min(words.len()));
+                            }
+                            if !words.iter().any(|w| w == "--listen" || w == "-l") {
+                                words.insert(0, "--listen".into());
+                            }
+                            let value = words.join(" ");
+                            if d.get(&var).map(|e| e.value.as_str()) != Some(value.as_str()) {
+                                d.set(&var, &value);
+                            }
+                            d.to_string()
+                        });
+                    }
+                }
+                config_changed = true;
+            }
+            if config_changed {
+                units.push(Step::Unit { action: UnitAction::Restart, unit: service.clone(), why: "apply the new configuration (running guests are not affected)".into() });
+                plan.verify = Some(Verify { active: vec![service.clone()], port: Some(ctx.policy.libvirt_port) });
+            }
+        }
+        DaemonMode::Absent => {}
+    }
+}

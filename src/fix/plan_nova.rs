@@ -1,0 +1,101 @@
+//! nova.conf, release-aware: Mitaka and older get the seed's
+//! `live_migration_flag` and `block_migration_flag` (+ NON_SHARED_INC) in
+//! [libvirt]; Newton and later get the obsolete keys commented out with a note
+//! and `live_migration_tunnelled` made false. Commented defaults are replaced in
+//! place (IniDoc::set). nova-compute is restarted only if it was running.
+
+use super::{status, Edits, Step, UnitAction};
+use crate::checks::{Ctx, Finding, Status};
+use crate::formats::ini::IniDoc;
+use crate::nova_release::NovaRelease;
+
+const LIVE: &[&str] = &["VIR_MIGRATE_UNDEFINE_SOURCE", "VIR_MIGRATE_PEER2PEER", "VIR_MIGRATE_LIVE"];
+const BLOCK_EXTRA: &str = "VIR_MIGRATE_NON_SHARED_INC";
+
+/// Flags as wanted: the existing ones plus the required, without TUNNELLED for block.
+fn merged(existing: Option<&str>, required: &[&str], drop_tunnelled: bool) -> String {
+    let mut v: Vec<String> = existing
+        .map(|e| e.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    if drop_tunnelled {
+        v.retain(|f| f != "VIR_MIGRATE_TUNNELLED");
+    }
+    for r in required {
+        if !v.iter().any(|f| f == r) {
+            v.push(r.to_string());
+        }
+    }
+    v.join(",")
+}
+
+pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &mut Vec<Step>, notes: &mut Vec<String>) {
+    let f = ctx.facts();
+    let st = status(findings, "nova.flags");
+    if st != Status::Fail && st != Status::Warn {
+        return;
+    }
+    let Some(nova_conf) = &f.nova_conf else { return };
+    let Some(release) = ctx.me.spec.nova_release.or_else(|| f.detected_nova_release()) else {
+        notes.push("nova.flags: Nova release unknown; set nova_release in the inventory".into());
+        return;
+    };
+    // The file where a key is effective (nova-compute.conf wins), else nova.conf.
+    let file_of = |key: &str| {
+        [f.nova_compute_conf.as_ref(), Some(nova_conf)]
+            .into_iter()
+            .flatten()
+            .find(|c| c.doc.get("libvirt", key).is_some())
+            .unwrap_or(nova_conf)
+    };
+    let before = edits_len(edits);
+    if release <= NovaRelease::MITAKA {
+        for (key, required, drop_tunnelled) in [
+            ("live_migration_flag", LIVE.to_vec(), false),
+            ("block_migration_flag", [LIVE, &[BLOCK_EXTRA]].concat(), true),
+        ] {
+            let c = file_of(key);
+            let current = f.nova_option("libvirt", key).map(|(v, _)| v);
+            let want = merged(current.as_deref(), &required, drop_tunnelled);
+            if current.as_deref() != Some(want.as_str()) {
+                edits.edit(&c.path, Some(&c.text), &format!("[libvirt] {key} = {want} (Nova {release})"), |cur| {
+                    let mut d = IniDoc::parse(cur);
+                    d.set("libvirt", key, &want);
+                    d.to_string()
+                });
+            }
+        }
+    } else {
+        for key in ["live_migration_flag", "block_migration_flag"] {
+            for c in [f.nova_compute_conf.as_ref(), Some(nova_conf)].into_iter().flatten() {
+                if c.doc.get("libvirt", key).is_some() {
+                    let note = format!("migready: {key} is obsolete since Newton (14); Nova {release} ignores it");
+                    edits.edit(&c.path, Some(&c.text), &format!("comment out obsolete {key}"), |cur| {
+                        let mut d = IniDoc::parse(cur);
+                        d.comment_out("libvirt", key, &note);
+                        d.to_string()
+                    });
+                }
+            }
+        }
+        if let Some((v, _)) = f.nova_option("libvirt", "live_migration_tunnelled")
+            && matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on")
+        {
+            let c = file_of("live_migration_tunnelled");
+            edits.edit(&c.path, Some(&c.text), "live_migration_tunnelled = false (no NBD when tunnelled)", |cur| {
+                let mut d = IniDoc::parse(cur);
+                d.set("libvirt", "live_migration_tunnelled", "false");
+                d.to_string()
+            });
+        }
+    }
+    if edits_len(edits) != before
+        && let Some(u) = ["nova-compute.service", "openstack-nova-compute.service"].iter().find_map(|id| f.unit(id))
+        && u.is_active()
+    {
+        steps.push(Step::Unit { action: UnitAction::Restart, unit: u.id.clone(), why: "apply the new nova.conf (it was running)".into() });
+    }
+}
+
+fn edits_len(edits: &Edits) -> usize {
+    edits.changed()
+}

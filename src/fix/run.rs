@@ -1,0 +1,156 @@
+//! The `fix` run: audit, plan, show, confirm, apply per host in parallel,
+//! audit again and report each check before -> after.
+
+use super::apply::{self, ApplyLog};
+use super::{duplicate_uuid_hosts, plan, render, HostPlan, FIXABLE};
+use crate::audit::{self, Gathered};
+use crate::checks::Status;
+use crate::exit;
+use crate::inventory::Inventory;
+use crate::report::Report;
+use crate::transport::Session;
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::time::Instant;
+
+pub struct Options {
+    pub dry_run: bool,
+    pub yes: bool,
+    pub parallel: usize,
+}
+
+fn new_uuid() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/uuid").map(|s| s.trim().to_string()).unwrap_or_else(|_| {
+        // No /proc: derive one from the clock and pid (still unique enough per run).
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let h = apply::sha256(&format!("{t}-{}", std::process::id()));
+        format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    })
+}
+
+/// Plans for every reached host (None for hosts not reached).
+pub fn plans(inv: &Inventory, gathered: &[Gathered], before: &Report) -> Vec<Option<HostPlan>> {
+    let views = audit::views(inv, gathered);
+    let facts: Vec<(&str, &crate::facts::HostFacts)> = views.iter().flatten().map(|v| (v.name(), v.facts)).collect();
+    let dup = duplicate_uuid_hosts(&facts);
+    (0..inv.hosts.len())
+        .map(|i| {
+            let ctx = audit::ctx(inv, &views, i)?;
+            let uuid = dup.contains(&inv.hosts[i].name).then(new_uuid);
+            Some(plan(&ctx, &before.hosts[i].checks, uuid.as_deref()))
+        })
+        .collect()
+}
+
+fn confirm(out: &mut dyn Write) -> io::Result<bool> {
+    write!(out, "apply these changes? [y/N] ")?;
+    out.flush()?;
+    let mut line = String::new();
+    io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
+pub fn run(inv: &Inventory, opts: &Options) -> i32 {
+    let start = Instant::now();
+    let gathered = audit::gather_all(inv, opts.parallel, |_| {});
+    let before = audit::evaluate(inv, &gathered, start.elapsed());
+    let plans = plans(inv, &gathered, &before);
+    let mut out = io::stdout().lock();
+    for (spec, p) in inv.hosts.iter().zip(&plans) {
+        match p {
+            Some(p) => render::print_plan(&mut out, p).ok(),
+            None => {
+                let why = before.hosts.iter().find(|h| h.name == spec.name).and_then(|h| h.checks.iter().find(|c| c.status == Status::Fail));
+                writeln!(out, "== {}: not reached: {}", spec.name, why.map_or("", |c| c.message.as_str())).ok()
+            }
+        };
+    }
+    if inv.policy.auth_tcp == crate::inventory::AuthTcp::None && plans.iter().flatten().any(|p| p.steps.iter().any(|s| matches!(s, super::Step::Edit { why, .. } if why.iter().any(|w| w.starts_with("auth_tcp")))))
+    {
+        writeln!(
+            out,
+            "warning: auth_tcp = \"none\": anyone who reaches TCP {} on these hosts controls every guest on them without a password; \
+             the firewall rules above admit only the peer hosts{}",
+            inv.policy.libvirt_port,
+            if inv.policy.allowed_sources.is_empty() { "" } else { " and policy.allowed_sources" }
+        )
+        .ok();
+    }
+    let any = plans.iter().flatten().any(|p| !p.is_empty());
+    if opts.dry_run || !any {
+        if !any {
+            writeln!(out, "nothing to change").ok();
+        }
+        return if before.failed() { exit::FAILED } else { exit::OK };
+    }
+    if !opts.yes {
+        if !io::stdin().is_terminal() {
+            eprintln!("error: refusing to change hosts without --yes (no terminal to ask on); review with --dry-run first");
+            return exit::USAGE;
+        }
+        match confirm(&mut out) {
+            Ok(true) => {}
+            _ => {
+                writeln!(out, "nothing changed").ok();
+                return exit::FAILED;
+            }
+        }
+    }
+    drop(out);
+
+    // Apply, one connection per host, hosts in parallel.
+    let work: Vec<(usize, &HostPlan)> = plans.iter().enumerate().filter_map(|(i, p)| p.as_ref().filter(|p| !p.is_empty()).map(|p| (i, p))).collect();
+    let logs: Vec<(usize, Result<ApplyLog, String>)> = audit::fan_out(
+        &work,
+        opts.parallel,
+        |(i, p)| {
+            let spec = &inv.hosts[*i];
+            let facts = &gathered[*i].result.as_ref().expect("planned hosts were reached").0;
+            let r = Session::connect(&audit::target(spec)).map_err(|e| e.to_string()).map(|mut s| apply::apply(&mut s, p, facts));
+            (*i, r)
+        },
+        |_| {},
+    );
+
+    let after_gathered = audit::gather_all(inv, opts.parallel, |_| {});
+    let after = audit::evaluate(inv, &after_gathered, start.elapsed());
+    let mut out = io::stdout().lock();
+    let mut ok = true;
+    for (i, log) in &logs {
+        let name = &inv.hosts[*i].name;
+        match log {
+            Err(e) => {
+                ok = false;
+                writeln!(out, "== {name}: not applied: {e}").ok();
+            }
+            Ok(l) => {
+                writeln!(out, "== {name}: {} action(s)", l.done.len()).ok();
+                for d in &l.done {
+                    writeln!(out, "  {d}").ok();
+                }
+                for b in &l.backups {
+                    writeln!(out, "  backup {b}").ok();
+                }
+                if let Some(rb) = &l.rolled_back {
+                    ok = false;
+                    writeln!(out, "  FAILED: {rb}").ok();
+                }
+            }
+        }
+    }
+    writeln!(out, "\nbefore -> after").ok();
+    for (b, a) in before.hosts.iter().zip(&after.hosts) {
+        for (cb, ca) in b.checks.iter().zip(&a.checks) {
+            if cb.status != ca.status || ca.status == Status::Fail {
+                writeln!(out, "  {:<6} {:<20} {} -> {}  {}", b.name, ca.id, cb.status.as_str(), ca.status.as_str(), ca.message).ok();
+            }
+            if FIXABLE.contains(&ca.id) && ca.status == Status::Fail {
+                ok = false;
+            }
+        }
+    }
+    if after.hosts.iter().any(|h| !h.reached) {
+        ok = false;
+    }
+    writeln!(out, "fix took {:.1} s", start.elapsed().as_secs_f64()).ok();
+    if ok { exit::OK } else { exit::FAILED }
+}

@@ -44,10 +44,18 @@ fn run(session: &mut Session, argv: &[String]) -> Result<String, String> {
 }
 
 /// Write `new` to `path` if it still holds `expected` (None: must not exist).
-fn write_file(session: &mut Session, path: &str, expected: Option<&str>, new: Option<&str>) -> Result<Option<String>, String> {
+/// `backup`: leave a copy of the replaced content next to the file.
+fn write_file(session: &mut Session, path: &str, expected: Option<&str>, new: Option<&str>, backup: bool) -> Result<Option<String>, String> {
     let want = expected.map(sha256).unwrap_or_else(|| "-".into());
     let mode = if new.is_none() { "delete" } else { "0644" };
-    let cmd = format!("sh -c {} migready-write {} {} {}", sh_quote(WRITE), sh_quote(path), want, mode);
+    let cmd = format!(
+        "sh -c {} migready-write {} {} {} {}",
+        sh_quote(WRITE),
+        sh_quote(path),
+        want,
+        mode,
+        if backup { "yes" } else { "no" }
+    );
     let out = session.exec(&cmd, new.unwrap_or("").as_bytes(), true).map_err(|e| format!("writing {path}: {e}"))?;
     match out.status {
         0 => {
@@ -121,7 +129,7 @@ pub fn apply(session: &mut Session, plan: &HostPlan, before: &HostFacts) -> Appl
     let mut failure = None;
     for step in &plan.steps {
         let r = match step {
-            Step::Edit { path, original, new, .. } => write_file(session, path, original.as_deref(), Some(new)).map(|bak| {
+            Step::Edit { path, original, new, .. } => write_file(session, path, original.as_deref(), Some(new), true).map(|bak| {
                 written.push((path, original.as_deref(), new));
                 log.done.push(format!("wrote {path}"));
                 log.backups.extend(bak);
@@ -149,7 +157,14 @@ pub fn apply(session: &mut Session, plan: &HostPlan, before: &HostFacts) -> Appl
     // then the commands in reverse order.
     let mut problems = Vec::new();
     for (path, original, new) in written.iter().rev() {
-        if let Err(e) = write_file(session, path, Some(new), *original) {
+        if let Err(e) = write_file(session, path, Some(new), *original, false) {
+            problems.push(e);
+        }
+    }
+    // The host ends as it began: no backups of a change that was undone.
+    if problems.is_empty() && !log.backups.is_empty() {
+        let rm: Vec<String> = ["rm", "-f"].iter().map(|s| s.to_string()).chain(log.backups.drain(..)).collect();
+        if let Err(e) = run(session, &rm) {
             problems.push(e);
         }
     }
@@ -160,8 +175,16 @@ pub fn apply(session: &mut Session, plan: &HostPlan, before: &HostFacts) -> Appl
             }
         }
     }
-    // libvirtd may be in a failed state from the attempt.
-    let _ = session.exec("systemctl reset-failed libvirtd.service 2>/dev/null", b"", true);
+    // Units may be left in a failed state by the attempt.
+    let mut units: Vec<&str> = plan.verify.iter().flat_map(|v| v.active.iter().map(String::as_str)).collect();
+    units.extend(taken.iter().filter_map(|s| match s {
+        Step::Unit { unit, .. } => Some(unit.as_str()),
+        _ => None,
+    }));
+    units.push("libvirtd.service");
+    units.sort();
+    units.dedup();
+    let _ = session.exec(&format!("systemctl reset-failed {} 2>/dev/null", units.join(" ")), b"", true);
     log.rolled_back = Some(if problems.is_empty() {
         format!("{why}; rolled back, the host is as it was")
     } else {

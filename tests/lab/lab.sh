@@ -223,7 +223,7 @@ write_inventory() {
         echo "user = \"root\""
         echo "identity_file = \"$state/id_ed25519\""
         echo "known_hosts = \"$state/known_hosts\""
-        echo "connect_timeout = 5"
+        echo "connect_timeout = 15"
         local name
         for name in "$@"; do
             echo

@@ -160,3 +160,34 @@ fn edits_are_idempotent() {
         }
     }
 }
+
+#[test]
+fn modular_daemons_go_through_virtproxyd() {
+    // RHEL 9 / Fedora style: virtqemud runs guests, virtproxyd serves remote access.
+    // No lab image ships it, so the facts are edited from a Debian 12 host's.
+    let mut r = raw("bookworm-socket");
+    let unit = |id: &str, load: &str, active: &str, sub: &str, file: &str| {
+        format!("Id={id}\nLoadState={load}\nActiveState={active}\nSubState={sub}\nUnitFileState={file}\nMainPID=0\nExecStart=\n")
+    };
+    let units = [
+        unit("libvirtd.service", "not-found", "inactive", "dead", ""),
+        unit("libvirtd.socket", "not-found", "inactive", "dead", ""),
+        unit("virtproxyd.service", "loaded", "active", "running", "disabled"),
+        unit("virtproxyd.socket", "loaded", "active", "listening", "enabled"),
+        unit("virtproxyd-tcp.socket", "loaded", "inactive", "dead", "disabled"),
+        unit("virtqemud.service", "loaded", "active", "running", "enabled"),
+        unit("nova-compute.service", "loaded", "active", "running", "enabled"),
+    ]
+    .join("\n");
+    crate::checks::testutil::set(&mut r, "units", &units);
+    let conf = r.ok("libvirtd_conf").unwrap().to_string();
+    crate::checks::testutil::set(&mut r, "virtproxyd_conf", &conf);
+    let fleet = Fleet::new(vec![("rhel9", "198.18.42.21", r)]);
+    assert_eq!(fleet.finding(0, "libvirt.mode").status, Status::Pass);
+    let p = plan_of(&fleet, 0);
+    let (orig, new) = edit_of(&p, "/etc/libvirt/virtproxyd.conf");
+    assert_eq!(changed_lines(orig, new), vec!["-#auth_tcp = \"sasl\"", "+auth_tcp = \"none\""]);
+    assert!(!p.steps.iter().any(|s| matches!(s, Step::Edit { path, .. } if path == "/etc/libvirt/libvirtd.conf")));
+    assert_eq!(commands(&p), vec!["systemctl stop virtproxyd.service", "systemctl enable --now virtproxyd-tcp.socket"]);
+    assert_eq!(p.verify.unwrap().active, vec!["virtproxyd-tcp.socket"]);
+}

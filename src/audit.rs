@@ -105,15 +105,25 @@ pub fn fan_out<T: Sync, R: Send>(items: &[T], parallel: usize, work: impl Fn(&T)
 
 /// Gather every host's facts (bounded parallelism).
 pub fn gather_all(inv: &Inventory, parallel: usize, progress: impl Fn(usize) + Sync) -> Vec<Gathered> {
+    gather_all_counted(inv, parallel, |done, _failed| progress(done))
+}
+
+/// [`gather_all`], calling `progress(done, failed)` after each host: hosts finished so
+/// far, and how many of them could not be reached or gathered.
+pub fn gather_all_counted(inv: &Inventory, parallel: usize, progress: impl Fn(usize, usize) + Sync) -> Vec<Gathered> {
+    let failed = AtomicUsize::new(0);
     fan_out(
         &inv.hosts,
         parallel,
         |spec| {
             let t = Instant::now();
             let result = gather(spec);
+            if result.is_err() {
+                failed.fetch_add(1, Ordering::Relaxed);
+            }
             Gathered { result, elapsed: t.elapsed() }
         },
-        progress,
+        |done| progress(done, failed.load(Ordering::Relaxed)),
     )
 }
 
@@ -130,7 +140,8 @@ pub fn views<'a>(inv: &'a Inventory, gathered: &'a [Gathered]) -> Vec<Option<Hos
 pub fn ctx<'a>(inv: &'a Inventory, views: &[Option<HostView<'a>>], i: usize) -> Option<Ctx<'a>> {
     let me = views[i]?;
     let peers = views.iter().enumerate().filter(|(j, _)| *j != i).filter_map(|(_, v)| *v).collect();
-    Some(Ctx { me, peers, policy: &inv.policy })
+    let unreached = inv.hosts.iter().zip(views).filter(|(_, v)| v.is_none()).map(|(s, _)| s).collect();
+    Some(Ctx { me, peers, unreached, policy: &inv.policy })
 }
 
 /// Run the checks over gathered facts: pure, no I/O.

@@ -82,6 +82,14 @@ fn b_fix_end_to_end() {
     let inv = inventory_path();
     let inv = inv.to_str().unwrap();
 
+    // A cloned host: cmp2 reports cmp1's libvirt host UUID.
+    let uuid = ssh("cmp1", "virsh -q -c qemu:///system capabilities | sed -n 's:.*<uuid>\\(.*\\)</uuid>.*:\\1:p' | head -1");
+    let uuid = uuid.trim();
+    assert_eq!(uuid.len(), 36, "{uuid}");
+    ssh("cmp2", &format!("echo 'host_uuid = \"{uuid}\"' >> /etc/libvirt/libvirtd.conf && systemctl restart libvirtd"));
+    let r = doctor();
+    assert_eq!(status(&r, "cmp1", "libvirt.host-uuid"), "fail");
+
     // --dry-run shows diffs and changes nothing.
     let before: Vec<String> = HOSTS.iter().map(|h| snapshot(h)).collect();
     let (code, out) = migready(&["fix", "--dry-run", "-i", inv]);
@@ -134,7 +142,9 @@ fn b_fix_end_to_end() {
     let r = doctor();
     for h in HOSTS {
         assert_eq!(status(&r, h, "libvirt.listen"), "pass", "{h}");
+        assert_eq!(status(&r, h, "libvirt.host-uuid"), "pass", "{h}: {r}");
     }
+    assert_ne!(ssh("cmp2", "grep ^host_uuid /etc/libvirt/libvirtd.conf").trim(), format!("host_uuid = \"{uuid}\""));
     // Hosts reach each other's libvirt over TCP now (the seed's own proof).
     assert_eq!(ssh("cmp1", "virsh -c qemu+tcp://cmp3/system hostname").trim(), "cmp3");
     assert_eq!(ssh("cmp3", "virsh -c qemu+tcp://cmp4/system hostname").trim(), "cmp4");

@@ -28,11 +28,7 @@ pub fn migration(ctx: &Ctx) -> Outcome {
 fn ports(ctx: &Ctx, lo: u16, hi: u16, what: &str, extra: Option<String>) -> Outcome {
     let f = ctx.facts();
     let range = if lo == hi { format!("TCP {lo}") } else { format!("TCP {lo}-{hi}") };
-    let mut sources: Vec<(String, IpAddr)> = ctx
-        .peers
-        .iter()
-        .flat_map(|p| p.source_addresses().into_iter().map(|a| (p.name().to_string(), a)))
-        .collect();
+    let mut sources = ctx.peer_sources();
     for cidr in &ctx.policy.allowed_sources {
         if let Ok(ip) = cidr.split('/').next().unwrap_or("").parse::<IpAddr>() {
             sources.push((format!("allowed source {cidr}"), ip));

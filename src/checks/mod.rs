@@ -128,12 +128,23 @@ fn is_link_local(a: &IpAddr) -> bool {
 pub struct Ctx<'a> {
     pub me: HostView<'a>,
     pub peers: Vec<HostView<'a>>,
+    /// Inventory hosts that were not reached (no facts, but an address).
+    pub unreached: Vec<&'a HostSpec>,
     pub policy: &'a Policy,
 }
 
 impl Ctx<'_> {
     pub fn facts(&self) -> &HostFacts {
         self.me.facts
+    }
+
+    /// Where every other inventory host connects from: reached peers as their
+    /// facts tell, unreached ones by their inventory address when it is an IP.
+    pub fn peer_sources(&self) -> Vec<(String, IpAddr)> {
+        let mut v: Vec<(String, IpAddr)> =
+            self.peers.iter().flat_map(|p| p.source_addresses().into_iter().map(|a| (p.name().to_string(), a))).collect();
+        v.extend(self.unreached.iter().filter_map(|s| s.address.parse().ok().map(|a| (s.name.clone(), a))));
+        v
     }
 }
 

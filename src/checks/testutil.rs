@@ -60,6 +60,7 @@ impl Fleet {
         let ctx = Ctx {
             me: views[i],
             peers: views.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, v)| *v).collect(),
+            unreached: Vec::new(),
             policy: &self.policy,
         };
         run_host(&ctx, &self.skip)

@@ -53,11 +53,8 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
         return;
     };
     // Sources: the peers, then the inventory's allowed sources.
-    let mut sources: Vec<(String, String, IpAddr)> = ctx
-        .peers
-        .iter()
-        .flat_map(|p| p.source_addresses().into_iter().map(|a| (p.name().to_string(), source_arg(&a.to_string()), a)))
-        .collect();
+    let mut sources: Vec<(String, String, IpAddr)> =
+        ctx.peer_sources().into_iter().map(|(name, a)| (name, source_arg(&a.to_string()), a)).collect();
     for cidr in &ctx.policy.allowed_sources {
         if let Ok(ip) = cidr.split('/').next().unwrap_or("").parse::<IpAddr>() {
             sources.push((cidr.clone(), source_arg(cidr), ip));

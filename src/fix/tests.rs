@@ -9,6 +9,7 @@ fn plan_of(fleet: &Fleet, i: usize) -> HostPlan {
     let ctx = Ctx {
         me: views[i],
         peers: views.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, v)| *v).collect(),
+        unreached: Vec::new(),
         policy: &fleet.policy,
     };
     plan(&ctx, &fleet.findings(i), None)

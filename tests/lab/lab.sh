@@ -65,6 +65,11 @@ prepare_root() { # NAME SUITE PROFILE FIREWALL ROOT ALLHOSTS
     echo 'ops ALL=(ALL) NOPASSWD: ALL' >"$root/etc/sudoers.d/ops"
     chmod 440 "$root/etc/sudoers.d/ops"
 
+    # Lab only: without a message bus nova-compute never finishes starting; keep it
+    # "activating" instead of timing out and re-importing all of Nova every 90 s.
+    mkdir -p "$root/etc/systemd/system/nova-compute.service.d"
+    printf '[Service]\nTimeoutStartSec=infinity\n' >"$root/etc/systemd/system/nova-compute.service.d/lab.conf"
+
     case $profile in
     socket) ;;
     seed)

@@ -13,6 +13,8 @@ pub mod firewall;
 pub mod fix;
 pub mod formats;
 pub mod inventory;
+pub mod mesh;
 pub mod nova_release;
 pub mod report;
 pub mod transport;
+pub mod validate;

@@ -38,6 +38,10 @@ enum Command {
         /// Show the evidence of every check, not only of failures and warnings.
         #[arg(short, long)]
         verbose: bool,
+        /// Reachability probes from each host to its peers: every ordered pair,
+        /// the ring (each host to the next), or none.
+        #[arg(long, value_enum, default_value_t = migready::mesh::Pairs::Full)]
+        mesh: migready::mesh::Pairs,
     },
     /// Remediate what doctor finds wrong, on each host's real daemon mode.
     ///
@@ -61,6 +65,14 @@ enum Command {
         #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
         parallel: u16,
     },
+    /// Reachability mesh and a test live block migration between hosts.
+    ///
+    /// Audits like doctor, probes from each host to its peers (name resolution,
+    /// qemu+tcp, migration ports), then per pair runs the seed's prechecks and
+    /// live-migrates a throwaway guest (migready-test-*) laid out like a Nova
+    /// instance, with Nova's flags, verifies it on both hosts and removes it
+    /// from both hosts whatever happens (also on timeout and Ctrl-C).
+    Validate(migready::validate::cli::Args),
     /// List the checks with their IDs.
     Checks,
 }
@@ -69,7 +81,7 @@ enum Command {
 enum Format {
     /// A table for people (colour on a terminal).
     Table,
-    /// One JSON document: {"hosts":[...],"summary":{...}}.
+    /// One JSON document: {"hosts":[...],"pairs":[...],"summary":{...}}.
     Json,
 }
 
@@ -80,6 +92,9 @@ fn main() {
             for c in checks::ALL {
                 println!("{:<22} {}", c.id, c.summary);
             }
+            for (id, summary) in migready::mesh::CHECKS.iter().chain(migready::validate::CHECKS) {
+                println!("{id:<22} {summary} (per pair of hosts)");
+            }
             exit::OK
         }
         Command::Fix { inventory, dry_run, yes, parallel } => match inventory::load(&inventory, &checks::ids()) {
@@ -89,12 +104,13 @@ fn main() {
                 exit::USAGE
             }
         },
-        Command::Doctor { inventory, format, parallel, verbose } => doctor(&inventory, format, parallel as usize, verbose),
+        Command::Doctor { inventory, format, parallel, verbose, mesh } => doctor(&inventory, format, parallel as usize, verbose, mesh),
+        Command::Validate(args) => migready::validate::cli::main(args),
     };
     std::process::exit(code);
 }
 
-fn doctor(path: &std::path::Path, format: Format, parallel: usize, verbose: bool) -> i32 {
+fn doctor(path: &std::path::Path, format: Format, parallel: usize, verbose: bool, mesh: migready::mesh::Pairs) -> i32 {
     let inv = match inventory::load(path, &checks::ids()) {
         Ok(inv) => inv,
         Err(e) => {
@@ -105,17 +121,20 @@ fn doctor(path: &std::path::Path, format: Format, parallel: usize, verbose: bool
     let start = Instant::now();
     let total = inv.hosts.len();
     let stderr_tty = std::io::stderr().is_terminal();
-    let progress = |done: usize| {
+    let progress = |done: usize, failed: usize| {
         if stderr_tty && matches!(format, Format::Table) && total > 3 {
-            eprint!("\r\x1b[2Kgathering facts: {done}/{total} hosts");
+            let failed = if failed > 0 { format!(", {failed} failed") } else { String::new() };
+            eprint!("\r\x1b[2Kgathering facts: {done}/{total} hosts{failed}");
             let _ = std::io::stderr().flush();
         }
     };
-    let gathered = audit::gather_all(&inv, parallel, progress);
+    let gathered = audit::gather_all_counted(&inv, parallel, progress);
     if stderr_tty && matches!(format, Format::Table) && total > 3 {
         eprint!("\r\x1b[2K");
     }
     let report = audit::evaluate(&inv, &gathered, start.elapsed());
+    let pairs = migready::mesh::run(&inv, &gathered, mesh, parallel);
+    let report = migready::report::Report::with_pairs(report.hosts, pairs, start.elapsed().as_millis() as u64);
     let mut out = std::io::stdout().lock();
     let written = match format {
         Format::Json => writeln!(out, "{}", report.to_json()),

@@ -82,11 +82,12 @@ fn b_fix_end_to_end() {
     let inv = inventory_path();
     let inv = inv.to_str().unwrap();
 
-    // A cloned host: cmp2 reports cmp1's libvirt host UUID.
-    let uuid = ssh("cmp1", "virsh -q -c qemu:///system capabilities | sed -n 's:.*<uuid>\\(.*\\)</uuid>.*:\\1:p' | head -1");
-    let uuid = uuid.trim();
-    assert_eq!(uuid.len(), 36, "{uuid}");
-    ssh("cmp2", &format!("echo 'host_uuid = \"{uuid}\"' >> /etc/libvirt/libvirtd.conf && systemctl restart libvirtd"));
+    // Cloned hosts: cmp1 and cmp2 carry the same libvirt host UUID (set in libvirtd.conf,
+    // as a cloned image would; without SMBIOS the lab's libvirtd draws a new one per start).
+    let uuid = "4d1d0c1e-7e57-4000-8000-00000000c10e";
+    for h in ["cmp1", "cmp2"] {
+        ssh(h, &format!("echo 'host_uuid = \"{uuid}\"' >> /etc/libvirt/libvirtd.conf && systemctl restart libvirtd"));
+    }
     let r = doctor();
     assert_eq!(status(&r, "cmp1", "libvirt.host-uuid"), "fail");
 
@@ -144,7 +145,11 @@ fn b_fix_end_to_end() {
         assert_eq!(status(&r, h, "libvirt.listen"), "pass", "{h}");
         assert_eq!(status(&r, h, "libvirt.host-uuid"), "pass", "{h}: {r}");
     }
-    assert_ne!(ssh("cmp2", "grep ^host_uuid /etc/libvirt/libvirtd.conf").trim(), format!("host_uuid = \"{uuid}\""));
+    // The first host keeps its UUID; the clone got a fresh one, in place of its old line.
+    assert_eq!(ssh("cmp1", "grep ^host_uuid /etc/libvirt/libvirtd.conf").trim(), format!("host_uuid = \"{uuid}\""));
+    let cmp2_uuid = ssh("cmp2", "grep ^host_uuid /etc/libvirt/libvirtd.conf");
+    assert_eq!(cmp2_uuid.lines().count(), 1, "{cmp2_uuid}");
+    assert_ne!(cmp2_uuid.trim(), format!("host_uuid = \"{uuid}\""));
     // Hosts reach each other's libvirt over TCP now (the seed's own proof).
     assert_eq!(ssh("cmp1", "virsh -c qemu+tcp://cmp3/system hostname").trim(), "cmp3");
     assert_eq!(ssh("cmp3", "virsh -c qemu+tcp://cmp4/system hostname").trim(), "cmp4");

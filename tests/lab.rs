@@ -102,7 +102,10 @@ fn doctor_on_both_images_and_all_profiles() {
     expect(&r, "cmp5", "libvirt.host-uuid", "warn", "did not report");
     let s = &r["summary"];
     let total: u64 = ["pass", "warn", "fail", "skip"].iter().map(|k| s[k].as_u64().unwrap()).sum();
-    assert_eq!(total, 5 * Command::new(env!("CARGO_BIN_EXE_migready")).arg("checks").output().unwrap().stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count() as u64);
+    // Every host check and every pair check (the mesh: 5 x 4 ordered pairs, 3 checks each) is counted.
+    let host_checks = Command::new(env!("CARGO_BIN_EXE_migready")).arg("checks").output().unwrap().stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty() && !l.ends_with(b"(per pair of hosts)")).count() as u64;
+    assert_eq!(r["pairs"].as_array().unwrap().len(), 20);
+    assert_eq!(total, 5 * host_checks + 20 * 3);
 }
 
 #[test]

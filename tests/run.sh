@@ -36,3 +36,6 @@ tests/lab/lab.sh up cmp1:bookworm:socket cmp2:trixie:socket cmp3:bookworm:tradit
 cargo test --locked --test lab -- --ignored --test-threads=1
 # fix changes the lab: it runs after the read-only doctor tests.
 cargo test --locked --test fix_lab -- --ignored --test-threads=1
+# validate on the same lab (its bookworm and trixie socket hosts), last: it sets
+# those two hosts up for migration (as fix does) and leaves no test guest behind.
+cargo test --locked --test validate_lab -- --ignored --test-threads=1

@@ -29,10 +29,21 @@ pub struct Summary {
     pub skip: usize,
 }
 
+/// The results for one ordered pair of hosts (`migready validate`, and the
+/// reachability mesh in doctor): checks run on `from` against `to`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairReport {
+    pub from: String,
+    pub to: String,
+    pub checks: Vec<Finding>,
+}
+
 /// A whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub hosts: Vec<HostReport>,
+    /// Host-to-host results (empty when the mesh was not probed).
+    pub pairs: Vec<PairReport>,
     pub summary: Summary,
     /// Wall time of the run, in milliseconds.
     pub elapsed_ms: u64,
@@ -40,8 +51,13 @@ pub struct Report {
 
 impl Report {
     pub fn new(hosts: Vec<HostReport>, elapsed_ms: u64) -> Report {
+        Report::with_pairs(hosts, Vec::new(), elapsed_ms)
+    }
+
+    /// A report with host-to-host results; the summary counts both.
+    pub fn with_pairs(hosts: Vec<HostReport>, pairs: Vec<PairReport>, elapsed_ms: u64) -> Report {
         let mut summary = Summary::default();
-        for f in hosts.iter().flat_map(|h| &h.checks) {
+        for f in hosts.iter().flat_map(|h| &h.checks).chain(pairs.iter().flat_map(|p| &p.checks)) {
             match f.status {
                 Status::Pass => summary.pass += 1,
                 Status::Warn => summary.warn += 1,
@@ -49,7 +65,7 @@ impl Report {
                 Status::Skip => summary.skip += 1,
             }
         }
-        Report { hosts, summary, elapsed_ms }
+        Report { hosts, pairs, summary, elapsed_ms }
     }
 
     /// True when any check failed or any host was not reached.

@@ -51,8 +51,13 @@ pub fn print_table(out: &mut dyn Write, report: &Report, opts: &TableOptions) ->
             table.set_content_arrangement(ContentArrangement::Dynamic);
         }
     }
-    for h in &report.hosts {
-        for (i, f) in h.checks.iter().enumerate() {
+    let rows = report
+        .hosts
+        .iter()
+        .map(|h| (h.name.clone(), &h.checks))
+        .chain(report.pairs.iter().map(|p| (format!("{} → {}", p.from, p.to), &p.checks)));
+    for (name, checks) in rows {
+        for (i, f) in checks.iter().enumerate() {
             let show = match opts.evidence {
                 Evidence::None => false,
                 Evidence::Failures => matches!(f.status, Status::Fail | Status::Warn),
@@ -65,7 +70,7 @@ pub fn print_table(out: &mut dyn Write, report: &Report, opts: &TableOptions) ->
                     msg.push_str(e);
                 }
             }
-            let host = if i == 0 { h.name.clone() } else { String::new() };
+            let host = if i == 0 { name.clone() } else { String::new() };
             table.add_row(vec![Cell::new(host), Cell::new(f.id), status_cell(f.status, opts.color), Cell::new(msg)]);
         }
     }
@@ -73,6 +78,9 @@ pub fn print_table(out: &mut dyn Write, report: &Report, opts: &TableOptions) ->
     let s = &report.summary;
     let unreached = report.hosts.iter().filter(|h| !h.reached).count();
     write!(out, "{} hosts", report.hosts.len())?;
+    if !report.pairs.is_empty() {
+        write!(out, ", {} pairs", report.pairs.len())?;
+    }
     if unreached > 0 {
         write!(out, " ({unreached} not reached)")?;
     }

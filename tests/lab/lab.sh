@@ -65,6 +65,9 @@ prepare_root() { # NAME SUITE PROFILE FIREWALL ROOT ALLHOSTS
     echo 'ops ALL=(ALL) NOPASSWD: ALL' >"$root/etc/sudoers.d/ops"
     chmod 440 "$root/etc/sudoers.d/ops"
 
+    # Lab only: root's user manager stays up between logins; otherwise a new SSH
+    # login can wait for the previous session's manager to stop (seen on trixie).
+    mkdir -p "$root/var/lib/systemd/linger" && touch "$root/var/lib/systemd/linger/root"
     # Lab only: without a message bus nova-compute never finishes starting; keep it
     # "activating" instead of timing out and re-importing all of Nova every 90 s.
     mkdir -p "$root/etc/systemd/system/nova-compute.service.d"

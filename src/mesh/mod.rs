@@ -1,0 +1,318 @@
+//! Mutual reachability: from each host to each peer, probed on the host itself
+//! (the path between hosts is what matters, not the one from the control node).
+//! One SSH round trip per host runs `templates/mesh.sh`, which probes all its
+//! peers in parallel; the records it prints are judged here, purely:
+//!
+//! - `mesh.resolve`: the peer's name resolves on the host, to an address the
+//!   peer really has (its facts list its interface addresses);
+//! - `mesh.qemu-tcp`: `virsh -c qemu+tcp://PEER/system hostname` answers with the
+//!   peer's own hostname (a name pointing at the wrong host shows here);
+//! - `mesh.migration-ports`: ports of the peer's QEMU migration range are not
+//!   filtered (refused = reachable; no route or timeout = filtered).
+
+use crate::audit::{self, Gathered};
+use crate::checks::{Finding, HostView, Outcome, Status};
+use crate::facts::RawFacts;
+use crate::inventory::{HostSpec, Inventory};
+use crate::report::PairReport;
+use crate::transport::Session;
+use std::net::IpAddr;
+
+pub const RESOLVE: &str = "mesh.resolve";
+pub const QEMU_TCP: &str = "mesh.qemu-tcp";
+pub const MIGRATION_PORTS: &str = "mesh.migration-ports";
+
+/// The pair checks, for `migready checks`.
+pub const CHECKS: &[(&str, &str)] = &[
+    (RESOLVE, "from each host: the peer's name resolves, to an address the peer really has"),
+    (QEMU_TCP, "from each host: qemu+tcp://PEER/system connects and answers with the peer's hostname"),
+    (MIGRATION_PORTS, "from each host: the peer's QEMU migration port range is not filtered"),
+];
+
+/// The probe script, kept in templates/ so operators can read it.
+pub const SCRIPT: &str = include_str!("../../templates/mesh.sh");
+
+/// Seconds each probe waits for an answer.
+pub const PROBE_TIMEOUT_SECS: u32 = 5;
+
+/// Which ordered pairs of hosts to probe or migrate between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pairs {
+    /// Every host to every other host.
+    Full,
+    /// Each host to the next in inventory order, the last to the first.
+    Ring,
+    /// None.
+    None,
+}
+
+/// Ordered pairs (indexes) among `n` hosts.
+pub fn select(n: usize, mode: Pairs) -> Vec<(usize, usize)> {
+    match mode {
+        Pairs::None => Vec::new(),
+        Pairs::Full => (0..n).flat_map(|a| (0..n).filter(move |b| *b != a).map(move |b| (a, b))).collect(),
+        Pairs::Ring if n < 2 => Vec::new(),
+        Pairs::Ring if n == 2 => vec![(0, 1), (1, 0)],
+        Pairs::Ring => (0..n).map(|a| (a, (a + 1) % n)).collect(),
+    }
+}
+
+/// Ports of a migration range worth probing: both ends, the two libvirt takes
+/// first (NBD and RAM stream of the first migration) and the middle.
+pub fn sample_ports(lo: u16, hi: u16) -> Vec<u16> {
+    let (lo, hi) = (lo.min(hi), lo.max(hi));
+    let mut v = vec![lo, lo.saturating_add(1).min(hi), lo + (hi - lo) / 2, hi];
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The script for one host: variables, then templates/mesh.sh.
+pub fn script_for(peers: &[(String, Vec<u16>)], libvirt_port: u16) -> String {
+    let lines: Vec<String> = peers
+        .iter()
+        .map(|(name, ports)| {
+            let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+            format!("{name} {}", ports.join(" "))
+        })
+        .collect();
+    format!(
+        "MESH_TIMEOUT={PROBE_TIMEOUT_SECS}\nMESH_LIBVIRT_PORT={libvirt_port}\nMESH_PEERS='{}'\n{SCRIPT}",
+        lines.join("\n")
+    )
+}
+
+/// Run the probe script on one host.
+pub fn probe(spec: &HostSpec, script: &str) -> Result<RawFacts, String> {
+    let mut s = Session::connect(&audit::target(spec)).map_err(|e| e.to_string())?;
+    let out = s.run_script(script).map_err(|e| e.to_string())?;
+    RawFacts::parse(&String::from_utf8_lossy(&out.stdout)).map_err(|e| {
+        format!("the mesh probe printed no records (exit status {}): {e}; stderr: {}", out.status, String::from_utf8_lossy(&out.stderr).trim())
+    })
+}
+
+/// How one TCP probe ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortState {
+    /// Connected, or refused: the port is reachable through any firewall.
+    Reachable,
+    /// REJECT (ICMP "no route to host", "prohibited").
+    Rejected(String),
+    /// No answer before the timeout: DROP, or no route.
+    TimedOut,
+    /// The name did not resolve, nc missing, ...
+    Error(String),
+}
+
+/// Classify `nc -z -v -w N` output.
+pub fn port_state(status: i32, stderr: &str) -> PortState {
+    let text = stderr.trim();
+    let last = text.lines().last().unwrap_or("").trim().to_string();
+    if status == 0 || text.contains("succeeded") || text.contains("Connection refused") {
+        PortState::Reachable
+    } else if text.contains("timed out") || status == 124 {
+        PortState::TimedOut
+    } else if text.contains("No route to host") || text.contains("prohibited") || text.contains("Network is unreachable") {
+        PortState::Rejected(last)
+    } else if last.is_empty() {
+        PortState::Error(format!("exit status {status}"))
+    } else {
+        PortState::Error(last)
+    }
+}
+
+fn addresses_of(raw: &str) -> Vec<IpAddr> {
+    let mut v: Vec<IpAddr> = Vec::new();
+    for a in raw.lines().filter_map(|l| l.split_whitespace().next()?.parse().ok()) {
+        if !v.contains(&a) {
+            v.push(a);
+        }
+    }
+    v
+}
+
+fn short(name: &str) -> &str {
+    name.split('.').next().unwrap_or(name)
+}
+
+/// Judge the probe records of `from` against peer `to`. `others` are all reached
+/// hosts (to name the host an address really belongs to).
+pub fn judge(from: &HostView, to: &HostView, raw: &RawFacts, libvirt_port: u16, others: &[HostView]) -> Vec<Finding> {
+    let peer = to.name();
+    let me = from.name();
+    let mut out = Vec::new();
+
+    // mesh.resolve
+    let resolve = match raw.get(&format!("resolve:{peer}")) {
+        None => Outcome::skip("not probed"),
+        Some(r) if r.status != 0 => Outcome::fail(format!(
+            "{peer} does not resolve on {me} (getent ahosts {peer}: exit status {}); add it to DNS or /etc/hosts on {me}",
+            r.status
+        )),
+        Some(r) => {
+            let got = addresses_of(&r.stdout);
+            let theirs: Vec<IpAddr> = to.facts.addresses.iter().copied().filter(|a| !a.is_loopback()).collect();
+            let list = |v: &[IpAddr]| v.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(", ");
+            let owner = |a: &IpAddr| others.iter().find(|h| h.facts.addresses.contains(a)).map(|h| h.name().to_string());
+            let ev = format!("on {me}: getent ahosts {peer}: {}", list(&got));
+            match got.first() {
+                None => Outcome::fail(format!("{peer} resolves to no address on {me}")).with(ev),
+                Some(first) if first.is_loopback() => Outcome::fail(format!(
+                    "{peer} resolves to loopback {first} on {me}: QEMU and libvirt would connect to {me} itself; fix /etc/hosts on {me}"
+                ))
+                .with(ev),
+                Some(first) if theirs.contains(first) => Outcome::pass(format!("{peer} resolves to {first} on {me}, an address of {peer}")).with(ev),
+                Some(first) if theirs.is_empty() => Outcome::warn(format!("{peer} resolves to {first} on {me}; {peer}'s own addresses are unknown")).with(ev),
+                Some(first) => {
+                    let whose = match owner(first) {
+                        Some(o) => format!(", which is {o}'s"),
+                        None => String::new(),
+                    };
+                    Outcome::fail(format!(
+                        "{peer} resolves to {first} on {me}{whose}, not to an address of {peer} ({}); fix DNS or /etc/hosts on {me}",
+                        list(&theirs)
+                    ))
+                    .with(ev)
+                }
+            }
+        }
+    };
+    out.push(label(RESOLVE, resolve));
+
+    // mesh.qemu-tcp
+    let uri = format!("qemu+tcp://{peer}:{libvirt_port}/system");
+    let qemu = match raw.get(&format!("qemu-tcp:{peer}")) {
+        None => Outcome::skip("not probed"),
+        Some(r) if r.status == 124 => {
+            Outcome::fail(format!("{uri} from {me} timed out after {PROBE_TIMEOUT_SECS} s (TCP {libvirt_port} filtered, or libvirtd hangs)"))
+        }
+        Some(r) if r.status != 0 => {
+            let why: Vec<&str> = r.stderr.lines().map(str::trim).filter(|l| !l.is_empty() && *l != "error: failed to connect to the hypervisor").collect();
+            let why = why.join("; ");
+            let why = why.strip_prefix("error: ").unwrap_or(&why);
+            Outcome::fail(format!("{uri} from {me} failed: {why}")).with(format!("on {me}: virsh -c {uri} hostname: exit status {}", r.status))
+        }
+        Some(r) => {
+            let answered = r.stdout.trim();
+            let expected = to.facts.hostname.as_deref().unwrap_or(peer);
+            let ev = format!("on {me}: virsh -c {uri} hostname: {answered}");
+            if short(answered).eq_ignore_ascii_case(short(expected)) || short(answered).eq_ignore_ascii_case(short(peer)) {
+                Outcome::pass(format!("{uri} from {me} answers as {answered}")).with(ev)
+            } else {
+                Outcome::fail(format!(
+                    "{uri} from {me} answers as {answered}, not {expected}: the name {peer} points at the wrong host on {me}"
+                ))
+                .with(ev)
+            }
+        }
+    };
+    out.push(label(QEMU_TCP, qemu));
+
+    // mesh.migration-ports
+    let (lo, hi, range_ev) = to.facts.migration_ports();
+    let mut reachable = Vec::new();
+    let (mut rejected, mut dropped, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+    let mut evidence = vec![format!("{peer}: {range_ev}")];
+    for (key, r) in raw.with_prefix(&format!("port:{peer}:")) {
+        let Ok(port) = key.parse::<u16>() else { continue };
+        let line = r.stderr.trim().lines().last().unwrap_or("").to_string();
+        evidence.push(format!("on {me}: nc -z {peer} {port}: {}", if line.is_empty() { format!("exit status {}", r.status) } else { line }));
+        match port_state(r.status, &r.stderr) {
+            PortState::Reachable => reachable.push(port),
+            PortState::Rejected(_) => rejected.push(port.to_string()),
+            PortState::TimedOut => dropped.push(port.to_string()),
+            PortState::Error(e) => errors.push(format!("{port}: {e}")),
+        }
+    }
+    let mut bad = Vec::new();
+    if !rejected.is_empty() {
+        bad.push(format!("{} rejected (no route to host: a REJECT rule)", rejected.join(", ")));
+    }
+    if !dropped.is_empty() {
+        bad.push(format!("{} timed out after {PROBE_TIMEOUT_SECS} s (dropped)", dropped.join(", ")));
+    }
+    bad.extend(errors);
+    let ports = if reachable.is_empty() && bad.is_empty() {
+        Outcome::skip("not probed")
+    } else if bad.is_empty() {
+        let list: Vec<String> = reachable.iter().map(u16::to_string).collect();
+        Outcome::pass(format!("TCP {} of {peer}'s migration range {lo}-{hi} reachable from {me}", list.join(", "))).with_all(evidence)
+    } else {
+        Outcome::fail(format!(
+            "{peer}'s QEMU migration port range TCP {lo}-{hi} is filtered from {me}: {}; block migration (NBD and RAM streams) needs it open to {me}",
+            bad.join(", ")
+        ))
+        .with_all(evidence)
+    };
+    out.push(label(MIGRATION_PORTS, ports));
+    out
+}
+
+fn label(id: &'static str, o: Outcome) -> Finding {
+    Finding { id, status: o.status, message: o.message, evidence: o.evidence }
+}
+
+/// Findings for a pair that could not be probed.
+pub fn not_probed(why: &str) -> Vec<Finding> {
+    [RESOLVE, QEMU_TCP, MIGRATION_PORTS]
+        .into_iter()
+        .map(|id| Finding { id, status: Status::Skip, message: why.to_string(), evidence: Vec::new() })
+        .collect()
+}
+
+/// Probe the mesh of `mode` pairs among the hosts of `inv` (in parallel, one
+/// SSH round trip per source host) and judge every pair.
+pub fn run(inv: &Inventory, gathered: &[Gathered], mode: Pairs, parallel: usize) -> Vec<PairReport> {
+    let pairs = select(inv.hosts.len(), mode);
+    if pairs.is_empty() {
+        return Vec::new();
+    }
+    let views: Vec<Option<HostView>> = inv
+        .hosts
+        .iter()
+        .zip(gathered)
+        .map(|(spec, g)| g.result.as_ref().ok().map(|(facts, _)| HostView { spec, facts }))
+        .collect();
+    let reached: Vec<HostView> = views.iter().flatten().copied().collect();
+    let sources: Vec<usize> = {
+        let mut v: Vec<usize> = pairs.iter().map(|p| p.0).collect();
+        v.dedup();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let libvirt_port = inv.policy.libvirt_port;
+    let probes = audit::fan_out(
+        &sources,
+        parallel,
+        |&a| {
+            let Some(_) = views[a] else { return Err(format!("not checked: {} was not reached", inv.hosts[a].name)) };
+            let peers: Vec<(String, Vec<u16>)> = pairs
+                .iter()
+                .filter(|p| p.0 == a)
+                .filter_map(|p| views[p.1].map(|v| (v.name().to_string(), { let (lo, hi, _) = v.facts.migration_ports(); sample_ports(lo, hi) })))
+                .collect();
+            if peers.is_empty() {
+                return Ok(RawFacts::default());
+            }
+            probe(&inv.hosts[a], &script_for(&peers, libvirt_port)).map_err(|e| format!("the mesh probe on {} failed: {e}", inv.hosts[a].name))
+        },
+        |_| {},
+    );
+    pairs
+        .iter()
+        .map(|&(a, b)| {
+            let probed = &probes[sources.iter().position(|s| *s == a).expect("source probed")];
+            let checks = match (views[a], views[b], probed) {
+                (_, _, Err(why)) => not_probed(why),
+                (_, None, _) => not_probed(&format!("not checked: {} was not reached", inv.hosts[b].name)),
+                (Some(from), Some(to), Ok(raw)) => judge(&from, &to, raw, libvirt_port, &reached),
+                (None, _, _) => not_probed(&format!("not checked: {} was not reached", inv.hosts[a].name)),
+            };
+            PairReport { from: inv.hosts[a].name.clone(), to: inv.hosts[b].name.clone(), checks }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,97 @@
+use super::*;
+use crate::checks::testutil::{raw, spec};
+use crate::facts::{HostFacts, Record};
+
+fn rec(status: i32, stdout: &str, stderr: &str) -> Record {
+    Record { status, stdout: stdout.into(), stderr: stderr.into() }
+}
+
+#[test]
+fn pair_selection() {
+    assert_eq!(select(3, Pairs::Ring), vec![(0, 1), (1, 2), (2, 0)]);
+    assert_eq!(select(2, Pairs::Ring), vec![(0, 1), (1, 0)]);
+    assert!(select(1, Pairs::Ring).is_empty());
+    assert_eq!(select(3, Pairs::Full).len(), 6);
+    assert!(select(3, Pairs::None).is_empty());
+}
+
+#[test]
+fn sampled_ports() {
+    assert_eq!(sample_ports(49152, 49215), vec![49152, 49153, 49183, 49215]);
+    assert_eq!(sample_ports(5000, 5000), vec![5000]);
+    assert_eq!(sample_ports(5001, 5000), vec![5000, 5001]);
+}
+
+#[test]
+fn nc_outcomes() {
+    let refused = "nc: connect to v2 (198.18.47.12) port 49152 (tcp) failed: Connection refused\n";
+    assert_eq!(port_state(1, refused), PortState::Reachable);
+    assert_eq!(port_state(0, "Connection to v2 (198.18.47.12) 16509 port [tcp/*] succeeded!\n"), PortState::Reachable);
+    assert!(matches!(port_state(1, "nc: connect to v2 (198.18.47.12) port 49152 (tcp) failed: No route to host\n"), PortState::Rejected(_)));
+    assert_eq!(port_state(1, "nc: connect to v2 (198.18.47.12) port 49152 (tcp) timed out: Operation now in progress\n"), PortState::TimedOut);
+    assert_eq!(port_state(124, ""), PortState::TimedOut);
+    assert!(matches!(port_state(1, "nc: getaddrinfo for host \"x\" port 1: Name or service not known\n"), PortState::Error(_)));
+}
+
+fn hosts() -> (Vec<crate::inventory::HostSpec>, Vec<HostFacts>) {
+    let specs = vec![spec("cmp1", "198.18.42.11"), spec("cmp2", "198.18.42.12"), spec("cmp3", "198.18.42.13")];
+    let facts = vec![
+        HostFacts::from_raw(raw("bookworm-socket")),
+        HostFacts::from_raw(raw("trixie-socket")),
+        HostFacts::from_raw(raw("bookworm-traditional-reject")),
+    ];
+    (specs, facts)
+}
+
+fn probe_records(entries: &[(&str, Record)]) -> RawFacts {
+    let mut r = RawFacts::default();
+    for (k, v) in entries {
+        r.records.insert(k.to_string(), v.clone());
+    }
+    r
+}
+
+#[test]
+fn judge_all_good_and_all_bad() {
+    let (specs, facts) = hosts();
+    let views: Vec<HostView> = specs.iter().zip(&facts).map(|(spec, facts)| HostView { spec, facts }).collect();
+    let refused = "nc: connect to cmp2 (198.18.42.12) port 49152 (tcp) failed: Connection refused";
+    let good = probe_records(&[
+        ("resolve:cmp2", rec(0, "198.18.42.12    STREAM cmp2\n198.18.42.12    DGRAM\n", "")),
+        ("qemu-tcp:cmp2", rec(0, "cmp2\n", "")),
+        ("port:cmp2:49152", rec(1, "", refused)),
+        ("port:cmp2:49215", rec(1, "", refused)),
+    ]);
+    let f = judge(&views[0], &views[1], &good, 16509, &views);
+    assert_eq!(f.iter().map(|f| f.status).collect::<Vec<_>>(), vec![Status::Pass; 3], "{f:#?}");
+    assert!(f[0].message.contains("cmp2 resolves to 198.18.42.12 on cmp1"), "{}", f[0].message);
+    assert!(f[2].message.contains("TCP 49152, 49215 of cmp2's migration range 49152-49215 reachable from cmp1"), "{}", f[2].message);
+
+    let bad = probe_records(&[
+        ("resolve:cmp2", rec(0, "198.18.42.13    STREAM cmp2\n", "")),
+        ("qemu-tcp:cmp2", rec(0, "cmp3\n", "")),
+        ("port:cmp2:49152", rec(1, "", "nc: connect to cmp2 (198.18.42.13) port 49152 (tcp) failed: No route to host")),
+        ("port:cmp2:49215", rec(1, "", "nc: connect to cmp2 (198.18.42.13) port 49215 (tcp) timed out: Operation now in progress")),
+    ]);
+    let f = judge(&views[0], &views[1], &bad, 16509, &views);
+    assert_eq!(f.iter().map(|f| f.status).collect::<Vec<_>>(), vec![Status::Fail; 3], "{f:#?}");
+    assert!(f[0].message.contains("198.18.42.13 on cmp1, which is cmp3's"), "{}", f[0].message);
+    assert!(f[1].message.contains("answers as cmp3, not cmp2"), "{}", f[1].message);
+    assert!(f[2].message.contains("TCP 49152-49215 is filtered from cmp1: 49152 rejected"), "{}", f[2].message);
+    assert!(f[2].message.contains("49215 timed out after 5 s (dropped)"), "{}", f[2].message);
+
+    let unresolved = probe_records(&[
+        ("resolve:cmp2", rec(2, "", "")),
+        ("qemu-tcp:cmp2", rec(1, "", "error: failed to connect to the hypervisor\nerror: Unable to resolve address 'cmp2' service '16509': Name or service not known\n")),
+    ]);
+    let f = judge(&views[0], &views[1], &unresolved, 16509, &views);
+    assert!(f[0].message.contains("cmp2 does not resolve on cmp1"), "{}", f[0].message);
+    assert!(f[1].message.ends_with("failed: Unable to resolve address 'cmp2' service '16509': Name or service not known"), "{}", f[1].message);
+    assert_eq!(f[2].status, Status::Skip);
+}
+
+#[test]
+fn script_carries_the_peers() {
+    let s = script_for(&[("cmp2".into(), vec![49152, 49215]), ("cmp3".into(), vec![1])], 16509);
+    assert!(s.starts_with("MESH_TIMEOUT=5\nMESH_LIBVIRT_PORT=16509\nMESH_PEERS='cmp2 49152 49215\ncmp3 1'\n"), "{s}");
+}

@@ -1,0 +1,112 @@
+//! The `migready validate` command line and its output.
+
+use super::{Migrations, Options};
+use crate::mesh::Pairs;
+use crate::report::{print_table, Evidence, TableOptions};
+use crate::{checks, exit, inventory};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Arguments of `migready validate`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Inventory file (TOML; see inventory.example.toml).
+    #[arg(short, long, env = "MIGREADY_INVENTORY")]
+    pub inventory: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Which test migrations: `ring` (each host sends once and receives once,
+    /// in inventory order) or `all` (every ordered pair).
+    #[arg(long, value_enum, default_value_t = PairsArg::Ring, conflicts_with = "pair")]
+    pub pairs: PairsArg,
+    /// Migrate only from A to B (inventory names); repeatable.
+    #[arg(long, value_name = "A:B", value_parser = super::parse_pair)]
+    pub pair: Vec<(String, String)>,
+    /// Reachability probes between hosts: every ordered pair, the ring, or none.
+    #[arg(long, value_enum, default_value_t = Pairs::Full)]
+    pub mesh: Pairs,
+    /// Abort a test migration that takes longer (seconds).
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub timeout: u64,
+    /// Hosts reached at once.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub parallel: u16,
+    /// Also write a JUnit XML report (one test case per check and migration).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Show the evidence of every check, not only of failures and warnings.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Format {
+    /// A table for people (colour on a terminal).
+    Table,
+    /// One JSON document: {"hosts":[...],"pairs":[...],"summary":{...}}.
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum PairsArg {
+    Ring,
+    All,
+}
+
+/// Run validate; the process exit code.
+pub fn main(args: Args) -> i32 {
+    let inv = match inventory::load(&args.inventory, &checks::ids()) {
+        Ok(inv) => inv,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let migrations = if args.pair.is_empty() {
+        match args.pairs {
+            PairsArg::Ring => Migrations::Ring,
+            PairsArg::All => Migrations::All,
+        }
+    } else {
+        Migrations::These(args.pair.clone())
+    };
+    if let Err(e) = super::migration_pairs(&inv, &migrations) {
+        eprintln!("error: {e}");
+        return exit::USAGE;
+    }
+    super::migrate::install_signal_handlers();
+    let table = matches!(args.format, Format::Table);
+    let opts = Options {
+        migrations,
+        mesh: args.mesh,
+        parallel: args.parallel as usize,
+        timeout: Duration::from_secs(args.timeout),
+        progress: table && std::io::stderr().is_terminal(),
+    };
+    let report = super::run(&inv, &opts);
+    if let Some(path) = &args.junit
+        && let Err(e) = std::fs::write(path, super::junit::write(&report, "migready validate"))
+    {
+        eprintln!("error: cannot write {}: {e}", path.display());
+    }
+    let mut out = std::io::stdout().lock();
+    let written = if table {
+        let tty = std::io::stdout().is_terminal();
+        let opts = TableOptions {
+            color: tty && std::env::var_os("NO_COLOR").is_none(),
+            evidence: if args.verbose { Evidence::All } else { Evidence::Failures },
+            width: None,
+        };
+        print_table(&mut out, &report, &opts)
+    } else {
+        writeln!(out, "{}", report.to_json())
+    };
+    if let Err(e) = written
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot write the report: {e}");
+    }
+    if report.failed() { exit::FAILED } else { exit::OK }
+}

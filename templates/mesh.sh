@@ -1,0 +1,45 @@
+# migready mesh probe: run on a compute host as root with `sh -s` (POSIX sh).
+# migready prepends MESH_TIMEOUT, MESH_LIBVIRT_PORT and MESH_PEERS (one line per
+# peer: NAME PORT...) to this script. From this host, to every peer at once:
+#   resolve:NAME        getent ahosts NAME
+#   qemu-tcp:NAME       virsh -c qemu+tcp://NAME:PORT/system hostname
+#   port:NAME:PORT      nc -z -v -w TIMEOUT NAME PORT (refused = reachable)
+# then prints one record per probe, as templates/facts.sh does:
+#   @@MIGREADY@@ <name> <exit status> <stdout in base64 or -> <stderr in base64 or ->
+# Nothing here changes the host.
+LC_ALL=C
+export LC_ALL
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+t=$(mktemp -d /tmp/migready-mesh.XXXXXX) || exit 1
+trap 'rm -rf "$t"' EXIT
+printf '%s\n' "$MESH_PEERS" >"$t/peers"
+
+b64() { if [ -s "$1" ]; then base64 -w0 <"$1"; else printf -- -; fi; }
+key() { printf '%s' "$1" | tr ':/' '__'; }
+probe() { # probe NAME COMMAND...: runs in the background, result in $t/KEY.*
+    k=$(key "$1"); shift
+    ( "$@" >"$t/$k.out" 2>"$t/$k.err" </dev/null; echo $? >"$t/$k.rc" ) &
+}
+record() {
+    k=$(key "$1")
+    printf '@@MIGREADY@@ %s %s %s %s\n' "$1" "$(cat "$t/$k.rc" 2>/dev/null || echo 255)" "$(b64 "$t/$k.out")" "$(b64 "$t/$k.err")"
+}
+nc_missing() { echo "nc (netcat) is not installed on this host" >&2; return 127; }
+if command -v nc >/dev/null 2>&1; then nc=nc; else nc=nc_missing; fi
+
+while read -r peer ports; do
+    [ -n "$peer" ] || continue
+    probe "resolve:$peer" getent ahosts "$peer"
+    probe "qemu-tcp:$peer" timeout "$MESH_TIMEOUT" virsh -c "qemu+tcp://$peer:$MESH_LIBVIRT_PORT/system" hostname
+    for p in $ports; do
+        probe "port:$peer:$p" timeout $((MESH_TIMEOUT + 1)) $nc -z -v -w "$MESH_TIMEOUT" "$peer" "$p"
+    done
+done <"$t/peers"
+wait
+while read -r peer ports; do
+    [ -n "$peer" ] || continue
+    record "resolve:$peer"
+    record "qemu-tcp:$peer"
+    for p in $ports; do record "port:$peer:$p"; done
+done <"$t/peers"

@@ -395,6 +395,12 @@ impl Session {
         &self.fingerprint
     }
 
+    /// Change the bound on each later command (and the libssh2 session timeout).
+    pub fn set_command_timeout(&mut self, timeout: Duration) {
+        self.command_timeout = timeout;
+        self.ssh.set_timeout(millis(timeout));
+    }
+
     /// Whether this connect appended the host key to `known_hosts` (trust on first
     /// use); report it together with [`Session::host_key_fingerprint`].
     pub fn host_key_added(&self) -> bool {

@@ -1,6 +1,7 @@
 # migready mesh probe: run on a compute host as root with `sh -s` (POSIX sh).
 # migready prepends MESH_TIMEOUT, MESH_LIBVIRT_PORT and MESH_PEERS (one line per
-# peer: NAME PORT...) to this script. From this host, to every peer at once:
+# peer: NAME PORT...) to this script. From this host, to every peer, at most
+# MESH_PARALLEL (default 48) probes at a time:
 #   resolve:NAME        getent ahosts NAME
 #   qemu-tcp:NAME       virsh -c qemu+tcp://NAME:PORT/system hostname
 #   port:NAME:PORT      nc -z -v -w TIMEOUT NAME PORT (refused = reachable)
@@ -17,9 +18,13 @@ printf '%s\n' "$MESH_PEERS" >"$t/peers"
 
 b64() { if [ -s "$1" ]; then base64 -w0 <"$1"; else printf -- -; fi; }
 key() { printf '%s' "$1" | tr ':/' '__'; }
+# At most MESH_PARALLEL probes at once (POSIX sh has no `wait -n`: in batches).
+running=0
 probe() { # probe NAME COMMAND...: runs in the background, result in $t/KEY.*
     k=$(key "$1"); shift
     ( "$@" >"$t/$k.out" 2>"$t/$k.err" </dev/null; echo $? >"$t/$k.rc" ) &
+    running=$((running + 1))
+    if [ "$running" -ge "${MESH_PARALLEL:-48}" ]; then wait; running=0; fi
 }
 record() {
     k=$(key "$1")

@@ -57,7 +57,6 @@ for unit in libvirtd.service virtproxyd.service; do
     done
 done
 fact capabilities virsh -c qemu:///system capabilities
-fact domcapabilities virsh -c qemu:///system domcapabilities --virttype qemu
 fact sysinfo_uuid cat /sys/class/dmi/id/product_uuid
 fact machine_id cat /etc/machine-id
 

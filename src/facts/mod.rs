@@ -96,6 +96,9 @@ pub enum Firewall {
     Unreadable(String),
 }
 
+/// Records that are parsed into a `ConfigFile` and then dropped from `raw`.
+const PARSED_FILES: &[&str] = &["libvirtd_conf", "virtproxyd_conf", "qemu_conf", "nova_conf", "nova_compute_conf"];
+
 /// Everything known about one host.
 #[derive(Debug, Clone)]
 pub struct HostFacts {
@@ -197,7 +200,7 @@ impl HostFacts {
                 .and_then(|v| v.parse().ok())
         });
 
-        HostFacts {
+        let mut facts = HostFacts {
             uid: ok("id").and_then(|s| s.parse().ok()),
             os_pretty: raw.ok("os_release").and_then(|t| {
                 t.lines()
@@ -233,7 +236,11 @@ impl HostFacts {
             mem_available_kib,
             clock: ok("date").and_then(|s| s.parse().ok()),
             raw,
-        }
+        };
+        // Keep one copy of each configuration file (in its ConfigFile), not the
+        // record it came from too: a nova.conf is ~350 KB, and fleets are large.
+        facts.raw.records.retain(|k, _| !PARSED_FILES.contains(&k.as_str()) && !k.starts_with("envfile:"));
+        facts
     }
 
     /// Parse the script's output.

@@ -388,23 +388,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn fixture(name: &str) -> String {
-        let path = format!("{}/tests/fixtures/files/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    /// Line numbers (1-based) at which `a` and `b` differ; both must have the
-    /// same number of lines.
-    fn changed_lines(a: &str, b: &str) -> Vec<usize> {
-        let (la, lb): (Vec<_>, Vec<_>) = (a.split('\n').collect(), b.split('\n').collect());
-        assert_eq!(la.len(), lb.len(), "line count changed");
-        la.iter()
-            .zip(&lb)
-            .enumerate()
-            .filter(|(_, (x, y))| x != y)
-            .map(|(i, _)| i + 1)
-            .collect()
-    }
+    use crate::formats::testutil::{changed_lines, fixture};
 
     fn s(v: &str) -> Value {
         Value::Str(v.to_string())

@@ -244,3 +244,25 @@ mod tests {
         assert_eq!(comment_out_lines("x", 0, 1, ""), "#x");
     }
 }
+
+/// Helpers shared by the format tests.
+#[cfg(test)]
+pub(crate) mod testutil {
+    /// A real file from tests/fixtures/files/.
+    pub fn fixture(name: &str) -> String {
+        let path = format!("{}/tests/fixtures/files/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// 1-based numbers of the lines that differ; the line count must not change.
+    pub fn changed_lines(a: &str, b: &str) -> Vec<usize> {
+        let (la, lb): (Vec<_>, Vec<_>) = (a.split('\n').collect(), b.split('\n').collect());
+        assert_eq!(la.len(), lb.len(), "line count changed");
+        la.iter()
+            .zip(&lb)
+            .enumerate()
+            .filter(|(_, (x, y))| x != y)
+            .map(|(i, _)| i + 1)
+            .collect()
+    }
+}

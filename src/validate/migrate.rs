@@ -58,6 +58,18 @@ pub enum Failure {
     Interrupted,
 }
 
+/// Why a running migration job must be aborted now, if it must: Ctrl-C/SIGTERM,
+/// or the timeout has passed. Both polling paths (libvirt API, virsh over SSH) ask.
+fn abort_reason(start: std::time::Instant, timeout: Duration) -> Option<Failure> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        Some(Failure::Interrupted)
+    } else if start.elapsed() >= timeout {
+        Some(Failure::Timeout(timeout))
+    } else {
+        None
+    }
+}
+
 /// Whether something answers on `host:port` within `timeout` (from here).
 pub fn tcp_reachable(host: &str, port: u16, timeout: Duration) -> Result<(), String> {
     let addrs: Vec<_> = (host, port).to_socket_addrs().map_err(|e| e.to_string())?.collect();
@@ -111,11 +123,7 @@ pub fn run(src_uri: &str, dest_uri: &str, name: &str, bandwidth: u64, timeout: D
                         }
                     }
                     if aborted.is_none() {
-                        if INTERRUPTED.load(Ordering::SeqCst) {
-                            aborted = Some(Failure::Interrupted);
-                        } else if start.elapsed() >= timeout {
-                            aborted = Some(Failure::Timeout(timeout));
-                        }
+                        aborted = abort_reason(start, timeout);
                         if aborted.is_some() {
                             // SAFETY: `dom` outlives the call; virDomainAbortJob is thread-safe.
                             unsafe { sys::virDomainAbortJob(dom.as_ptr()) };
@@ -183,11 +191,7 @@ pub fn run_over_ssh(spec: &crate::inventory::HostSpec, dest_uri: &str, name: &st
                     }
                 }
                 if aborted.is_none() {
-                    if INTERRUPTED.load(Ordering::SeqCst) {
-                        aborted = Some(Failure::Interrupted);
-                    } else if start.elapsed() >= timeout {
-                        aborted = Some(Failure::Timeout(timeout));
-                    }
+                    aborted = abort_reason(start, timeout);
                     if aborted.is_some() {
                         let _ = poller.exec(&format!("virsh domjobabort {}", q(name)), b"", true);
                     }

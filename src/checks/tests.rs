@@ -255,14 +255,14 @@ fn unreached_hosts_still_count_as_peers_for_the_firewall() {
     // cmp1 could not be reached this run; cmp3 must still admit it.
     let fleet = Fleet::new(vec![("cmp3", "198.18.42.13", raw("bookworm-traditional-reject"))]);
     let gone = spec("cmp1", "198.18.42.11");
-    let views: Vec<HostView> = fleet.hosts.iter().map(|(s, f)| HostView { spec: s, facts: f }).collect();
-    let ctx = Ctx { me: views[0], peers: Vec::new(), unreached: vec![&gone], policy: &fleet.policy };
+    let views = fleet.views();
+    let ctx = Ctx { unreached: vec![&gone], ..fleet.ctx(&views, 0) };
     assert_eq!(ctx.peer_sources(), vec![("cmp1".to_string(), "198.18.42.11".parse().unwrap())]);
     let found = run_host(&ctx, &[]);
     let fw = found.iter().find(|f| f.id == "firewall.libvirt").unwrap();
     assert_finding(fw, Fail, "TCP 16509 from cmp1 (198.18.42.11) is rejected");
     // A host known only by name, and not reached, gives no address to test.
     let named = spec("cmp9", "cmp9.example.org");
-    let ctx = Ctx { me: views[0], peers: Vec::new(), unreached: vec![&named], policy: &fleet.policy };
+    let ctx = Ctx { unreached: vec![&named], ..fleet.ctx(&views, 0) };
     assert!(ctx.peer_sources().is_empty());
 }

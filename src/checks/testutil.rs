@@ -54,16 +54,25 @@ impl Fleet {
         }
     }
 
-    /// All findings of host `i`.
-    pub fn findings(&self, i: usize) -> Vec<Finding> {
-        let views: Vec<HostView> = self.hosts.iter().map(|(s, f)| HostView { spec: s, facts: f }).collect();
-        let ctx = Ctx {
+    /// The views of every host, for [`Fleet::ctx`].
+    pub fn views(&self) -> Vec<HostView<'_>> {
+        self.hosts.iter().map(|(s, f)| HostView { spec: s, facts: f }).collect()
+    }
+
+    /// What the checks of host `i` see: every other host is a reached peer.
+    pub fn ctx<'a>(&'a self, views: &[HostView<'a>], i: usize) -> Ctx<'a> {
+        Ctx {
             me: views[i],
             peers: views.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, v)| *v).collect(),
             unreached: Vec::new(),
             policy: &self.policy,
-        };
-        run_host(&ctx, &self.skip)
+        }
+    }
+
+    /// All findings of host `i`.
+    pub fn findings(&self, i: usize) -> Vec<Finding> {
+        let views = self.views();
+        run_host(&self.ctx(&views, i), &self.skip)
     }
 
     /// The finding `id` of host `i`.

@@ -2,17 +2,10 @@
 
 use super::*;
 use crate::checks::testutil::{edit, raw, Fleet};
-use crate::checks::HostView;
 
 fn plan_of(fleet: &Fleet, i: usize) -> HostPlan {
-    let views: Vec<HostView> = fleet.hosts.iter().map(|(s, f)| HostView { spec: s, facts: f }).collect();
-    let ctx = Ctx {
-        me: views[i],
-        peers: views.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, v)| *v).collect(),
-        unreached: Vec::new(),
-        policy: &fleet.policy,
-    };
-    plan(&ctx, &fleet.findings(i), None)
+    let views = fleet.views();
+    plan(&fleet.ctx(&views, i), &fleet.findings(i), None)
 }
 
 fn edit_of<'a>(p: &'a HostPlan, path: &str) -> (&'a str, &'a str) {

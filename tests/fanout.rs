@@ -16,6 +16,8 @@
 //! them the test is skipped loudly; `MIGREADY_REQUIRE_SSHD=1` (tests/run.sh, CI) makes
 //! that a failure.
 
+mod common;
+
 use std::fs;
 use std::io::ErrorKind;
 use std::net::{TcpListener, TcpStream};
@@ -46,16 +48,7 @@ fn can_run() -> bool {
     } else {
         None
     };
-    let Some(reason) = missing else {
-        return true;
-    };
-    if std::env::var_os("MIGREADY_REQUIRE_SSHD").is_some() {
-        panic!("MIGREADY_REQUIRE_SSHD is set but {reason}");
-    }
-    eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-    eprintln!("!!! SKIPPED fan-out test: {reason}");
-    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
-    false
+    common::may_run("fan-out test", missing)
 }
 
 fn run(cmd: &str, args: &[&str]) -> std::process::Output {

@@ -6,6 +6,8 @@
 //! sudo test, `sudo` and `useradd`. Without sshd the tests are skipped loudly; set
 //! `MIGREADY_REQUIRE_SSHD=1` to make that a failure instead (CI).
 
+mod common;
+
 use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
@@ -38,16 +40,7 @@ fn can_run_sshd() -> bool {
     } else {
         None
     };
-    let Some(reason) = missing else {
-        return true;
-    };
-    if std::env::var_os("MIGREADY_REQUIRE_SSHD").is_some() {
-        panic!("MIGREADY_REQUIRE_SSHD is set but {reason}");
-    }
-    eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-    eprintln!("!!! SKIPPED transport sshd test: {reason}");
-    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
-    false
+    common::may_run("transport sshd test", missing)
 }
 
 /// Starts a test sshd, or returns from the test (skipped) when that is impossible.

@@ -7,11 +7,21 @@
 #   port:NAME:PORT      nc -z -v -w TIMEOUT NAME PORT (refused = reachable)
 # then prints one record per probe, as templates/facts.sh does:
 #   @@MIGREADY@@ <name> <exit status> <stdout in base64 or -> <stderr in base64 or ->
+# Where python3 is found (every Nova compute host has it) the probes run in one
+# Python process instead (templates/mesh.py, inserted below by migready); this sh
+# engine is the fallback, and MESH_ENGINE=sh forces it.
 # Nothing here changes the host.
 LC_ALL=C
 export LC_ALL
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
+if [ "${MESH_ENGINE:-auto}" != sh ] && command -v python3 >/dev/null 2>&1; then
+    export MESH_TIMEOUT MESH_LIBVIRT_PORT MESH_PEERS MESH_PARALLEL
+    # If Python fails (non-zero exit), the sh engine below runs; its records win.
+    python3 - <<'MIGREADY_MESH_PY' && exit 0
+@@MESH_PY@@
+MIGREADY_MESH_PY
+fi
 t=$(mktemp -d /tmp/migready-mesh.XXXXXX) || exit 1
 trap 'rm -rf "$t"' EXIT
 printf '%s\n' "$MESH_PEERS" >"$t/peers"

@@ -29,8 +29,20 @@ pub const CHECKS: &[(&str, &str)] = &[
     (MIGRATION_PORTS, "from each host: the peer's QEMU migration port range is not filtered"),
 ];
 
-/// The probe script, kept in templates/ so operators can read it.
+/// The probe script, kept in templates/ so operators can read it: the POSIX sh
+/// wrapper and fallback engine, and the Python engine it runs where python3 is found.
 pub const SCRIPT: &str = include_str!("../../templates/mesh.sh");
+pub const PYTHON: &str = include_str!("../../templates/mesh.py");
+
+/// Which probe engine the script uses: `auto` (Python where python3 is found, else
+/// sh), or `sh` (forced; for comparing the two on real hosts). From the environment
+/// variable `MIGREADY_MESH_ENGINE`.
+pub fn engine() -> &'static str {
+    match std::env::var("MIGREADY_MESH_ENGINE").as_deref() {
+        Ok("sh") => "sh",
+        _ => "auto",
+    }
+}
 
 /// Seconds each probe waits for an answer.
 pub const PROBE_TIMEOUT_SECS: u32 = 5;
@@ -69,6 +81,11 @@ pub fn sample_ports(lo: u16, hi: u16) -> Vec<u16> {
 
 /// The script for one host: variables, then templates/mesh.sh.
 pub fn script_for(peers: &[(String, Vec<u16>)], libvirt_port: u16) -> String {
+    script_with(peers, libvirt_port, engine())
+}
+
+/// [`script_for`] with the engine given (`auto` or `sh`).
+pub fn script_with(peers: &[(String, Vec<u16>)], libvirt_port: u16, engine: &str) -> String {
     let lines: Vec<String> = peers
         .iter()
         .map(|(name, ports)| {
@@ -77,8 +94,10 @@ pub fn script_for(peers: &[(String, Vec<u16>)], libvirt_port: u16) -> String {
         })
         .collect();
     format!(
-        "MESH_TIMEOUT={PROBE_TIMEOUT_SECS}\nMESH_LIBVIRT_PORT={libvirt_port}\nMESH_PEERS='{}'\n{SCRIPT}",
-        lines.join("\n")
+        "MESH_TIMEOUT={PROBE_TIMEOUT_SECS}\nMESH_LIBVIRT_PORT={libvirt_port}\nMESH_ENGINE={}\nMESH_PEERS='{}'\n{}",
+        engine,
+        lines.join("\n"),
+        SCRIPT.replace("@@MESH_PY@@", PYTHON.trim_end())
     )
 }
 
@@ -104,7 +123,8 @@ pub enum PortState {
     Error(String),
 }
 
-/// Classify `nc -z -v -w N` output.
+/// Classify a TCP probe: `nc -z -v -w N` output (sh engine), or the same words
+/// from the Python engine's non-blocking connect.
 pub fn port_state(status: i32, stderr: &str) -> PortState {
     let text = stderr.trim();
     let last = text.lines().last().unwrap_or("").trim().to_string();
@@ -112,7 +132,7 @@ pub fn port_state(status: i32, stderr: &str) -> PortState {
         PortState::Reachable
     } else if text.contains("timed out") || status == 124 {
         PortState::TimedOut
-    } else if text.contains("No route to host") || text.contains("prohibited") || text.contains("Network is unreachable") {
+    } else if ["No route to host", "prohibited", "Network is unreachable", "Permission denied", "Operation not permitted"].iter().any(|w| text.contains(w)) {
         PortState::Rejected(last)
     } else if last.is_empty() {
         PortState::Error(format!("exit status {status}"))
@@ -190,12 +210,12 @@ pub fn judge(from: &HostView, to: &HostView, raw: &RawFacts, libvirt_port: u16, 
             let why: Vec<&str> = r.stderr.lines().map(str::trim).filter(|l| !l.is_empty() && *l != "error: failed to connect to the hypervisor").collect();
             let why = why.join("; ");
             let why = why.strip_prefix("error: ").unwrap_or(&why);
-            Outcome::fail(format!("{uri} from {me} failed: {why}")).with(format!("on {me}: virsh -c {uri} hostname: exit status {}", r.status))
+            Outcome::fail(format!("{uri} from {me} failed: {why}")).with(format!("on {me}: {uri} hostname: exit status {}", r.status))
         }
         Some(r) => {
             let answered = r.stdout.trim();
             let expected = to.facts.hostname.as_deref().unwrap_or(peer);
-            let ev = format!("on {me}: virsh -c {uri} hostname: {answered}");
+            let ev = format!("on {me}: {uri} hostname: {answered}");
             if short(answered).eq_ignore_ascii_case(short(expected)) || short(answered).eq_ignore_ascii_case(short(peer)) {
                 Outcome::pass(format!("{uri} from {me} answers as {answered}")).with(ev)
             } else {
@@ -216,7 +236,7 @@ pub fn judge(from: &HostView, to: &HostView, raw: &RawFacts, libvirt_port: u16, 
     for (key, r) in raw.with_prefix(&format!("port:{peer}:")) {
         let Ok(port) = key.parse::<u16>() else { continue };
         let line = r.stderr.trim().lines().last().unwrap_or("").to_string();
-        evidence.push(format!("on {me}: nc -z {peer} {port}: {}", if line.is_empty() { format!("exit status {}", r.status) } else { line }));
+        evidence.push(format!("on {me}: TCP {peer} port {port}: {}", if line.is_empty() { format!("exit status {}", r.status) } else { line }));
         match port_state(r.status, &r.stderr) {
             PortState::Reachable => reachable.push(port),
             PortState::Rejected(_) => rejected.push(port.to_string()),

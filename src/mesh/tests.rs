@@ -93,5 +93,69 @@ fn judge_all_good_and_all_bad() {
 #[test]
 fn script_carries_the_peers() {
     let s = script_for(&[("cmp2".into(), vec![49152, 49215]), ("cmp3".into(), vec![1])], 16509);
-    assert!(s.starts_with("MESH_TIMEOUT=5\nMESH_LIBVIRT_PORT=16509\nMESH_PEERS='cmp2 49152 49215\ncmp3 1'\n"), "{s}");
+    assert!(s.starts_with("MESH_TIMEOUT=5\nMESH_LIBVIRT_PORT=16509\nMESH_ENGINE=auto\nMESH_PEERS='cmp2 49152 49215\ncmp3 1'\n"), "{s}");
+    // The Python engine is inside, between its here-document markers.
+    assert!(!s.contains("@@MESH_PY@@"));
+    assert!(s.contains("<<'MIGREADY_MESH_PY' && exit 0\n# migready mesh probe, Python engine"));
+    assert!(s.contains("\nos._exit(0)\nMIGREADY_MESH_PY\n"));
+    assert!(script_with(&[], 16509, "sh").contains("\nMESH_ENGINE=sh\n"));
+}
+
+/// Run the probe script on this machine, as a host would, with the given engine.
+fn run_here(peers: &[(String, Vec<u16>)], engine: &str) -> RawFacts {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sh")
+        .arg("-s")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sh");
+    child.stdin.take().unwrap().write_all(script_with(peers, 1, engine).as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    RawFacts::parse(&String::from_utf8_lossy(&out.stdout)).expect("records")
+}
+
+fn have(cmd: &str) -> bool {
+    ["/usr/bin", "/bin", "/usr/sbin", "/sbin"].iter().any(|d| std::path::Path::new(d).join(cmd).exists())
+}
+
+/// Both engines on real sockets of this machine: a listening port, a closed one, a
+/// name that does not resolve. Needs sh, python3, getent and nc (netcat) here.
+#[test]
+fn engines_agree_on_real_sockets() {
+    if !["python3", "getent", "nc", "timeout"].iter().all(|c| have(c)) {
+        eprintln!("SKIP engines_agree_on_real_sockets: needs python3, getent, nc and timeout in /usr/bin");
+        return;
+    }
+    let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open_port = open.local_addr().unwrap().port();
+    let closed_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let peers = vec![
+        ("127.0.0.1".to_string(), vec![open_port, closed_port]),
+        ("no-such-host.invalid".to_string(), vec![49152]),
+    ];
+    let py = run_here(&peers, "auto");
+    let sh = run_here(&peers, "sh");
+    for raw in [&py, &sh] {
+        let r = raw.get("resolve:127.0.0.1").expect("resolve record");
+        assert_eq!(r.status, 0, "{r:?}");
+        assert_eq!(addresses_of(&r.stdout), vec!["127.0.0.1".parse::<IpAddr>().unwrap()]);
+        assert_ne!(raw.get("resolve:no-such-host.invalid").unwrap().status, 0);
+        let open_rec = raw.get(&format!("port:127.0.0.1:{open_port}")).unwrap();
+        let closed_rec = raw.get(&format!("port:127.0.0.1:{closed_port}")).unwrap();
+        assert_eq!(port_state(open_rec.status, &open_rec.stderr), PortState::Reachable, "{open_rec:?}");
+        assert_eq!(port_state(closed_rec.status, &closed_rec.stderr), PortState::Reachable, "{closed_rec:?}");
+        let unresolved = raw.get("port:no-such-host.invalid:49152").unwrap();
+        assert!(matches!(port_state(unresolved.status, &unresolved.stderr), PortState::Error(_)), "{unresolved:?}");
+        // Port 1 of this machine: nothing speaks libvirt there.
+        assert_ne!(raw.get("qemu-tcp:127.0.0.1").unwrap().status, 0);
+    }
+    // The Python engine really ran (its wording), and the sh engine when forced.
+    assert!(py.get(&format!("port:127.0.0.1:{open_port}")).unwrap().stderr.contains("succeeded"));
+    assert!(py.get(&format!("port:127.0.0.1:{closed_port}")).unwrap().stderr.starts_with("connect to 127.0.0.1 (127.0.0.1)"));
+    assert!(sh.get(&format!("port:127.0.0.1:{closed_port}")).unwrap().stderr.starts_with("nc: "));
+    drop(open);
 }

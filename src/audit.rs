@@ -26,6 +26,23 @@ pub enum HostError {
 pub struct Gathered {
     pub result: Result<(HostFacts, String), HostError>,
     pub elapsed: Duration,
+    /// The host's SSH session, kept open when asked (see [`Keep`]) so the next step
+    /// of the run (the mesh probe) reuses it: one connection per host per run.
+    pub session: Mutex<Option<Session>>,
+}
+
+/// Whether [`gather_all`] keeps each reached host's SSH session open for later use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    Sessions,
+    Nothing,
+}
+
+impl Gathered {
+    /// The kept session, if any (taken: the caller owns it from now on).
+    pub fn take_session(&self) -> Option<Session> {
+        self.session.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 pub fn target(spec: &HostSpec) -> Target {
@@ -45,6 +62,11 @@ pub fn target(spec: &HostSpec) -> Target {
 /// Connect to one host and gather its facts. Returns the facts and the
 /// message for `ssh.connect`.
 pub fn gather(spec: &HostSpec) -> Result<(HostFacts, String), HostError> {
+    gather_session(spec).map(|(facts, connected, _)| (facts, connected))
+}
+
+/// [`gather`], also returning the open session.
+pub fn gather_session(spec: &HostSpec) -> Result<(HostFacts, String, Session), HostError> {
     let mut session = Session::connect(&target(spec)).map_err(|e| HostError::Connect(e.to_string()))?;
     let mut connected = format!(
         "connected to {}:{} as {}, host key {} verified",
@@ -70,7 +92,7 @@ pub fn gather(spec: &HostSpec) -> Result<(HostFacts, String), HostError> {
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
     match HostFacts::parse(&stdout) {
-        Ok(facts) => Ok((facts, connected)),
+        Ok(facts) => Ok((facts, connected, session)),
         Err(e) => Err(HostError::Facts(format!(
             "{connected}, but the facts script failed (exit status {}): {e}; stderr: {}",
             out.status,
@@ -104,24 +126,27 @@ pub fn fan_out<T: Sync, R: Send>(items: &[T], parallel: usize, work: impl Fn(&T)
 }
 
 /// Gather every host's facts (bounded parallelism).
-pub fn gather_all(inv: &Inventory, parallel: usize, progress: impl Fn(usize) + Sync) -> Vec<Gathered> {
-    gather_all_counted(inv, parallel, |done, _failed| progress(done))
+pub fn gather_all(inv: &Inventory, parallel: usize, keep: Keep, progress: impl Fn(usize) + Sync) -> Vec<Gathered> {
+    gather_all_counted(inv, parallel, keep, |done, _failed| progress(done))
 }
 
 /// [`gather_all`], calling `progress(done, failed)` after each host: hosts finished so
 /// far, and how many of them could not be reached or gathered.
-pub fn gather_all_counted(inv: &Inventory, parallel: usize, progress: impl Fn(usize, usize) + Sync) -> Vec<Gathered> {
+pub fn gather_all_counted(inv: &Inventory, parallel: usize, keep: Keep, progress: impl Fn(usize, usize) + Sync) -> Vec<Gathered> {
     let failed = AtomicUsize::new(0);
     fan_out(
         &inv.hosts,
         parallel,
         |spec| {
             let t = Instant::now();
-            let result = gather(spec);
-            if result.is_err() {
-                failed.fetch_add(1, Ordering::Relaxed);
-            }
-            Gathered { result, elapsed: t.elapsed() }
+            let (result, session) = match gather_session(spec) {
+                Ok((facts, connected, session)) => (Ok((facts, connected)), (keep == Keep::Sessions).then_some(session)),
+                Err(e) => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    (Err(e), None)
+                }
+            };
+            Gathered { result, elapsed: t.elapsed(), session: Mutex::new(session) }
         },
         |done| progress(done, failed.load(Ordering::Relaxed)),
     )

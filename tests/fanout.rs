@@ -186,7 +186,7 @@ impl Lab {
         let mut config = format!(
             "ListenAddress {addr}\nPort 22\nHostKey {}\nPidFile none\nAuthorizedKeysFile {}\n\
              StrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
-             KbdInteractiveAuthentication no\nLogLevel ERROR\n",
+             KbdInteractiveAuthentication no\nLogLevel INFO\n",
             key.display(),
             self.path("authorized_keys").display()
         );
@@ -215,6 +215,14 @@ impl Lab {
             })
             .unwrap();
         addr
+    }
+
+    /// Logins host N's sshd has accepted so far (its log, LogLevel INFO).
+    fn logins(&self, n: u32) -> usize {
+        fs::read_to_string(self.path(&format!("sshd{n}.log")))
+            .unwrap_or_default()
+            .matches("Accepted publickey")
+            .count()
     }
 
     fn wait_for_port(&self, addr: &str) {
@@ -363,6 +371,7 @@ fn slow_and_dead_hosts_are_bounded_by_their_own_timeouts() {
         if let Some(mesh) = mesh {
             args.extend(["--mesh", mesh]);
         }
+        let logins_before: Vec<usize> = (1..=3).map(|n| lab.logins(n)).collect();
         let started = Instant::now();
         let out = Command::new(env!("CARGO_BIN_EXE_migready"))
             .args(&args)
@@ -385,6 +394,11 @@ fn slow_and_dead_hosts_are_bounded_by_their_own_timeouts() {
                 .to_string()
         };
 
+        // One SSH connection per host per run: the mesh probe reuses the facts session.
+        for n in 1..=3 {
+            let logins = lab.logins(n) - logins_before[n as usize - 1];
+            assert_eq!(logins, 1, "ok{n}: {logins} SSH logins in one run (--mesh {mesh:?})");
+        }
         for n in 1..=3 {
             let h = host(&format!("ok{n}"));
             assert_eq!(

@@ -51,7 +51,7 @@ fn confirm(out: &mut dyn Write) -> io::Result<bool> {
 
 pub fn run(inv: &Inventory, opts: &Options) -> i32 {
     let start = Instant::now();
-    let gathered = audit::gather_all(inv, opts.parallel, |_| {});
+    let gathered = audit::gather_all(inv, opts.parallel, audit::Keep::Nothing, |_| {});
     let before = audit::evaluate(inv, &gathered, start.elapsed());
     let plans = plans(inv, &gathered, &before);
     let mut out = io::stdout().lock();
@@ -111,7 +111,7 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
         |_| {},
     );
 
-    let after_gathered = audit::gather_all(inv, opts.parallel, |_| {});
+    let after_gathered = audit::gather_all(inv, opts.parallel, audit::Keep::Nothing, |_| {});
     let after = audit::evaluate(inv, &after_gathered, start.elapsed());
     let mut out = io::stdout().lock();
     let mut ok = true;

@@ -101,9 +101,13 @@ pub fn script_with(peers: &[(String, Vec<u16>)], libvirt_port: u16, engine: &str
     )
 }
 
-/// Run the probe script on one host.
-pub fn probe(spec: &HostSpec, script: &str) -> Result<RawFacts, String> {
-    let mut s = Session::connect(&audit::target(spec)).map_err(|e| e.to_string())?;
+/// Run the probe script on one host, over `session` if the facts gathering kept it
+/// open, else over a new connection.
+pub fn probe(spec: &HostSpec, session: Option<Session>, script: &str) -> Result<RawFacts, String> {
+    let mut s = match session {
+        Some(s) => s,
+        None => Session::connect(&audit::target(spec)).map_err(|e| e.to_string())?,
+    };
     let out = s.run_script(script).map_err(|e| e.to_string())?;
     RawFacts::parse(&String::from_utf8_lossy(&out.stdout)).map_err(|e| {
         format!("the mesh probe printed no records (exit status {}): {e}; stderr: {}", out.status, String::from_utf8_lossy(&out.stderr).trim())
@@ -312,10 +316,11 @@ pub fn run(inv: &Inventory, gathered: &[Gathered], mode: Pairs, parallel: usize)
                 .filter(|p| p.0 == a)
                 .filter_map(|p| views[p.1].map(|v| (v.name().to_string(), { let (lo, hi, _) = v.facts.migration_ports(); sample_ports(lo, hi) })))
                 .collect();
+            let session = gathered[a].take_session();
             if peers.is_empty() {
                 return Ok(RawFacts::default());
             }
-            probe(&inv.hosts[a], &script_for(&peers, libvirt_port)).map_err(|e| format!("the mesh probe on {} failed: {e}", inv.hosts[a].name))
+            probe(&inv.hosts[a], session, &script_for(&peers, libvirt_port)).map_err(|e| format!("the mesh probe on {} failed: {e}", inv.hosts[a].name))
         },
         |_| {},
     );

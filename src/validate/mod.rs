@@ -108,7 +108,8 @@ pub fn parse_pair(s: &str) -> Result<(String, String), String> {
 /// The whole run.
 pub fn run(inv: &Inventory, opts: &Options) -> Report {
     let start = Instant::now();
-    let gathered = audit::gather_all(inv, opts.parallel, |_| {});
+    let keep = if opts.mesh == mesh::Pairs::None { audit::Keep::Nothing } else { audit::Keep::Sessions };
+    let gathered = audit::gather_all(inv, opts.parallel, keep, |_| {});
     let doctor = audit::evaluate(inv, &gathered, start.elapsed());
     let mut pairs = mesh::run(inv, &gathered, opts.mesh, opts.parallel);
     let wanted = migration_pairs(inv, &opts.migrations).unwrap_or_default();

@@ -14,7 +14,10 @@
 # mount and UTS namespace: /etc is a read-only overlay of a per-host directory on top of
 # the machine's /etc, holding real copies of the lab image's /etc/libvirt/libvirtd.conf,
 # /etc/libvirt/qemu.conf, /etc/default/libvirtd and /etc/nova/nova.conf (and the host's
-# own /etc/hostname and /etc/hosts). There is no systemd, libvirt or QEMU in a light host:
+# own /etc/hostname and /etc/hosts), and root's home is a per-host directory made from
+# /etc/skel (the machine's own /root/.bashrc may start pyenv or the like, which every SSH
+# command of both tools would pay for; a compute host's root has the distribution's
+# default). There is no systemd, libvirt or QEMU in a light host:
 # systemctl, virsh, libvirtd --version fail there quickly, on both sides alike. That is
 # enough for fan-out timing, not for the checks' verdicts.
 #
@@ -72,6 +75,12 @@ teardown() {
         ip link del "$p" 2>/dev/null || true
     done
     ip link del "$bridge" 2>/dev/null || true
+    if [[ -f $work/neigh.saved ]]; then
+        { read -r t1; read -r t2; read -r t3; } <"$work/neigh.saved"
+        sysctl -q -w net.ipv4.neigh.default.gc_thresh1="$t1" net.ipv4.neigh.default.gc_thresh2="$t2" \
+            net.ipv4.neigh.default.gc_thresh3="$t3" || true
+        rm -f "$work/neigh.saved"
+    fi
     # ssh control masters Ansible left (each run has its own control directory).
     local s
     for s in "$work"/ctl/*/*; do
@@ -136,6 +145,16 @@ install -m 600 "$work/id_ed25519.pub" "$work/authorized_keys"
 { printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n'
   for ((i = 1; i <= kmax; i++)); do echo "$(addr_of "$i") $(name_of "$i")"; done; } >"$work/etc_hosts"
 
+# The kernel's ARP table is one for all network namespaces (gc_thresh3 = 1024 entries by
+# default): a full mesh of K light hosts needs about K*K entries, and past the limit the
+# kernel drops packets ("neighbor table overflow") which shows as probes timing out. A real
+# fleet has a kernel per host; raise the limits while the light hosts are up.
+if [[ ! -f $work/neigh.saved ]]; then
+    for t in 1 2 3; do sysctl -n "net.ipv4.neigh.default.gc_thresh$t"; done >"$work/neigh.saved"
+fi
+need_neigh=$((kmax * kmax + 1024))
+sysctl -q -w net.ipv4.neigh.default.gc_thresh1=$((need_neigh / 4)) \
+    net.ipv4.neigh.default.gc_thresh2=$((need_neigh / 2)) net.ipv4.neigh.default.gc_thresh3=$need_neigh
 ip link add "$bridge" type bridge
 ip addr add 198.19.0.1/16 dev "$bridge"
 ip link set "$bridge" up
@@ -149,6 +168,8 @@ for ((i = 1; i <= kmax; i++)); do
     cp -p "$image/etc/nova/nova.conf" "$h/etc/nova/"
     echo "$name" >"$h/etc/hostname"
     cp "$work/etc_hosts" "$h/etc/hosts"
+    mkdir -p "$h/root"
+    cp /etc/skel/.bashrc /etc/skel/.profile "$h/root/" 2>/dev/null || true
     ssh-keygen -q -t ed25519 -N '' -C "$name" -f "$h/ssh_host_ed25519_key"
     echo "$addr $(cut -d' ' -f1-2 "$h/ssh_host_ed25519_key.pub")" >>"$work/known_hosts"
     cat >"$h/sshd_config" <<EOF
@@ -173,10 +194,12 @@ EOF
     ip -n "$ns" link set lo up
     ip -n "$ns" addr add "$addr/16" dev eth0
     ip -n "$ns" link set eth0 up
-    # Own mount + UTS namespace: /etc = this host's files over the machine's /etc.
+    # Own mount + UTS namespace: /etc = this host's files over the machine's /etc, /root
+    # = this host's home.
     ip netns exec "$ns" unshare --mount --uts --propagation private sh -c '
         hostname "$1"
         mount -t overlay mrbench -o "lowerdir=$2/etc:/etc" /etc
+        mount --bind "$2/root" /root
         exec /usr/sbin/sshd -D -f "$2/sshd_config" -E "$2/sshd.log"
     ' sh "$name" "$h" </dev/null >/dev/null 2>&1 &
 done

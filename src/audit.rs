@@ -31,11 +31,20 @@ pub struct Gathered {
     pub session: Mutex<Option<Session>>,
 }
 
-/// Whether [`gather_all`] keeps each reached host's SSH session open for later use.
+/// What [`gather_all`] keeps of each reached host beyond its parsed facts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Keep {
-    Sessions,
-    Nothing,
+pub struct Keep {
+    /// The SSH session, open, for the next step of the run (the mesh probe).
+    pub sessions: bool,
+    /// The configuration files' texts ([`HostFacts::drop_texts`] otherwise): fix
+    /// needs them to edit; a read-only audit does not, and drops them so its memory
+    /// stays about flat in the number of hosts.
+    pub texts: bool,
+}
+
+impl Keep {
+    /// For `fix`: texts to edit, no session (apply connects when the plan is agreed).
+    pub const FOR_FIX: Keep = Keep { sessions: false, texts: true };
 }
 
 impl Gathered {
@@ -140,7 +149,12 @@ pub fn gather_all_counted(inv: &Inventory, parallel: usize, keep: Keep, progress
         |spec| {
             let t = Instant::now();
             let (result, session) = match gather_session(spec) {
-                Ok((facts, connected, session)) => (Ok((facts, connected)), (keep == Keep::Sessions).then_some(session)),
+                Ok((mut facts, connected, session)) => {
+                    if !keep.texts {
+                        facts.drop_texts();
+                    }
+                    (Ok((facts, connected)), keep.sessions.then_some(session))
+                }
                 Err(e) => {
                     failed.fetch_add(1, Ordering::Relaxed);
                     (Err(e), None)

@@ -128,7 +128,7 @@ fn doctor(path: &std::path::Path, format: Format, parallel: usize, verbose: bool
             let _ = std::io::stderr().flush();
         }
     };
-    let keep = if mesh == migready::mesh::Pairs::None { audit::Keep::Nothing } else { audit::Keep::Sessions };
+    let keep = audit::Keep { sessions: mesh != migready::mesh::Pairs::None, texts: false };
     let gathered = audit::gather_all_counted(&inv, parallel, keep, progress);
     if stderr_tty && matches!(format, Format::Table) && total > 3 {
         eprint!("\r\x1b[2K");

@@ -58,7 +58,7 @@ fn libvirtd_pid(host: &str) -> String {
 #[ignore = "needs the lab: tests/run.sh"]
 fn a_concurrent_change_between_plan_and_write_is_refused() {
     let inv = inventory::load(&inventory_path(), &checks::ids()).unwrap();
-    let gathered = audit::gather_all(&inv, 8, audit::Keep::Nothing, |_| {});
+    let gathered = audit::gather_all(&inv, 8, audit::Keep::FOR_FIX, |_| {});
     let before = audit::evaluate(&inv, &gathered, Default::default());
     let plans = fix::run::plans(&inv, &gathered, &before);
     let i = inv.hosts.iter().position(|h| h.name == "cmp1").unwrap();

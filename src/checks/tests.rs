@@ -266,3 +266,30 @@ fn unreached_hosts_still_count_as_peers_for_the_firewall() {
     let ctx = Ctx { unreached: vec![&named], ..fleet.ctx(&views, 0) };
     assert!(ctx.peer_sources().is_empty());
 }
+
+#[test]
+fn checks_read_the_same_without_file_texts() {
+    // doctor drops the files' texts after parsing (memory flat in the number of
+    // hosts); every finding must stay the same, evidence and line numbers included.
+    let hosts = || {
+        vec![
+            ("cmp1", "198.18.42.11", raw("bookworm-socket")),
+            ("cmp2", "198.18.42.12", raw("trixie-socket")),
+            ("cmp3", "198.18.42.13", raw("bookworm-traditional-reject")),
+            ("cmp4", "198.18.42.14", raw("trixie-traditional-drop")),
+            ("cmp5", "198.18.42.15", raw("bookworm-seed")),
+        ]
+    };
+    let full = Fleet::new(hosts());
+    let mut lean = Fleet::new(hosts());
+    for (_, f) in &mut lean.hosts {
+        let before = f.nova_conf.as_ref().map(|c| c.text().len());
+        f.drop_texts();
+        assert!(before.unwrap_or(0) > 100_000, "the fixture's nova.conf is the distribution's long sample");
+        assert_eq!(f.nova_conf.as_ref().map(|c| c.text().len()), Some(0));
+    }
+    for i in 0..full.hosts.len() {
+        let (a, b) = (full.findings(i), lean.findings(i));
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "host {i}");
+    }
+}

@@ -41,12 +41,19 @@ impl Version {
     }
 }
 
-/// A configuration file as read from the host, with its parse.
+/// A configuration file as read from the host, with its parse (which holds the
+/// text: one copy per file).
 #[derive(Debug, Clone)]
 pub struct ConfigFile<D> {
     pub path: String,
-    pub text: String,
     pub doc: D,
+}
+
+impl<D: crate::formats::Text> ConfigFile<D> {
+    /// The file's text as read.
+    pub fn text(&self) -> &str {
+        self.doc.text()
+    }
 }
 
 impl<D> ConfigFile<D> {
@@ -137,11 +144,14 @@ pub struct HostFacts {
     pub mem_available_kib: Option<u64>,
     /// Host clock, seconds since the epoch, when the facts were gathered.
     pub clock: Option<i64>,
+    /// [`HostFacts::drop_texts`] was called: the configuration files' parsed
+    /// entries remain, their texts are gone (enough for checks, not for fix).
+    pub texts_dropped: bool,
 }
 
 fn conf_file<D>(raw: &RawFacts, name: &str, path: &str, parse: fn(&str) -> D) -> Option<ConfigFile<D>> {
     let text = raw.ok(name)?;
-    Some(ConfigFile { path: path.to_string(), text: text.to_string(), doc: parse(text) })
+    Some(ConfigFile { path: path.to_string(), doc: parse(text) })
 }
 
 fn parse_firewall(raw: &RawFacts, name: &str) -> Option<Firewall> {
@@ -157,6 +167,20 @@ fn parse_firewall(raw: &RawFacts, name: &str) -> Option<Firewall> {
 }
 
 impl HostFacts {
+    /// Frees the text of every parsed configuration file, keeping what the checks
+    /// read (entries, values, line numbers). A read-only audit of many hosts keeps
+    /// each host's nova.conf (hundreds of KB of comments on distribution packages)
+    /// only until it is parsed; `fix` keeps the texts, it edits them.
+    pub fn drop_texts(&mut self) {
+        for c in [&mut self.libvirtd_conf, &mut self.virtproxyd_conf, &mut self.qemu_conf].into_iter().flatten() {
+            c.doc.drop_text();
+        }
+        for c in [&mut self.nova_conf, &mut self.nova_compute_conf].into_iter().flatten() {
+            c.doc.drop_text();
+        }
+        self.texts_dropped = true;
+    }
+
     /// Type the records of one host.
     pub fn from_raw(raw: RawFacts) -> HostFacts {
         let ok = |n: &str| raw.ok(n).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
@@ -165,11 +189,7 @@ impl HostFacts {
         let mut env_files = Vec::new();
         for (key, rec) in raw.with_prefix("envfile:") {
             let Some((unit, path)) = key.split_once(':') else { continue };
-            let file = (rec.status == 0).then(|| ConfigFile {
-                path: path.to_string(),
-                text: rec.stdout.clone(),
-                doc: EnvFile::parse(&rec.stdout),
-            });
+            let file = (rec.status == 0).then(|| ConfigFile { path: path.to_string(), doc: EnvFile::parse(&rec.stdout) });
             env_files.push(EnvFileFact { unit: unit.to_string(), path: path.to_string(), file });
         }
 
@@ -235,6 +255,7 @@ impl HostFacts {
             instances_fstype,
             mem_available_kib,
             clock: ok("date").and_then(|s| s.parse().ok()),
+            texts_dropped: false,
             raw,
         };
         // Keep one copy of each configuration file (in its ConfigFile), not the

@@ -26,7 +26,7 @@ fn bookworm_socket_host() {
     assert!(matches!(f.iptables, Some(Firewall::Rules(ref r)) if r.is_empty()));
     assert_eq!(f.detected_nova_release(), Some(NovaRelease(26)));
     assert_eq!(f.migration_ports().0..=f.migration_ports().1, 49152..=49215);
-    assert!(f.nova_conf.as_ref().unwrap().text.lines().count() > 8000);
+    assert!(f.nova_conf.as_ref().unwrap().text().lines().count() > 8000);
     assert!(f.nova_option("libvirt", "live_migration_tunnelled").is_none());
     assert_eq!(f.nova_option("DEFAULT", "compute_driver").map(|v| v.0).as_deref(), Some("libvirt.LibvirtDriver"));
     assert!(f.mem_available_kib.unwrap() > 0 && f.instances_free_bytes.unwrap() > 0);

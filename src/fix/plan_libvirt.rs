@@ -36,7 +36,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, edit
     let (daemon, conf, tcp_socket, _) = f.remote_daemon();
     let service = format!("{daemon}.service");
     let conf_path = format!("/etc/libvirt/{daemon}.conf");
-    let conf_text = conf.map(|c| c.text.as_str());
+    let conf_text = conf.map(|c| c.text());
     let var = format!("{}_ARGS", daemon.to_uppercase());
     let fix_mode = status(findings, "libvirt.mode") == Status::Fail;
     let fix_listen = status(findings, "libvirt.listen") == Status::Fail;
@@ -65,7 +65,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, edit
                     let Some(entry) = file.doc.get(&var) else { continue };
                     let words = split_words(&entry.value);
                     if words.iter().any(|w| w == "--listen" || w == "-l") {
-                        edits.edit(&ef.path, Some(&file.text), "remove --listen: refused under socket activation", |cur| {
+                        edits.edit(&ef.path, Some(file.text()), "remove --listen: refused under socket activation", |cur| {
                             let mut d = EnvFile::parse(cur);
                             d.remove_word(&var, "--listen");
                             d.remove_word(&var, "-l");
@@ -113,7 +113,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, edit
                 match ef {
                     None => plan.notes.push(format!("libvirt.listen: {service} reads no environment file; add --listen to its ExecStart by hand")),
                     Some(ef) => {
-                        let original = ef.file.as_ref().map(|c| c.text.as_str());
+                        let original = ef.file.as_ref().map(|c| c.text());
                         let (current, _) = f.daemon_args(daemon);
                         edits.edit(&ef.path, original, "--listen: traditional libvirtd reads listen_tcp only with it", |cur| {
                             let mut d = EnvFile::parse(cur);

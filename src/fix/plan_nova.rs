@@ -57,7 +57,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
             let current = f.nova_option("libvirt", key).map(|(v, _)| v);
             let want = merged(current.as_deref(), &required, drop_tunnelled);
             if current.as_deref() != Some(want.as_str()) {
-                edits.edit(&c.path, Some(&c.text), &format!("[libvirt] {key} = {want} (Nova {release})"), |cur| {
+                edits.edit(&c.path, Some(c.text()), &format!("[libvirt] {key} = {want} (Nova {release})"), |cur| {
                     let mut d = IniDoc::parse(cur);
                     d.set("libvirt", key, &want);
                     d.to_string()
@@ -69,7 +69,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
             for c in [f.nova_compute_conf.as_ref(), Some(nova_conf)].into_iter().flatten() {
                 if c.doc.get("libvirt", key).is_some() {
                     let note = format!("migready: {key} is obsolete since Newton (14); Nova {release} ignores it");
-                    edits.edit(&c.path, Some(&c.text), &format!("comment out obsolete {key}"), |cur| {
+                    edits.edit(&c.path, Some(c.text()), &format!("comment out obsolete {key}"), |cur| {
                         let mut d = IniDoc::parse(cur);
                         d.comment_out("libvirt", key, &note);
                         d.to_string()
@@ -81,7 +81,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
             && matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on")
         {
             let c = file_of("live_migration_tunnelled");
-            edits.edit(&c.path, Some(&c.text), "live_migration_tunnelled = false (no NBD when tunnelled)", |cur| {
+            edits.edit(&c.path, Some(c.text()), "live_migration_tunnelled = false (no NBD when tunnelled)", |cur| {
                 let mut d = IniDoc::parse(cur);
                 d.set("libvirt", "live_migration_tunnelled", "false");
                 d.to_string()

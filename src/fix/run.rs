@@ -35,6 +35,7 @@ pub fn plans(inv: &Inventory, gathered: &[Gathered], before: &Report) -> Vec<Opt
     (0..inv.hosts.len())
         .map(|i| {
             let ctx = audit::ctx(inv, &views, i)?;
+            assert!(!ctx.facts().texts_dropped, "fix plans need the files' texts (gather with Keep::FOR_FIX)");
             let uuid = dup.contains(&inv.hosts[i].name).then(new_uuid);
             Some(plan(&ctx, &before.hosts[i].checks, uuid.as_deref()))
         })
@@ -51,7 +52,7 @@ fn confirm(out: &mut dyn Write) -> io::Result<bool> {
 
 pub fn run(inv: &Inventory, opts: &Options) -> i32 {
     let start = Instant::now();
-    let gathered = audit::gather_all(inv, opts.parallel, audit::Keep::Nothing, |_| {});
+    let gathered = audit::gather_all(inv, opts.parallel, audit::Keep::FOR_FIX, |_| {});
     let before = audit::evaluate(inv, &gathered, start.elapsed());
     let plans = plans(inv, &gathered, &before);
     let mut out = io::stdout().lock();
@@ -111,7 +112,7 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
         |_| {},
     );
 
-    let after_gathered = audit::gather_all(inv, opts.parallel, audit::Keep::Nothing, |_| {});
+    let after_gathered = audit::gather_all(inv, opts.parallel, audit::Keep::FOR_FIX, |_| {});
     let after = audit::evaluate(inv, &after_gathered, start.elapsed());
     let mut out = io::stdout().lock();
     let mut ok = true;

@@ -178,6 +178,12 @@ impl EnvFile {
     }
 }
 
+impl super::Text for EnvFile {
+    fn text(&self) -> &str {
+        &self.text
+    }
+}
+
 impl fmt::Display for EnvFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)

@@ -71,6 +71,8 @@ struct Section {
 #[derive(Debug, Clone)]
 pub struct IniDoc {
     text: String,
+    /// [`IniDoc::drop_text`] was called.
+    text_dropped: bool,
     nodes: Vec<Node>,
     /// Every header in file order, preceded by the implicit `""` section.
     sections: Vec<Section>,
@@ -162,6 +164,7 @@ impl IniDoc {
         }
         IniDoc {
             text: text.to_string(),
+            text_dropped: false,
             nodes,
             sections,
         }
@@ -225,6 +228,7 @@ impl IniDoc {
     /// option name (empty, surrounding whitespace, `=`, `:` or a line break in it,
     /// or starting with `[`, `#` or `;`).
     pub fn set(&mut self, section: &str, key: &str, value: &str) {
+        assert!(!self.text_dropped, "IniDoc::set on a document whose text was dropped");
         assert!(
             !value.contains(['\n', '\r']),
             "INI value {value:?} spans lines"
@@ -303,6 +307,7 @@ impl IniDoc {
     /// lines gets a leading `#` (`key = value` becomes `#key = value`), preceded
     /// by a line `# note` (none when `note` is empty).
     pub fn comment_out(&mut self, section: &str, key: &str, note: &str) {
+        assert!(!self.text_dropped, "IniDoc::comment_out on a document whose text was dropped");
         let spans: Vec<(usize, usize)> = self
             .nodes
             .iter()
@@ -364,6 +369,22 @@ impl IniDoc {
     fn reparse(&mut self) {
         let text = std::mem::take(&mut self.text);
         *self = IniDoc::parse(&text);
+    }
+}
+
+impl IniDoc {
+    /// Frees the source text, keeping the parsed entries (`get`, `entries` still
+    /// answer; line numbers stay those of the source). For read-only audits of many
+    /// hosts: after this the document prints as empty and cannot be edited.
+    pub fn drop_text(&mut self) {
+        self.text = String::new();
+        self.text_dropped = true;
+    }
+}
+
+impl super::Text for IniDoc {
+    fn text(&self) -> &str {
+        &self.text
     }
 }
 

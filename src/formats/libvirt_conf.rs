@@ -88,6 +88,8 @@ struct Node {
 #[derive(Debug, Clone, Default)]
 pub struct ConfDoc {
     text: String,
+    /// [`ConfDoc::drop_text`] was called.
+    text_dropped: bool,
     nodes: Vec<Node>,
 }
 
@@ -123,6 +125,7 @@ impl ConfDoc {
         }
         ConfDoc {
             text: text.to_string(),
+            text_dropped: false,
             nodes,
         }
     }
@@ -158,6 +161,7 @@ impl ConfDoc {
     /// If `key` is not a valid libvirt name, or `value` holds a string libvirt
     /// cannot express (see [`Value::render`]).
     pub fn set(&mut self, key: &str, value: Value) {
+        assert!(!self.text_dropped, "ConfDoc::set on a document whose text was dropped");
         assert!(is_valid_key(key), "invalid libvirt setting name {key:?}");
         let Some(rendered) = value.render() else {
             panic!("value {value:?} cannot be written in libvirt syntax");
@@ -180,6 +184,7 @@ impl ConfDoc {
     /// leading `#` (`listen_tcp = 1` becomes `#listen_tcp = 1`), preceded by a
     /// line `# note` (none when `note` is empty).
     pub fn comment_out(&mut self, key: &str, note: &str) {
+        assert!(!self.text_dropped, "ConfDoc::comment_out on a document whose text was dropped");
         let spans: Vec<(usize, usize)> = self
             .nodes
             .iter()
@@ -224,6 +229,22 @@ impl ConfDoc {
     fn reparse(&mut self) {
         let text = std::mem::take(&mut self.text);
         *self = ConfDoc::parse(&text);
+    }
+}
+
+impl ConfDoc {
+    /// Frees the source text, keeping the parsed entries (`get`, `entries` still
+    /// answer; line numbers stay those of the source). For read-only audits of many
+    /// hosts: after this the document prints as empty and cannot be edited.
+    pub fn drop_text(&mut self) {
+        self.text = String::new();
+        self.text_dropped = true;
+    }
+}
+
+impl super::Text for ConfDoc {
+    fn text(&self) -> &str {
+        &self.text
     }
 }
 

@@ -25,6 +25,11 @@
 //! match, a `#key` line (no space) wins over a `# key` line; within the same form,
 //! one whose old value equals the new value wins, then the first in the file.
 
+/// The current text of a parsed document (the source, until an edit).
+pub trait Text {
+    fn text(&self) -> &str;
+}
+
 pub mod envfile;
 pub mod ini;
 pub mod libvirt_conf;

@@ -108,7 +108,7 @@ pub fn parse_pair(s: &str) -> Result<(String, String), String> {
 /// The whole run.
 pub fn run(inv: &Inventory, opts: &Options) -> Report {
     let start = Instant::now();
-    let keep = if opts.mesh == mesh::Pairs::None { audit::Keep::Nothing } else { audit::Keep::Sessions };
+    let keep = audit::Keep { sessions: opts.mesh != mesh::Pairs::None, texts: false };
     let gathered = audit::gather_all(inv, opts.parallel, keep, |_| {});
     let doctor = audit::evaluate(inv, &gathered, start.elapsed());
     let mut pairs = mesh::run(inv, &gathered, opts.mesh, opts.parallel);

@@ -10,6 +10,7 @@
 //! - a dead address on the subnet (nothing answers ARP);
 //! - a stuck host: sshd whose `ForceCommand` answers the login's `id -u` but hangs on
 //!   everything else, so the facts script never finishes.
+//!
 //! Everything is removed by a `Drop` guard, also when an assertion panics.
 //!
 //! Needs root (namespaces, sshd's privilege separation) and openssh-server. Without
@@ -196,7 +197,8 @@ impl Lab {
         let config_path = self.path(&format!("sshd{n}.conf"));
         fs::write(&config_path, config).unwrap();
         let log = fs::File::create(self.path(&format!("sshd{n}.log"))).unwrap();
-        // Reaped by teardown (it kills every process of the namespace).
+        // Killed by teardown (it kills every process of the namespace); not waited for.
+        #[allow(clippy::zombie_processes)]
         Command::new("ip")
             .args(["netns", "exec", &ns, SSHD, "-D", "-e", "-f"])
             .arg(&config_path)

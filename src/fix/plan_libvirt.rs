@@ -109,7 +109,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, edit
                 conf_set(edits, &conf_path, conf_text, "listen_tls", Value::Int(0), "listen_tls = 0 (no TLS certificates needed)");
                 conf_set(edits, &conf_path, conf_text, "listen_tcp", Value::Int(1), "listen_tcp = 1");
                 // The environment file the unit really reads: the last one it lists.
-                let ef = f.env_files.iter().filter(|e| e.unit == service).last();
+                let ef = f.env_files.iter().rfind(|e| e.unit == service);
                 match ef {
                     None => plan.notes.push(format!("libvirt.listen: {service} reads no environment file; add --listen to its ExecStart by hand")),
                     Some(ef) => {

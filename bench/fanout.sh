@@ -28,7 +28,7 @@
 # no peers. Medians of wall
 # time, peak RSS of the largest process (/usr/bin/time %M) and, where the cgroup v1
 # memory controller exists, peak memory of the whole process tree.
-# Also: startup time of `migready --help` and of an empty-inventory doctor run
+# Also: migready's peak RSS against K (MEM_KS, default "10 50 100", migready only), startup time of `migready --help` and of an empty-inventory doctor run
 # (hyperfine), and `migready doctor --mesh full` when that option exists.
 #
 # Installs what it needs (apt: hyperfine, time, python3-venv, openssh, iptables; PyPI:
@@ -42,6 +42,7 @@ KS=${KS:-"10 25 50"}
 REPS=${REPS:-5}
 FULL_REPS=${FULL_REPS:-$REPS}   # repetitions of the slow 35-module playbook
 PARALLEL=${PARALLEL:-32}
+MEM_KS=${MEM_KS:-"10 50 100"}   # migready-only memory sweep (peak RSS against K)
 work=${MIGREADY_BENCH_DIR:-/var/tmp/migready-bench}
 image=/var/cache/migready/lab/bookworm
 bridge=mrbench0
@@ -135,7 +136,7 @@ trap 'exit 130' INT TERM
 
 # --- light hosts --------------------------------------------------------------------
 kmax=0
-for k in $KS; do [[ $k =~ ^[0-9]+$ && $k -ge 1 && $k -le 1000 ]] || die "bad K '$k' (1..1000)"; ((k > kmax)) && kmax=$k; done
+for k in $KS $MEM_KS; do [[ $k =~ ^[0-9]+$ && $k -ge 1 && $k -le 1000 ]] || die "bad K '$k' (1..1000)"; ((k > kmax)) && kmax=$k; done
 rm -rf "$work/runs" "$work/failed"
 mkdir -p "$work/hosts" "$work/runs" "$work/ctl"
 rm -f "$work/id_ed25519" "$work/id_ed25519.pub"
@@ -217,7 +218,7 @@ ssh -q -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$wor
     || die "ssh into $(name_of 1) failed"
 
 # --- inventories and Ansible configuration -------------------------------------------
-for k in $KS; do
+for k in $(printf '%s\n' $KS $MEM_KS | sort -un); do
     {
         printf '[defaults]\nuser = "root"\nidentity_file = "%s"\nknown_hosts = "%s"\n' "$work/id_ed25519" "$work/known_hosts"
         printf 'connect_timeout = 30\ncommand_timeout = 120\n'
@@ -378,6 +379,10 @@ if "$bin" doctor --help 2>/dev/null | grep -q -- '--mesh'; then
             echo "$t1 - $t0" | bc -l >>"$work/runs/mesh-$k"
             reached=$( { grep -o '"reached": *true' "$work/runs/mesh-$k.out" || true; } | wc -l)
             [[ $reached -ge $k ]] || die "doctor --mesh full reached $reached of $k hosts"
+            # Nothing filters the light hosts: every pair's migration ports must come out
+            # reachable, or the probes timed out on this machine and the time is not the mesh's.
+            bad=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(1 for p in d["pairs"] for c in p["checks"] if c["id"] == "mesh.migration-ports" and c["status"] != "pass"))' "$work/runs/mesh-$k.out")
+            [[ $bad == 0 ]] || log "WARNING: K=$k: $bad pairs' migration ports not reachable (see $work/runs/mesh-$k.out)"
         done
         full=$(median <"$work/runs/mesh-$k")
         facts=$(col 1 "$work/runs/migready-$k" | median)
@@ -387,6 +392,26 @@ if "$bin" doctor --help 2>/dev/null | grep -q -- '--mesh'; then
 else
     echo "doctor --mesh full: not available in this build (no --mesh option); not timed" | tee -a "$results"
 fi
+
+# --- memory against K (migready only) ------------------------------------------------------
+echo | tee -a "$results"
+echo "migready peak RSS (MB, median of $REPS) against K, --mesh none: at --parallel $PARALLEL (at most that" | tee -a "$results"
+echo "many hosts' output in flight) and at --parallel 1 (what is kept per host)" | tee -a "$results"
+printf '%5s  %14s  %12s\n' K "rss p$PARALLEL" "rss p1" | tee -a "$results"
+for k in $MEM_KS; do
+    for p in "$PARALLEL" 1; do
+        : >"$work/runs/mem-$k-$p"
+        for ((r = 1; r <= REPS; r++)); do
+            /usr/bin/time -f '%M' -o "$work/runs/mem.time" "$bin" doctor -i "$work/inventory-$k.toml" --parallel "$p" \
+                --format json "${facts_only[@]}" >"$work/runs/mem.out" 2>/dev/null || true
+            reached=$( { grep -o '"reached": *true' "$work/runs/mem.out" || true; } | wc -l)
+            [[ $reached == "$k" ]] || log "WARNING: memory run K=$k --parallel $p reached $reached of $k hosts"
+            tail -n 1 "$work/runs/mem.time" >>"$work/runs/mem-$k-$p"
+        done
+    done
+    printf '%5s  %14.1f  %12.1f\n' "$k" "$(mb "$(median <"$work/runs/mem-$k-$PARALLEL")")" \
+        "$(mb "$(median <"$work/runs/mem-$k-1")")" | tee -a "$results"
+done
 
 # --- startup ---------------------------------------------------------------------------
 echo | tee -a "$results"

@@ -99,8 +99,7 @@ pub fn gather_session(spec: &HostSpec) -> Result<(HostFacts, String, Session), H
         Err(ExecError::Sudo { message }) => return Err(HostError::Privilege { connected, why: message }),
         Err(e) => return Err(HostError::Facts(format!("{connected}, but gathering facts failed: {e}"))),
     };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    match HostFacts::parse(&stdout) {
+    match HostFacts::parse_bytes(&out.stdout) {
         Ok(facts) => Ok((facts, connected, session)),
         Err(e) => Err(HostError::Facts(format!(
             "{connected}, but the facts script failed (exit status {}): {e}; stderr: {}",

@@ -1,6 +1,9 @@
 # migready facts: run on a compute host as root with `sh -s` (POSIX sh, no bashisms).
-# Prints one record per fact, one line each:
-#   @@MIGREADY@@ <name> <exit status> <stdout in base64 or -> <stderr in base64 or ->
+# Each fact's output and errors go to files in a temporary directory (one process per
+# fact: the command itself). At the end it prints one header line per fact, in order,
+#   @@MIGREADY-SIZED@@ <name> <exit status> <stdout bytes> <stderr bytes>
+# then the line @@MIGREADY-DATA@@, then every fact's stdout and stderr, raw, in the same
+# order (sizes from one `stat`, contents from one `cat`): no per-fact encoding processes.
 # A missing file or command is a fact too: it shows as a non-zero status.
 # Nothing here changes the host.
 LC_ALL=C
@@ -10,16 +13,20 @@ export PATH
 t=$(mktemp -d /tmp/migready-facts.XXXXXX) || exit 1
 trap 'rm -rf "$t"' EXIT
 
-b64() { if [ -s "$1" ]; then base64 -w0 <"$1"; else printf -- -; fi; }
+n=0
 fact() { # fact NAME COMMAND...
-    name=$1; shift
-    "$@" >"$t/out" 2>"$t/err" </dev/null
-    rc=$?
-    printf '@@MIGREADY@@ %s %s %s %s\n' "$name" "$rc" "$(b64 "$t/out")" "$(b64 "$t/err")"
+    n=$((n + 1)); name=$1; shift
+    "$@" >"$t/$n.o" 2>"$t/$n.e" </dev/null
+    printf '%s %s\n' "$name" "$?" >>"$t/index"
 }
 file() { # file NAME PATH
     if [ -e "$2" ]; then fact "$1" cat "$2"
-    else printf '@@MIGREADY@@ %s 127 - %s\n' "$1" "$(printf 'no such file: %s' "$2" | base64 -w0)"; fi
+    else
+        n=$((n + 1))
+        : >"$t/$n.o"
+        printf 'no such file: %s' "$2" >"$t/$n.e"
+        printf '%s 127\n' "$1" >>"$t/index"
+    fi
 }
 has() { command -v "$1" >/dev/null 2>&1; }
 
@@ -84,3 +91,18 @@ fact instances_mount findmnt -n -o FSTYPE,SOURCE,TARGET -T "$ipath"
 fact meminfo cat /proc/meminfo
 fact nproc nproc
 fact date date +%s
+
+# Headers (sizes of every file in one call), then the data (every file in one call).
+i=1
+set --
+while [ "$i" -le "$n" ]; do set -- "$@" "$t/$i.o" "$t/$i.e"; i=$((i + 1)); done
+stat -c %s "$@" >"$t/sizes" || exit 1
+exec 3<"$t/sizes"
+while read -r name rc; do
+    read -r osize <&3
+    read -r esize <&3
+    printf '@@MIGREADY-SIZED@@ %s %s %s %s\n' "$name" "$rc" "$osize" "$esize"
+done <"$t/index"
+exec 3<&-
+printf '@@MIGREADY-DATA@@\n'
+cat "$@"

@@ -24,7 +24,8 @@ pub fn spec(name: &str, address: &str) -> HostSpec {
 
 pub fn raw(fixture: &str) -> RawFacts {
     let path = format!("{}/tests/fixtures/facts/{fixture}.txt", env!("CARGO_MANIFEST_DIR"));
-    RawFacts::parse(&std::fs::read_to_string(path).unwrap()).unwrap()
+    // Either framing: fixtures are facts script output as captured from lab hosts.
+    RawFacts::parse_bytes(&std::fs::read(path).unwrap()).unwrap()
 }
 
 /// Replace (or add) one record with a successful command output.

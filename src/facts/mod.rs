@@ -269,6 +269,11 @@ impl HostFacts {
         RawFacts::parse(output).map(HostFacts::from_raw)
     }
 
+    /// [`HostFacts::parse`] of the facts script's raw output (either framing).
+    pub fn parse_bytes(output: &[u8]) -> Result<HostFacts, RawError> {
+        RawFacts::parse_bytes(output).map(HostFacts::from_raw)
+    }
+
     pub fn unit(&self, id: &str) -> Option<&Unit> {
         self.units.get(id).filter(|u| u.exists())
     }

@@ -1,5 +1,10 @@
-//! The records printed by `templates/facts.sh`: one line per fact,
-//! `@@MIGREADY@@ <name> <status> <stdout base64 or -> <stderr base64 or ->`.
+//! The records the host scripts print, in one of two framings:
+//!
+//! - line records (templates/mesh.sh, mesh.py; the test fixtures): one line per fact,
+//!   `@@MIGREADY@@ <name> <status> <stdout base64 or -> <stderr base64 or ->`;
+//! - sized records (templates/facts.sh): one header line per fact,
+//!   `@@MIGREADY-SIZED@@ <name> <status> <stdout bytes> <stderr bytes>`, then the line
+//!   `@@MIGREADY-DATA@@`, then every fact's stdout and stderr, raw, in header order.
 
 use base64::Engine;
 use std::collections::BTreeMap;
@@ -28,6 +33,8 @@ pub struct RawFacts {
 }
 
 const MARK: &str = "@@MIGREADY@@ ";
+const SIZED: &[u8] = b"@@MIGREADY-SIZED@@ ";
+const DATA: &[u8] = b"@@MIGREADY-DATA@@\n";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("facts output line {line}: {message}")]
@@ -52,6 +59,39 @@ impl RawFacts {
             let stdout = decode(fields[2]).ok_or_else(|| err("bad base64 in stdout"))?;
             let stderr = decode(fields[3]).ok_or_else(|| err("bad base64 in stderr"))?;
             records.insert(fields[0].to_string(), Record { status, stdout, stderr });
+        }
+        if records.is_empty() {
+            return Err(RawError { line: 0, message: "no facts in the output".into() });
+        }
+        Ok(RawFacts { records })
+    }
+
+    /// Parse a script's raw output in either framing (sized records when the
+    /// output has the data marker; line records otherwise).
+    pub fn parse_bytes(out: &[u8]) -> Result<RawFacts, RawError> {
+        let data_at = out.windows(DATA.len()).position(|w| w == DATA).filter(|&p| p == 0 || out[p - 1] == b'\n');
+        let Some(data_at) = data_at else { return RawFacts::parse(&String::from_utf8_lossy(out)) };
+        let mut records = BTreeMap::new();
+        let mut data = &out[data_at + DATA.len()..];
+        for (i, line) in out[..data_at].split(|b| *b == b'\n').enumerate() {
+            let Some(rest) = line.strip_prefix(SIZED) else { continue };
+            let err = |message: String| RawError { line: i + 1, message };
+            let rest = std::str::from_utf8(rest).map_err(|_| err("header is not UTF-8".into()))?;
+            let fields: Vec<&str> = rest.split(' ').collect();
+            let [name, status, out_len, err_len] = fields[..] else { return Err(err("expected 4 fields".into())) };
+            let status = status.parse::<i32>().map_err(|_| err("bad exit status".into()))?;
+            let mut take = |len: &str, what: &str| -> Result<String, RawError> {
+                let n = len.parse::<usize>().map_err(|_| err(format!("bad {what} size")))?;
+                if n > data.len() {
+                    return Err(err(format!("{name}: {what} of {n} bytes, only {} left (output cut short)", data.len())));
+                }
+                let (head, rest) = data.split_at(n);
+                data = rest;
+                Ok(String::from_utf8_lossy(head).into_owned())
+            };
+            let stdout = take(out_len, "stdout")?;
+            let stderr = take(err_len, "stderr")?;
+            records.insert(name.to_string(), Record { status, stdout, stderr });
         }
         if records.is_empty() {
             return Err(RawError { line: 0, message: "no facts in the output".into() });
@@ -112,5 +152,48 @@ mod tests {
         let e = RawFacts::parse("x\n@@MIGREADY@@ id zero - -\n").unwrap_err();
         assert_eq!(e.line, 2);
         assert!(RawFacts::parse("").is_err());
+    }
+
+    #[test]
+    fn sized_records_are_raw_bytes() {
+        // Contents holding newlines, a record marker and invalid UTF-8 come back as they were.
+        let mut out = b"motd noise\n@@MIGREADY-SIZED@@ a 0 13 0\n@@MIGREADY-SIZED@@ b 127 0 5\n@@MIGREADY-SIZED@@ c 0 3 0\n@@MIGREADY-DATA@@\n".to_vec();
+        out.extend_from_slice(b"x\n@@MIGREADY\n");
+        out.extend_from_slice(b"oops!");
+        out.extend_from_slice(&[b'o', 0xff, b'k']);
+        let raw = RawFacts::parse_bytes(&out).unwrap();
+        assert_eq!(raw.get("a").unwrap(), &Record { status: 0, stdout: "x\n@@MIGREADY\n".into(), stderr: String::new() });
+        assert_eq!(raw.get("b").unwrap(), &Record { status: 127, stdout: String::new(), stderr: "oops!".into() });
+        assert_eq!(raw.ok("c"), Some("o\u{fffd}k"));
+        // Cut short: named, not silently shortened.
+        let e = RawFacts::parse_bytes(&out[..out.len() - 2]).unwrap_err();
+        assert!(e.message.contains("c: stdout of 3 bytes, only 1 left"), "{e}");
+        // Line records still parse through the same entry point.
+        let raw = RawFacts::parse_bytes(b"@@MIGREADY@@ id 0 MAo= -\n").unwrap();
+        assert_eq!(raw.ok("id"), Some("0\n"));
+    }
+
+    /// The real facts script, run on this machine: every fact framed, files byte for byte.
+    #[test]
+    fn facts_script_output_parses_here() {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(crate::facts::SCRIPT)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("sh");
+        let raw = RawFacts::parse_bytes(&out.stdout).unwrap_or_else(|e| panic!("{e}; stderr: {}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(raw.ok("etc_hosts").unwrap(), std::fs::read_to_string("/etc/hosts").unwrap());
+        assert_eq!(raw.ok("os_release").unwrap(), std::fs::read_to_string("/etc/os-release").unwrap());
+        assert_eq!(raw.ok("id").unwrap().trim(), std::process::Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap());
+        let hostname = raw.ok("hostname").unwrap();
+        assert!(!hostname.trim().is_empty());
+        if !std::path::Path::new("/etc/nova/nova.conf").exists() {
+            let r = raw.get("nova_conf").unwrap();
+            assert_eq!((r.status, r.stderr.as_str()), (127, "no such file: /etc/nova/nova.conf"));
+        }
+        for name in ["units", "meminfo", "nproc", "date", "ip_addr", "listen"] {
+            assert!(raw.get(name).is_some(), "no {name} record");
+        }
     }
 }

@@ -2,7 +2,7 @@ use super::*;
 
 fn fixture(name: &str) -> HostFacts {
     let path = format!("{}/tests/fixtures/facts/{name}.txt", env!("CARGO_MANIFEST_DIR"));
-    HostFacts::parse(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    HostFacts::parse_bytes(&std::fs::read(&path).unwrap()).unwrap()
 }
 
 #[test]

@@ -9,7 +9,8 @@
 # and prints the same records:
 #   @@MIGREADY@@ <name> <exit status> <stdout in base64 or -> <stderr in base64 or ->
 # Input (environment): MESH_TIMEOUT, MESH_LIBVIRT_PORT, MESH_PEERS (NAME PORT... lines),
-# MESH_PARALLEL (bound on concurrent name lookups and libvirt connections).
+# MESH_PARALLEL (bound on concurrent `virsh` processes; threads for name lookups and
+# libvirt-binding connections are not bounded, they cost next to nothing).
 # Nothing here changes the host.
 import base64
 import errno
@@ -48,27 +49,11 @@ def record(name, status, stdout="", stderr=""):
         out.write(line)
 
 
-def bounded(jobs, deadline):
-    """Run callables on at most PARALLEL threads; returns the threads (daemons) so
-    the caller can tell which did not finish by the deadline."""
-    sem = threading.Semaphore(PARALLEL)
-    threads = []
-
-    def run(job):
-        try:
-            job()
-        finally:
-            sem.release()
-
-    for job in jobs:
-        left = deadline - time.monotonic()
-        if left <= 0 or not sem.acquire(timeout=left):
-            break
-        t = threading.Thread(target=run, args=(job,))
-        t.daemon = True
-        t.start()
-        threads.append(t)
-    return threads
+def in_thread(job):
+    t = threading.Thread(target=job)
+    t.daemon = True  # a probe stuck past its deadline must not hold the exit
+    t.start()
+    return t
 
 
 # --- resolve --------------------------------------------------------------------
@@ -97,7 +82,7 @@ def resolve(peer):
 
 start = time.monotonic()
 names = [p for p, _ in PEERS]
-for t in bounded([(lambda p=p: resolve(p)) for p in names], start + TIMEOUT):
+for t in [in_thread(lambda p=p: resolve(p)) for p in names]:
     t.join(max(0, start + TIMEOUT - time.monotonic()))
 addresses = {}  # what the port probes connect to: the first address, as nc would
 for p in names:
@@ -149,60 +134,103 @@ def qemu_tcp(peer):
         p.wait()
 
 
-qemu_start = time.monotonic()
-qemu_threads = bounded([(lambda p=p: qemu_tcp(p)) for p in names], qemu_start + TIMEOUT)
+# Each peer's probe has TIMEOUT from its own start. Through the binding a probe is a
+# thread; through virsh a process, so at most PARALLEL run at once (each ends by its
+# timeout, which frees its slot).
+qemu_started = {}
+qemu_slots = threading.Semaphore(len(names) if libvirt is not None else PARALLEL)
 
 
-# --- TCP ports: all connects at once, one poll loop -----------------------------------
-REJECTED = (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM, errno.EHOSTDOWN)
-pending = {}  # fd -> (key, sock, desc)
-poller = select.poll()
+def qemu_one(peer):
+    try:
+        qemu_tcp(peer)
+    finally:
+        qemu_slots.release()
+
+
+def qemu_starter():
+    for p in names:
+        qemu_slots.acquire()
+        qemu_started[p] = time.monotonic()
+        in_thread(lambda p=p: qemu_one(p))
+
+
+in_thread(qemu_starter)
+
+
+# --- TCP ports: non-blocking connects, one poll loop ---------------------------------
+# At most MAX_SOCKETS in flight (a large fleet would exceed the open-files limit), each
+# with TIMEOUT from its own start.
+MAX_SOCKETS = 512
+tasks = []
 for peer, ports in PEERS:
-    addrs = addresses.get(peer)
     for port in ports:
-        key = "port:%s:%d" % (peer, port)
-        if not addrs:
-            record(key, 1, "", "connect to %s port %d: the name does not resolve\n" % (peer, port))
-            continue
-        family, addr = addrs[0]
-        desc = "connect to %s (%s) port %d (tcp)" % (peer, addr, port)
-        s = socket.socket(family, socket.SOCK_STREAM)
-        s.setblocking(False)
-        rc = s.connect_ex((addr, port))
-        if rc in (0, errno.ECONNREFUSED):
-            record(key, 0 if rc == 0 else 1, "", "%s %s\n" % (desc, "succeeded" if rc == 0 else "failed: Connection refused"))
-            s.close()
-        elif rc in (errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK):
-            pending[s.fileno()] = (key, s, desc)
-            poller.register(s.fileno(), select.POLLOUT)
-        else:
-            record(key, 1, "", "%s failed: %s\n" % (desc, os.strerror(rc)))
-            s.close()
+        tasks.append((peer, port))
+tasks.reverse()  # popped from the end: inventory order
+pending = {}  # fd -> (key, sock, desc, deadline)
+poller = select.poll()
 
-port_deadline = time.monotonic() + TIMEOUT
-while pending:
-    left = port_deadline - time.monotonic()
-    if left <= 0:
-        break
-    for fd, _ in poller.poll(left * 1000):
-        key, s, desc = pending.pop(fd)
-        poller.unregister(fd)
-        rc = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if rc == 0:
-            record(key, 0, "", "%s succeeded\n" % desc)
-        elif rc == errno.ECONNREFUSED:
-            record(key, 1, "", "%s failed: Connection refused\n" % desc)
-        elif rc in REJECTED:
-            record(key, 1, "", "%s failed: %s\n" % (desc, os.strerror(rc)))
-        else:
-            record(key, 1, "", "%s failed: %s\n" % (desc, os.strerror(rc)))
-        s.close()
-for key, s, desc in pending.values():
-    record(key, 1, "", "%s timed out after %g s\n" % (desc, TIMEOUT))
+
+def start_connect(peer, port):
+    key = "port:%s:%d" % (peer, port)
+    addrs = addresses.get(peer)
+    if not addrs:
+        record(key, 1, "", "connect to %s port %d: the name does not resolve\n" % (peer, port))
+        return
+    family, addr = addrs[0]
+    desc = "connect to %s (%s) port %d (tcp)" % (peer, addr, port)
+    try:
+        s = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as e:
+        record(key, 1, "", "%s failed: %s\n" % (desc, e.strerror))
+        return
+    s.setblocking(False)
+    rc = s.connect_ex((addr, port))
+    if rc in (errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK):
+        pending[s.fileno()] = (key, s, desc, time.monotonic() + TIMEOUT)
+        poller.register(s.fileno(), select.POLLOUT)
+        return
+    finish(key, s, desc, rc)
+
+
+def finish(key, s, desc, rc):
+    if rc == 0:
+        record(key, 0, "", "%s succeeded\n" % desc)
+    else:  # refused (reachable), "No route to host" (a REJECT), ...: the words tell
+        record(key, 1, "", "%s failed: %s\n" % (desc, os.strerror(rc)))
     s.close()
 
-for t in qemu_threads:
-    t.join(max(0, qemu_start + TIMEOUT - time.monotonic()))
+
+while tasks or pending:
+    while tasks and len(pending) < MAX_SOCKETS:
+        start_connect(*tasks.pop())
+    if not pending:
+        continue
+    now = time.monotonic()
+    for fd, (key, s, desc, deadline) in list(pending.items()):
+        if now >= deadline:
+            del pending[fd]
+            poller.unregister(fd)
+            record(key, 1, "", "%s timed out after %g s\n" % (desc, TIMEOUT))
+            s.close()
+    if not pending:
+        continue
+    wait = max(0.0, min(d for (_, _, _, d) in pending.values()) - time.monotonic())
+    for fd, _ in poller.poll(wait * 1000 + 1):
+        key, s, desc, _ = pending.pop(fd)
+        poller.unregister(fd)
+        finish(key, s, desc, s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+
+rounds = -(-len(names) // (len(names) if libvirt is not None else PARALLEL)) if names else 0
+give_up = time.monotonic() + TIMEOUT * (rounds + 1)
+
+
+def qemu_settled(p):
+    return p in qemu_done or (p in qemu_started and time.monotonic() > qemu_started[p] + TIMEOUT)
+
+
+while time.monotonic() < give_up and not all(qemu_settled(p) for p in names):
+    time.sleep(0.02)
 for peer in names:
     r = qemu_done.get(peer)
     if r is None:

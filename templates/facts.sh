@@ -57,11 +57,14 @@ file libvirtd_conf /etc/libvirt/libvirtd.conf
 file virtproxyd_conf /etc/libvirt/virtproxyd.conf
 file qemu_conf /etc/libvirt/qemu.conf
 # The environment files the libvirt daemons really read, as systemd reports them.
+# (Read from a file, not a pipe: a piped loop runs in a subshell, and its facts would
+# not be counted.)
 for unit in libvirtd.service virtproxyd.service; do
-    systemctl show -p EnvironmentFiles --value "$unit" 2>/dev/null | while read -r path rest; do
+    systemctl show -p EnvironmentFiles --value "$unit" >"$t/envfiles" 2>/dev/null
+    while read -r path rest; do
         [ -n "$path" ] || continue
         file "envfile:$unit:$path" "$path"
-    done
+    done <"$t/envfiles"
 done
 fact capabilities virsh -c qemu:///system capabilities
 fact sysinfo_uuid cat /sys/class/dmi/id/product_uuid

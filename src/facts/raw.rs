@@ -96,6 +96,10 @@ impl RawFacts {
         if records.is_empty() {
             return Err(RawError { line: 0, message: "no facts in the output".into() });
         }
+        // Sizes and data must agree exactly, or records would be cut at wrong places.
+        if !data.is_empty() {
+            return Err(RawError { line: 0, message: format!("{} bytes of data after the last record (headers and data disagree)", data.len()) });
+        }
         Ok(RawFacts { records })
     }
 
@@ -168,6 +172,10 @@ mod tests {
         // Cut short: named, not silently shortened.
         let e = RawFacts::parse_bytes(&out[..out.len() - 2]).unwrap_err();
         assert!(e.message.contains("c: stdout of 3 bytes, only 1 left"), "{e}");
+        // More data than the headers announce: refused too.
+        let mut longer = out.clone();
+        longer.extend_from_slice(b"zz");
+        assert!(RawFacts::parse_bytes(&longer).unwrap_err().message.contains("2 bytes of data after the last record"));
         // Line records still parse through the same entry point.
         let raw = RawFacts::parse_bytes(b"@@MIGREADY@@ id 0 MAo= -\n").unwrap();
         assert_eq!(raw.ok("id"), Some("0\n"));

@@ -9,8 +9,7 @@
 # and prints the same records:
 #   @@MIGREADY@@ <name> <exit status> <stdout in base64 or -> <stderr in base64 or ->
 # Input (environment): MESH_TIMEOUT, MESH_LIBVIRT_PORT, MESH_PEERS (NAME PORT... lines),
-# MESH_PARALLEL (bound on concurrent `virsh` processes; threads for name lookups and
-# libvirt-binding connections are not bounded, they cost next to nothing).
+# MESH_PARALLEL (bound on live qemu+tcp probes; name lookups run in a thread each).
 # Nothing here changes the host.
 import base64
 import errno
@@ -134,25 +133,22 @@ def qemu_tcp(peer):
         p.wait()
 
 
-# Each peer's probe has TIMEOUT from its own start. Through the binding a probe is a
-# thread; through virsh a process, so at most PARALLEL run at once (each ends by its
-# timeout, which frees its slot).
+# Each peer's probe has TIMEOUT from its own start, and at most PARALLEL probes are
+# live at once: a probe is done, or past its deadline (a virsh process is killed then;
+# a binding call stuck on a silent peer is abandoned to its thread).
 qemu_started = {}
-qemu_slots = threading.Semaphore(len(names) if libvirt is not None else PARALLEL)
-
-
-def qemu_one(peer):
-    try:
-        qemu_tcp(peer)
-    finally:
-        qemu_slots.release()
 
 
 def qemu_starter():
     for p in names:
-        qemu_slots.acquire()
+        while True:
+            now = time.monotonic()
+            live = sum(1 for q, t0 in list(qemu_started.items()) if q not in qemu_done and now < t0 + TIMEOUT)
+            if live < PARALLEL:
+                break
+            time.sleep(0.01)
         qemu_started[p] = time.monotonic()
-        in_thread(lambda p=p: qemu_one(p))
+        in_thread(lambda p=p: qemu_tcp(p))
 
 
 in_thread(qemu_starter)
@@ -221,7 +217,7 @@ while tasks or pending:
         poller.unregister(fd)
         finish(key, s, desc, s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
 
-rounds = -(-len(names) // (len(names) if libvirt is not None else PARALLEL)) if names else 0
+rounds = -(-len(names) // PARALLEL) if names else 0
 give_up = time.monotonic() + TIMEOUT * (rounds + 1)
 
 

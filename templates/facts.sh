@@ -14,10 +14,12 @@ t=$(mktemp -d /tmp/migready-facts.XXXXXX) || exit 1
 trap 'rm -rf "$t"' EXIT
 
 n=0
-fact() { # fact NAME COMMAND...
+fact() { # fact NAME COMMAND...; leaves its exit status in $rc, its output file in $out
     n=$((n + 1)); name=$1; shift
     "$@" >"$t/$n.o" 2>"$t/$n.e" </dev/null
-    printf '%s %s\n' "$name" "$?" >>"$t/index"
+    rc=$?
+    out=$t/$n.o
+    printf '%s %s\n' "$name" "$rc" >>"$t/index"
 }
 file() { # file NAME PATH
     if [ -e "$2" ]; then fact "$1" cat "$2"

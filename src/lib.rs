@@ -18,3 +18,12 @@ pub mod nova_release;
 pub mod report;
 pub mod transport;
 pub mod validate;
+
+/// Every check ID an inventory's `[checks] skip` may name: the host checks, the mesh's
+/// pair checks and validate's migration checks.
+pub fn check_ids() -> Vec<&'static str> {
+    let mut ids = checks::ids();
+    ids.extend(mesh::CHECKS.iter().map(|(id, _)| *id));
+    ids.extend(validate::CHECKS.iter().map(|(id, _)| *id));
+    ids
+}

@@ -97,7 +97,7 @@ fn main() {
             }
             exit::OK
         }
-        Command::Fix { inventory, dry_run, yes, parallel } => match inventory::load(&inventory, &checks::ids()) {
+        Command::Fix { inventory, dry_run, yes, parallel } => match inventory::load(&inventory, &migready::check_ids()) {
             Ok(inv) => migready::fix::run::run(&inv, &migready::fix::run::Options { dry_run, yes, parallel: parallel as usize }),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -111,7 +111,7 @@ fn main() {
 }
 
 fn doctor(path: &std::path::Path, format: Format, parallel: usize, verbose: bool, mesh: migready::mesh::Pairs) -> i32 {
-    let inv = match inventory::load(path, &checks::ids()) {
+    let inv = match inventory::load(path, &migready::check_ids()) {
         Ok(inv) => inv,
         Err(e) => {
             eprintln!("error: {e}");

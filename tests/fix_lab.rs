@@ -4,7 +4,7 @@
 //! Ignored by a plain `cargo test`; tests/run.sh runs them in order with
 //! `--ignored --test-threads=1` after tests/lab.rs.
 
-use migready::{audit, checks, fix, inventory};
+use migready::{audit, fix, inventory};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
@@ -57,7 +57,7 @@ fn libvirtd_pid(host: &str) -> String {
 #[test]
 #[ignore = "needs the lab: tests/run.sh"]
 fn a_concurrent_change_between_plan_and_write_is_refused() {
-    let inv = inventory::load(&inventory_path(), &checks::ids()).unwrap();
+    let inv = inventory::load(&inventory_path(), &migready::check_ids()).unwrap();
     let gathered = audit::gather_all(&inv, 8, audit::Keep::FOR_FIX, |_| {});
     let before = audit::evaluate(&inv, &gathered, Default::default());
     let plans = fix::run::plans(&inv, &gathered, &before);

@@ -276,6 +276,13 @@ fn label(id: &'static str, o: Outcome) -> Finding {
     Finding { id, status: o.status, message: o.message, evidence: o.evidence }
 }
 
+/// The inventory's `[checks] skip` applied to one pair's findings.
+pub fn apply_skip(findings: &mut [Finding], skip: &[String]) {
+    for f in findings.iter_mut().filter(|f| skip.iter().any(|s| s == f.id)) {
+        *f = Finding { id: f.id, status: Status::Skip, message: "skipped by the inventory ([checks] skip)".into(), evidence: Vec::new() };
+    }
+}
+
 /// Findings for a pair that could not be probed.
 pub fn not_probed(why: &str) -> Vec<Finding> {
     [RESOLVE, QEMU_TCP, MIGRATION_PORTS]
@@ -290,6 +297,17 @@ pub fn run(inv: &Inventory, gathered: &[Gathered], mode: Pairs, parallel: usize)
     let pairs = select(inv.hosts.len(), mode);
     if pairs.is_empty() {
         return Vec::new();
+    }
+    if CHECKS.iter().all(|(id, _)| inv.skip.iter().any(|s| s == id)) {
+        // Every pair check skipped: nothing to probe.
+        return pairs
+            .iter()
+            .map(|&(a, b)| {
+                let mut checks = not_probed("");
+                apply_skip(&mut checks, &inv.skip);
+                PairReport { from: inv.hosts[a].name.clone(), to: inv.hosts[b].name.clone(), checks }
+            })
+            .collect();
     }
     let views: Vec<Option<HostView>> = inv
         .hosts
@@ -334,6 +352,8 @@ pub fn run(inv: &Inventory, gathered: &[Gathered], mode: Pairs, parallel: usize)
                 (Some(from), Some(to), Ok(raw)) => judge(&from, &to, raw, libvirt_port, &reached),
                 (None, _, _) => not_probed(&format!("not checked: {} was not reached", inv.hosts[a].name)),
             };
+            let mut checks = checks;
+            apply_skip(&mut checks, &inv.skip);
             PairReport { from: inv.hosts[a].name.clone(), to: inv.hosts[b].name.clone(), checks }
         })
         .collect()

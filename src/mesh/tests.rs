@@ -91,6 +91,29 @@ fn judge_all_good_and_all_bad() {
 }
 
 #[test]
+fn inventory_skips_apply_to_pair_checks() {
+    let mut found = not_probed("x");
+    found[1] = Finding { id: QEMU_TCP, status: Status::Fail, message: "refused".into(), evidence: vec!["e".into()] };
+    apply_skip(&mut found, &["mesh.qemu-tcp".to_string()]);
+    assert_eq!(found[1].status, Status::Skip);
+    assert_eq!(found[1].message, "skipped by the inventory ([checks] skip)");
+    assert!(found[1].evidence.is_empty());
+    assert_eq!(found[0].message, "x");
+    // The inventory accepts the pair check IDs (and still refuses unknown ones).
+    let ids = crate::check_ids();
+    for id in [RESOLVE, QEMU_TCP, MIGRATION_PORTS, crate::validate::PRECHECKS, crate::validate::LIVE_BLOCK] {
+        assert!(ids.contains(&id), "{id}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inv.toml");
+    std::fs::write(&path, "[checks]\nskip = [\"mesh.qemu-tcp\", \"migration.live-block\"]\n").unwrap();
+    let inv = crate::inventory::load(&path, &ids).unwrap();
+    assert_eq!(inv.skip, vec!["mesh.qemu-tcp", "migration.live-block"]);
+    std::fs::write(&path, "[checks]\nskip = [\"mesh.nope\"]\n").unwrap();
+    assert!(crate::inventory::load(&path, &ids).unwrap_err().to_string().contains("mesh.nope"));
+}
+
+#[test]
 fn script_carries_the_peers() {
     let s = script_for(&[("cmp2".into(), vec![49152, 49215]), ("cmp3".into(), vec![1])], 16509);
     assert!(s.starts_with("MESH_TIMEOUT=5\nMESH_LIBVIRT_PORT=16509\nMESH_ENGINE=auto\nMESH_PEERS='cmp2 49152 49215\ncmp3 1'\n"), "{s}");

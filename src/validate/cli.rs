@@ -3,7 +3,7 @@
 use super::{Migrations, Options};
 use crate::mesh::Pairs;
 use crate::report::{print_table, Evidence, TableOptions};
-use crate::{checks, exit, inventory};
+use crate::{exit, inventory};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -57,7 +57,7 @@ pub enum PairsArg {
 
 /// Run validate; the process exit code.
 pub fn main(args: Args) -> i32 {
-    let inv = match inventory::load(&args.inventory, &checks::ids()) {
+    let inv = match inventory::load(&args.inventory, &crate::check_ids()) {
         Ok(inv) => inv,
         Err(e) => {
             eprintln!("error: {e}");

@@ -12,7 +12,7 @@ suite=${1:?usage: image.sh SUITE}
 cache=${MIGREADY_LAB_CACHE:-/var/cache/migready/lab}
 img=$cache/$suite
 # Bump when the recipe below changes so cached images are rebuilt.
-recipe=3
+recipe=4
 
 if [[ -f $img/.complete ]] && [[ $(cat "$img/.complete") == "$recipe" ]]; then
     echo "$img"
@@ -36,7 +36,7 @@ trap 'umount -l "$tmp/proc" 2>/dev/null || true' EXIT
 
 echo "image.sh: debootstrap $suite from $mirror into $tmp" >&2
 debootstrap --variant=minbase \
-    --include=systemd,systemd-sysv,dbus,libpam-systemd,openssh-server,libvirt-daemon-system,libvirt-clients,qemu-system-x86,qemu-utils,iptables,iproute2,sudo,procps,netcat-openbsd \
+    --include=systemd,systemd-sysv,dbus,libpam-systemd,openssh-server,libvirt-daemon-system,libvirt-clients,qemu-system-x86,qemu-utils,iptables,iproute2,sudo,procps,netcat-openbsd,firewalld \
     "$suite" "$tmp" "$mirror" >"$cache/$suite.debootstrap.log" 2>&1 \
     || { tail -20 "$cache/$suite.debootstrap.log" >&2; exit 1; }
 
@@ -64,6 +64,10 @@ mkdir -p "$tmp/root/.ssh"; chmod 700 "$tmp/root/.ssh"
 # No console getty fighting over a passive console.
 ln -sf /dev/null "$tmp/etc/systemd/system/console-getty.service"
 ln -sf /dev/null "$tmp/etc/systemd/system/getty@tty1.service"
+# firewalld enables itself on install; lab.sh enables it only on hosts whose spec asks
+# for it (FIREWALL `firewalld`) and masks it everywhere else.
+rm -f "$tmp/etc/systemd/system/multi-user.target.wants/firewalld.service" \
+    "$tmp/etc/systemd/system/dbus-org.fedoraproject.FirewallD1.service"
 # The default libvirt network would want dnsmasq and a bridge; the lab does not need it.
 rm -f "$tmp/etc/libvirt/qemu/networks/autostart/default.xml"
 

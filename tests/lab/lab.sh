@@ -10,7 +10,9 @@
 #                                            seed        socket activation with the seed's
 #                                                        recipe applied (--listen: libvirtd dies)
 #                                   FIREWALL none (default) | reject (RHEL default ruleset,
-#                                            trailing REJECT) | drop (INPUT policy DROP)
+#                                            trailing REJECT) | drop (INPUT policy DROP) |
+#                                            firewalld (RHEL-like: eth0 in the default
+#                                            zone public, ssh allowed, the rest rejected)
 #                                   default: cmp1:bookworm:socket cmp2:trixie:socket
 #                                            cmp3:bookworm:traditional:reject
 #   tests/lab/lab.sh down           stop every host, remove overlays, namespaces, bridge
@@ -100,8 +102,21 @@ prepare_root() { # NAME SUITE PROFILE FIREWALL ROOT ALLHOSTS
     none) ;;
     reject) rules=iptables-rhel7 ;;
     drop) rules=iptables-drop ;;
-    *) die "unknown firewall '$fw' (none, reject, drop)" ;;
+    firewalld) ;;
+    *) die "unknown firewall '$fw' (none, reject, drop, firewalld)" ;;
     esac
+    # The image carries firewalld (it enables itself on install); only firewalld hosts run it.
+    if [[ $fw == firewalld ]]; then
+        chroot "$root" systemctl enable -q firewalld.service
+        # eth0 bound to the default zone, as a RHEL installer leaves it (ZONE= / NetworkManager).
+        mkdir -p "$root/etc/firewalld/zones"
+        sed 's|</zone>|  <interface name="eth0"/>\n</zone>|' "$root/usr/lib/firewalld/zones/public.xml" >"$root/etc/firewalld/zones/public.xml"
+        if [[ -n ${MIGREADY_LAB_FIREWALLD_BACKEND:-} ]]; then
+            sed -i "s/^FirewallBackend=.*/FirewallBackend=$MIGREADY_LAB_FIREWALLD_BACKEND/" "$root/etc/firewalld/firewalld.conf"
+        fi
+    elif [[ -e $root/usr/lib/systemd/system/firewalld.service || -e $root/lib/systemd/system/firewalld.service ]]; then
+        ln -sf /dev/null "$root/etc/systemd/system/firewalld.service"
+    fi
     if [[ -n $rules ]]; then
         # Persist the rules where this kind of host keeps them, and restore them at boot.
         local file

@@ -10,6 +10,7 @@ pub mod checks;
 pub mod exit;
 pub mod facts;
 pub mod firewall;
+pub mod firewalld;
 pub mod fix;
 pub mod formats;
 pub mod inventory;

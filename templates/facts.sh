@@ -77,8 +77,30 @@ fact listen ss -Hltn
 fact iptables_save iptables-save
 fact ip6tables_save ip6tables-save
 if has nft; then fact nft_ruleset nft list ruleset; fi
-if has firewall-cmd; then fact firewalld_state firewall-cmd --state; fi
-for f in /etc/sysconfig/iptables /etc/iptables/rules.v4 /etc/nftables.conf; do
+# firewalld, when it runs: every zone, runtime and permanent (one firewall-cmd call
+# each: it is a Python program, slow to start), and the definitions of the services
+# the zones name (/etc/firewalld/services overrides /usr/lib/firewalld/services).
+if has firewall-cmd; then
+    fact firewalld_state firewall-cmd --state
+    if [ "$rc" = 0 ]; then
+        fact firewalld_zones firewall-cmd --list-all-zones
+        svcs=$(sed -n 's/^[[:space:]]*services:[[:space:]]*//p' "$out")
+        fact firewalld_zones_permanent firewall-cmd --permanent --list-all-zones
+        svcs="$svcs $(sed -n 's/^[[:space:]]*services:[[:space:]]*//p' "$out")"
+        file firewalld_conf /etc/firewalld/firewalld.conf
+        seen='' paths=''
+        for s in $svcs; do
+            case " $seen " in *" $s "*) continue ;; esac
+            seen="$seen $s"
+            for d in /etc/firewalld/services /usr/lib/firewalld/services; do
+                if [ -e "$d/$s.xml" ]; then paths="$paths $d/$s.xml"; break; fi
+            done
+        done
+        # shellcheck disable=SC2086 # word splitting wanted: one path per word
+        [ -z "$paths" ] || fact firewalld_services grep -H '' $paths
+    fi
+fi
+for f in /etc/sysconfig/iptables /etc/iptables/rules.v4 /etc/sysconfig/ip6tables /etc/iptables/rules.v6 /etc/nftables.conf; do
     if [ -e "$f" ]; then file "persist:$f" "$f"; fi
 done
 

@@ -5,7 +5,8 @@
 //! peers and no allowed sources, a documentation address stands for "any remote host".
 
 use super::{Ctx, Outcome};
-use crate::facts::Firewall;
+use crate::facts::{Firewall, Firewalld};
+use crate::firewalld::{self as fwd, Config};
 use crate::firewall::Verdict;
 use std::net::IpAddr;
 
@@ -36,6 +37,13 @@ fn ports(ctx: &Ctx, lo: u16, hi: u16, what: &str, extra: Option<String>) -> Outc
     }
     if sources.is_empty() {
         sources.push(("any remote host".into(), ANY_REMOTE.parse().unwrap()));
+    }
+    match &f.firewalld {
+        Some(Firewalld::Running(cfg)) => return by_firewalld(ctx, cfg, lo, hi, what, &range, &sources, extra),
+        Some(Firewalld::Unreadable(why)) => {
+            return Outcome::warn(format!("firewalld runs but its zones could not be read: {why}")).with_all(extra);
+        }
+        _ => {}
     }
     let mut evidence: Vec<String> = extra.into_iter().collect();
     // (port, how) -> peers blocked that way, in order.
@@ -91,9 +99,93 @@ fn ports(ctx: &Ctx, lo: u16, hi: u16, what: &str, extra: Option<String>) -> Outc
     Outcome::pass(format!("{range} accepted from {from}")).with_all(evidence)
 }
 
+/// Judge from firewalld's zones: the runtime configuration decides; a port open
+/// now but not in the permanent configuration is a warning (it closes at the
+/// next `firewall-cmd --reload` or reboot).
+#[allow(clippy::too_many_arguments)]
+fn by_firewalld(ctx: &Ctx, cfg: &Config, lo: u16, hi: u16, what: &str, range: &str, sources: &[(String, IpAddr)], extra: Option<String>) -> Outcome {
+    let f = ctx.facts();
+    let mut evidence: Vec<String> = extra.into_iter().collect();
+    let mut blocked: Vec<((u16, String), Vec<String>)> = Vec::new();
+    let mut not_permanent: Vec<String> = Vec::new();
+    let mut uncertain = Vec::new();
+    let mut unreadable = None;
+    for (name, src) in sources {
+        let land = cfg.landing(*src, &f.interfaces);
+        uncertain.extend(land.uncertain.iter().cloned());
+        let zone = format!("firewalld zone {} ({})", land.zone, land.via);
+        let who = format!("{name} ({src})");
+        match cfg.first_blocked(&cfg.runtime, &land.zone, *src, lo..=hi) {
+            Some((port, d)) => {
+                let how = match d.verdict {
+                    Verdict::Drop => format!("dropped by firewalld zone {} (connections hang until they time out)", land.zone),
+                    _ => format!("rejected by firewalld zone {} (\"No route to host\")", land.zone),
+                };
+                match blocked.iter_mut().find(|(k, _)| *k == (port, how.clone())) {
+                    Some((_, v)) => v.push(who),
+                    None => blocked.push(((port, how), vec![who])),
+                }
+                evidence.push(format!("{zone}: TCP {port} from {src}: {d}"));
+                uncertain.extend(d.uncertain);
+            }
+            None => {
+                let d = cfg.decide(&cfg.runtime, &land.zone, *src, lo);
+                evidence.push(format!("{zone}: {range} from {src}: {d}{}", own_rule(&d, src, lo, hi)));
+                uncertain.extend(d.uncertain);
+                match &cfg.permanent {
+                    Ok(p) => {
+                        if let Some((port, pd)) = cfg.first_blocked(p, &land.zone, *src, lo..=hi) {
+                            evidence.push(format!("firewalld permanent zone {}: TCP {port} from {src}: {pd}", land.zone));
+                            not_permanent.push(who);
+                        }
+                    }
+                    Err(e) => unreadable = Some(e.clone()),
+                }
+            }
+        }
+    }
+    if let Some(Firewall::Rules(r)) = f.firewall_for(sources.first().map_or(IpAddr::from([0u8; 4]), |s| s.1))
+        && !r.is_empty()
+        && r.table("filter").is_none_or(|t| t.chain("INPUT_ZONES").is_none())
+    {
+        uncertain.push("iptables-save shows rules besides firewalld's; they apply too and are not evaluated here".into());
+    }
+    uncertain.sort();
+    uncertain.dedup();
+    evidence = dedup(evidence);
+    evidence.extend(uncertain.iter().map(|u| format!("uncertain: {u}")));
+    if !blocked.is_empty() {
+        let parts: Vec<String> =
+            blocked.iter().map(|((port, how), who)| format!("TCP {port} from {} is {how}", who.join(", "))).collect();
+        return Outcome::fail(format!("{} ({what} traffic)", parts.join("; "))).with_all(evidence);
+    }
+    if !not_permanent.is_empty() {
+        return Outcome::warn(format!(
+            "{range} is accepted from {} now, but not by firewalld's permanent configuration: it closes at the next firewall-cmd --reload or reboot",
+            not_permanent.join(", ")
+        ))
+        .with_all(evidence);
+    }
+    if let Some(why) = unreadable {
+        return Outcome::warn(format!("{range} accepted by firewalld now; permanent configuration not read: {why}")).with_all(evidence);
+    }
+    let from = sources.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
+    if !uncertain.is_empty() {
+        return Outcome::warn(format!("{range} looks accepted by firewalld from {from}, but some rules could not be evaluated")).with_all(evidence);
+    }
+    Outcome::pass(format!("{range} accepted by firewalld from {from}")).with_all(evidence)
+}
+
+/// ` (migready's rule)` when the deciding rich rule is the one fix adds.
+fn own_rule(d: &fwd::ZoneDecision, src: &IpAddr, lo: u16, hi: u16) -> &'static str {
+    let ports = if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") };
+    if d.by.strip_prefix("rich rule: ") == Some(fwd::accept_rule(&src.to_string(), &ports).as_str()) { " (migready's rule)" } else { "" }
+}
+
 fn firewalld_hides_rules(ctx: &Ctx) -> bool {
     let f = ctx.facts();
-    f.unit("firewalld.service").is_some_and(|u| u.is_active())
+    f.firewalld.is_none()
+        && f.unit("firewalld.service").is_some_and(|u| u.is_active())
         && matches!(&f.iptables, Some(Firewall::Rules(r)) if r.is_empty())
 }
 

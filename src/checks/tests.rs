@@ -293,3 +293,53 @@ fn checks_read_the_same_without_file_texts() {
         assert_eq!(format!("{a:?}"), format!("{b:?}"), "host {i}");
     }
 }
+
+/// A firewalld host (Debian 13 lab host, stock RHEL-like zone public on eth0)
+/// and two peers on its network.
+fn firewalld_fleet(fixture: &str) -> Fleet {
+    Fleet::new(vec![
+        ("cmp2", "198.18.47.12", raw(fixture)),
+        ("cmp1", "198.18.47.11", raw("bookworm-socket")),
+        ("cmp3", "198.18.47.13", raw("bookworm-traditional-reject")),
+    ])
+}
+
+#[test]
+fn firewalld_stock_zone_rejects_peers() {
+    let fleet = firewalld_fleet("trixie-socket-firewalld");
+    let f = fleet.finding(0, "firewall.libvirt");
+    assert_finding(&f, Fail, "TCP 16509 from cmp1 (198.18.47.11), cmp3 (198.18.47.13) is rejected by firewalld zone public");
+    assert!(f.evidence.contains(&"firewalld zone public (interface eth0): TCP 16509 from 198.18.47.11: REJECT by zone target default".to_string()), "{:?}", f.evidence);
+    assert_finding(&fleet.finding(0, "firewall.migration"), Fail, "TCP 49152 from cmp1 (198.18.47.11), cmp3 (198.18.47.13) is rejected by firewalld zone public");
+}
+
+#[test]
+fn firewalld_zones_sources_and_runtime_only_ports() {
+    // See src/firewalld/tests.rs for what the custom configuration holds.
+    let fleet = firewalld_fleet("trixie-socket-firewalld-custom");
+    let f = fleet.finding(0, "firewall.libvirt");
+    assert_finding(&f, Pass, "TCP 16509 accepted by firewalld from cmp1, cmp3");
+    assert!(f.evidence.iter().any(|e| e.starts_with("firewalld zone internal (source 198.18.47.13/32): TCP 16509 from 198.18.47.13: ACCEPT by service libvirt (16509/tcp)")), "{:?}", f.evidence);
+    // cmp3 lands in internal (by source), which does not open the migration range;
+    // cmp1 gets it from public's runtime-only port.
+    let m = fleet.finding(0, "firewall.migration");
+    assert_finding(&m, Fail, "TCP 49152 from cmp3 (198.18.47.13) is rejected by firewalld zone internal");
+    let mut fleet = fleet;
+    fleet.hosts.remove(2);
+    assert_finding(&fleet.finding(0, "firewall.migration"), Warn, "accepted from cmp1 (198.18.47.11) now, but not by firewalld's permanent configuration");
+}
+
+#[test]
+fn firewalld_not_running_falls_back_to_iptables() {
+    let mut r = raw("trixie-socket-firewalld");
+    crate::checks::testutil::set(&mut r, "firewalld_state", "not running\n");
+    r.records.get_mut("firewalld_state").unwrap().status = 252;
+    let fleet = Fleet::new(vec![("cmp2", "198.18.47.12", r), ("cmp1", "198.18.47.11", raw("bookworm-socket"))]);
+    assert!(matches!(fleet.hosts[0].1.firewalld, Some(crate::facts::Firewalld::NotRunning(ref s)) if s == "not running"));
+    assert_finding(&fleet.finding(0, "firewall.libvirt"), Pass, "TCP 16509 accepted from cmp1");
+    // Running, but the listing is unreadable: said so, not guessed.
+    let mut r = raw("trixie-socket-firewalld");
+    edit(&mut r, "firewalld_zones", |t| t.replacen("  ports: ", "  ports: 65536/tcp", 1));
+    let fleet = Fleet::new(vec![("cmp2", "198.18.47.12", r), ("cmp1", "198.18.47.11", raw("bookworm-socket"))]);
+    assert_finding(&fleet.finding(0, "firewall.libvirt"), Warn, "firewalld runs but its zones could not be read: firewall-cmd --list-all-zones: line 9: zone block: bad port `65536/tcp`");
+}

@@ -7,6 +7,7 @@ pub mod raw;
 pub mod systemd;
 
 use crate::firewall::{self, Ruleset};
+use crate::firewalld::{self as fwd, IfaceNet, Zones};
 use crate::formats::envfile::EnvFile;
 use crate::formats::ini::IniDoc;
 use crate::formats::libvirt_conf::{ConfDoc, Value};
@@ -103,6 +104,55 @@ pub enum Firewall {
     Unreadable(String),
 }
 
+/// firewalld as found on a host where `firewall-cmd` exists.
+#[derive(Debug, Clone)]
+pub enum Firewalld {
+    /// `firewall-cmd --state` did not say `running` (what it said instead).
+    NotRunning(String),
+    Running(Box<fwd::Config>),
+    /// It runs, but its zones could not be read or parsed (why).
+    Unreadable(String),
+}
+
+fn parse_firewalld(raw: &RawFacts) -> Option<Firewalld> {
+    let state = raw.get("firewalld_state")?;
+    let said = |r: &Record| {
+        let t = format!("{} {}", r.stdout.trim(), r.stderr.trim());
+        if t.trim().is_empty() { format!("exit status {}", r.status) } else { t.trim().to_string() }
+    };
+    if state.status != 0 || state.stdout.trim() != "running" {
+        return Some(Firewalld::NotRunning(said(state)));
+    }
+    let zones = |name: &str| -> Result<Zones, String> {
+        let r = raw.get(name).ok_or_else(|| format!("firewall-cmd {} was not run", listing(name)))?;
+        if r.status != 0 {
+            return Err(format!("firewall-cmd {}: {}", listing(name), said(r)));
+        }
+        Zones::parse(&r.stdout).map_err(|e| format!("firewall-cmd {}: {e}", listing(name)))
+    };
+    fn listing(name: &str) -> &'static str {
+        if name.ends_with("permanent") { "--permanent --list-all-zones" } else { "--list-all-zones" }
+    }
+    let runtime = match zones("firewalld_zones") {
+        Ok(z) => z,
+        Err(e) => return Some(Firewalld::Unreadable(e)),
+    };
+    let conf = raw.ok("firewalld_conf").unwrap_or("");
+    let conf_value = |key: &str| {
+        conf.lines()
+            .filter_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
+            .map(|v| v.trim().to_string())
+            .rfind(|v| !v.is_empty())
+    };
+    Some(Firewalld::Running(Box::new(fwd::Config {
+        runtime,
+        permanent: zones("firewalld_zones_permanent"),
+        conf_default_zone: conf_value("DefaultZone"),
+        backend: conf_value("FirewallBackend"),
+        services: fwd::parse_services(raw.ok("firewalld_services").unwrap_or("")),
+    })))
+}
+
 /// Records that are parsed into a `ConfigFile` and then dropped from `raw`.
 const PARSED_FILES: &[&str] = &["libvirtd_conf", "virtproxyd_conf", "qemu_conf", "nova_conf", "nova_compute_conf"];
 
@@ -118,6 +168,8 @@ pub struct HostFacts {
     pub etc_hosts: Option<String>,
     /// Addresses configured on the host's interfaces.
     pub addresses: Vec<IpAddr>,
+    /// The networks on the host's interfaces, by interface.
+    pub interfaces: Vec<IfaceNet>,
     pub libvirt_version: Option<Version>,
     pub qemu_version: Option<Version>,
     pub units: BTreeMap<String, Unit>,
@@ -133,6 +185,8 @@ pub struct HostFacts {
     pub listening: Vec<(IpAddr, u16)>,
     pub iptables: Option<Firewall>,
     pub ip6tables: Option<Firewall>,
+    /// firewalld, where `firewall-cmd` exists.
+    pub firewalld: Option<Firewalld>,
     /// Files that persist firewall rules on this host, by path.
     pub persisted_rules: Vec<String>,
     pub nova_conf: Option<ConfigFile<IniDoc>>,
@@ -231,6 +285,7 @@ impl HostFacts {
             resolve_self: parse_getent(raw.ok("resolve_self").unwrap_or("")),
             etc_hosts: raw.ok("etc_hosts").map(str::to_string),
             addresses: parse_ip_addr(raw.ok("ip_addr").unwrap_or("")),
+            interfaces: fwd::parse_ip_addr(raw.ok("ip_addr").unwrap_or("")),
             libvirt_version: raw
                 .ok("libvirtd_version")
                 .or_else(|| raw.ok("virtqemud_version"))
@@ -246,6 +301,7 @@ impl HostFacts {
             listening: parse_ss(raw.ok("listen").unwrap_or("")),
             iptables: parse_firewall(&raw, "iptables_save"),
             ip6tables: parse_firewall(&raw, "ip6tables_save"),
+            firewalld: parse_firewalld(&raw),
             persisted_rules: raw.with_prefix("persist:").map(|(p, _)| p.to_string()).collect(),
             nova_conf: conf_file(&raw, "nova_conf", "/etc/nova/nova.conf", IniDoc::parse),
             nova_compute_conf: conf_file(&raw, "nova_compute_conf", "/etc/nova/nova-compute.conf", IniDoc::parse),
@@ -376,6 +432,14 @@ impl HostFacts {
     /// Something listens on TCP `port` (any address).
     pub fn listens_on(&self, port: u16) -> bool {
         self.listening.iter().any(|(_, p)| *p == port)
+    }
+
+    /// firewalld's configuration, when it runs and could be read.
+    pub fn firewalld_running(&self) -> Option<&fwd::Config> {
+        match &self.firewalld {
+            Some(Firewalld::Running(c)) => Some(c),
+            _ => None,
+        }
     }
 
     /// The firewall that applies to a source address of this family.

@@ -31,6 +31,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 pub use parse::parse;
+pub(crate) use parse::parse_net;
 
 /// Why the text could not be read as `iptables-save` output.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -564,7 +564,7 @@ fn parse_option(
 }
 
 /// `198.18.42.0/24`, `198.18.42.12`, `10.0.0.0/255.0.0.255`, `fe80::/64`.
-fn parse_net(s: &str) -> Option<Net> {
+pub(crate) fn parse_net(s: &str) -> Option<Net> {
     let (addr, mask) = match s.split_once('/') {
         Some((addr, mask)) => (addr.parse::<IpAddr>().ok()?, Some(mask)),
         None => (s.parse::<IpAddr>().ok()?, None),

@@ -90,6 +90,7 @@ fn undo(step: &Step, before: &HostFacts) -> Vec<Vec<String>> {
             v.extend(args.iter().cloned());
             vec![v]
         }
+        Step::FirewalldRich { zone, permanent, rules, .. } => vec![super::firewall_cmd(zone, *permanent, "--remove-rich-rule", rules)],
     }
 }
 

@@ -52,6 +52,8 @@ pub enum Step {
     Unit { action: UnitAction, unit: String, why: String },
     /// `iptables -I <chain> <position> <args>` (ip6tables for IPv6).
     FirewallInsert { ipv6: bool, chain: String, position: usize, args: Vec<String>, why: String },
+    /// `firewall-cmd [--permanent] --zone=<zone> --add-rich-rule=<rule>...`.
+    FirewalldRich { zone: String, permanent: bool, rules: Vec<String>, why: String },
 }
 
 impl Step {
@@ -70,8 +72,20 @@ impl Step {
                 v.extend(args.iter().cloned());
                 Some(v)
             }
+            Step::FirewalldRich { zone, permanent, rules, .. } => Some(firewall_cmd(zone, *permanent, "--add-rich-rule", rules)),
         }
     }
+}
+
+/// `firewall-cmd [--permanent] --zone=ZONE OPTION=RULE...`
+pub(crate) fn firewall_cmd(zone: &str, permanent: bool, option: &str, rules: &[String]) -> Vec<String> {
+    let mut v = vec!["firewall-cmd".to_string()];
+    if permanent {
+        v.push("--permanent".into());
+    }
+    v.push(format!("--zone={zone}"));
+    v.extend(rules.iter().map(|r| format!("{option}={r}")));
+    v
 }
 
 /// What fix will do to one host, and what it cannot do.

@@ -185,3 +185,114 @@ fn modular_daemons_go_through_virtproxyd() {
     assert_eq!(commands(&p), vec!["systemctl stop virtproxyd.service", "systemctl enable --now virtproxyd-tcp.socket"]);
     assert_eq!(p.verify.unwrap().active, vec!["virtproxyd-tcp.socket"]);
 }
+
+fn firewalld_fleet(fixture: &str, peers: &[(&'static str, &'static str)]) -> Fleet {
+    let mut hosts = vec![("cmp2", "198.18.47.12", raw(fixture))];
+    hosts.extend(peers.iter().map(|(n, a)| (*n, *a, raw("bookworm-socket"))));
+    Fleet::new(hosts)
+}
+
+const CMP1_CMP3: &[(&str, &str)] = &[("cmp1", "198.18.47.11"), ("cmp3", "198.18.47.13")];
+
+#[test]
+fn firewalld_host_gets_rich_rules_runtime_and_permanent() {
+    let p = plan_of(&firewalld_fleet("trixie-socket-firewalld", CMP1_CMP3), 0);
+    let rule = |a: &str, ports: &str| format!("--add-rich-rule=rule family=\"ipv4\" source address=\"{a}/32\" port port=\"{ports}\" protocol=\"tcp\" accept");
+    let rules = [rule("198.18.47.11", "16509"), rule("198.18.47.13", "16509"), rule("198.18.47.11", "49152-49215"), rule("198.18.47.13", "49152-49215")].join(" ");
+    let fw: Vec<String> = commands(&p).into_iter().filter(|c| c.starts_with("firewall-cmd")).collect();
+    assert_eq!(fw, [format!("firewall-cmd --zone=public {rules}"), format!("firewall-cmd --permanent --zone=public {rules}")]);
+    // No iptables rule, no --reload, and no "do it by hand" note.
+    assert!(!commands(&p).iter().any(|c| c.starts_with("iptables") || c.contains("--reload")));
+    assert!(!p.notes.iter().any(|n| n.starts_with("firewall")), "{:?}", p.notes);
+    // Shown as the exact command, each rule one shell word.
+    let mut out = Vec::new();
+    render::print_plan(&mut out, &p).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("$ firewall-cmd --zone=public '--add-rich-rule=rule family=\"ipv4\" source address=\"198.18.47.11/32\" port port=\"16509\" protocol=\"tcp\" accept' "), "{out}");
+    assert!(out.contains("# accept libvirt TCP 16509 from cmp1, libvirt TCP 16509 from cmp3, migration TCP 49152-49215 from cmp1, migration TCP 49152-49215 from cmp3 in firewalld zone public, now"), "{out}");
+}
+
+#[test]
+fn firewalld_rules_go_where_each_peer_lands_and_only_where_missing() {
+    // See src/firewalld/tests.rs: cmp3 lands in zone internal (by source), cmp1 in public
+    // (libvirt open through a rich rule, migration open at runtime only), cmp4 is
+    // refused 16509 by a reject rich rule, cmp5 dropped by a priority -5 rule.
+    let peers: &[(&str, &str)] = &[("cmp1", "198.18.47.11"), ("cmp3", "198.18.47.13"), ("cmp4", "198.18.47.14"), ("cmp5", "198.18.47.15")];
+    let p = plan_of(&firewalld_fleet("trixie-socket-firewalld-custom", peers), 0);
+    let steps: Vec<(String, bool, Vec<String>)> = p
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::FirewalldRich { zone, permanent, rules, .. } => Some((zone.clone(), *permanent, rules.clone())),
+            _ => None,
+        })
+        .collect();
+    let mig = |a: &str| crate::firewalld::accept_rule(a, "49152-49215");
+    assert_eq!(
+        steps,
+        [
+            ("public".into(), true, vec![mig("198.18.47.11"), mig("198.18.47.14")]),
+            ("internal".into(), false, vec![mig("198.18.47.13")]),
+            ("internal".into(), true, vec![mig("198.18.47.13")]),
+        ]
+    );
+    let notes = p.notes.join("\n");
+    assert!(notes.contains("firewall: libvirt TCP 16509 from cmp4 (198.18.47.14) is refused by the runtime firewalld zone public's rich rule: rule family=\"ipv4\" source address=\"198.18.47.14\" port port=\"16509\" protocol=\"tcp\" reject; an accepting rich rule would not help, not changed"), "{notes}");
+    assert!(notes.contains("from cmp5 (198.18.47.15) is refused by the runtime firewalld zone public's rich rule: rule priority=\"-5\""), "{notes}");
+}
+
+#[test]
+fn firewalld_rollback_removes_exactly_what_was_added() {
+    let p = plan_of(&firewalld_fleet("trixie-socket-firewalld", CMP1_CMP3), 0);
+    let step = p.steps.iter().find(|s| matches!(s, Step::FirewalldRich { permanent: true, .. })).unwrap();
+    let Step::FirewalldRich { rules, .. } = step else { unreachable!() };
+    let undo = firewall_cmd("public", true, "--remove-rich-rule", rules);
+    assert_eq!(undo[..3], ["firewall-cmd", "--permanent", "--zone=public"]);
+    assert_eq!(undo.len(), 3 + 4);
+    assert!(undo[3..].iter().zip(rules).all(|(u, r)| *u == format!("--remove-rich-rule={r}")));
+}
+
+/// cmp3 (RHEL 7 style) with the RHEL 7 ip6tables ruleset and IPv6 peers.
+fn ipv6_fleet() -> Fleet {
+    let rules = std::fs::read_to_string(format!("{}/tests/lab/files/ip6tables-rhel7", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let mut r = raw("bookworm-traditional-reject");
+    crate::checks::testutil::set(&mut r, "ip6tables_save", &rules);
+    crate::checks::testutil::set(&mut r, "persist:/etc/sysconfig/ip6tables", &rules);
+    Fleet::new(vec![("cmp3", "fd42:42::13", r), ("cmp1", "fd42:42::11", raw("bookworm-socket")), ("cmp2", "198.18.42.12", raw("trixie-socket"))])
+}
+
+#[test]
+fn ipv6_peers_get_ip6tables_rules_persisted_in_their_file() {
+    let fleet = ipv6_fleet();
+    assert_eq!(fleet.finding(0, "firewall.libvirt").status, Status::Fail);
+    let p = plan_of(&fleet, 0);
+    let cmds = commands(&p);
+    let v6: Vec<&String> = cmds.iter().filter(|c| c.starts_with("ip6tables")).collect();
+    assert_eq!(v6.len(), 2, "{cmds:?}");
+    assert!(v6.iter().all(|c| c.starts_with("ip6tables -I INPUT 6 -s fd42:42::11/128 -p tcp -m tcp --dport ")), "{v6:?}");
+    assert!(v6.iter().any(|c| c.contains("--dport 16509 ") && c.contains("migready: libvirt from cmp1")));
+    assert!(v6.iter().any(|c| c.contains("--dport 49152:49215 ")));
+    // The IPv4 peer still goes through iptables, into /etc/sysconfig/iptables.
+    assert!(cmds.iter().any(|c| c.starts_with("iptables -I INPUT 5 -s 198.18.42.12/32")), "{cmds:?}");
+    let (orig, new) = edit_of(&p, "/etc/sysconfig/ip6tables");
+    let added = changed_lines(orig, new);
+    assert_eq!(added.len(), 2, "{added:?}");
+    let reject = new.lines().position(|l| l.starts_with("-A INPUT -j REJECT")).unwrap();
+    assert!(new.lines().nth(reject - 1).unwrap().starts_with("-A INPUT -s fd42:42::11/128"), "{new}");
+    assert!(!p.notes.iter().any(|n| n.contains("by hand")), "{:?}", p.notes);
+    // Once the rules are in, nothing more to do for IPv6.
+    let mut fleet = ipv6_fleet();
+    let r = &mut fleet.hosts[0].1;
+    let rules = crate::firewall::parse(new).unwrap();
+    r.ip6tables = Some(crate::facts::Firewall::Rules(rules));
+    let p = plan_of(&fleet, 0);
+    assert!(!commands(&p).iter().any(|c| c.starts_with("ip6tables")), "{:?}", commands(&p));
+}
+
+#[test]
+fn ipv6_peer_without_persistence_is_a_note() {
+    let mut fleet = ipv6_fleet();
+    fleet.hosts[0].1.persisted_rules.retain(|p| p != "/etc/sysconfig/ip6tables");
+    let p = plan_of(&fleet, 0);
+    assert!(p.notes.iter().any(|n| n.contains("nothing on this host persists ip6tables rules")), "{:?}", p.notes);
+}

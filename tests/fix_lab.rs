@@ -1,5 +1,5 @@
 //! Real-host tests of `migready fix` on the lab (tests/run.sh boots it, stock:
-//! cmp1 bookworm socket, cmp2 trixie socket, cmp3 bookworm traditional + REJECT,
+//! cmp1 bookworm socket, cmp2 trixie socket + firewalld, cmp3 bookworm traditional + REJECT,
 //! cmp4 trixie traditional + DROP policy, cmp5 bookworm with the seed's recipe).
 //! Ignored by a plain `cargo test`; tests/run.sh runs them in order with
 //! `--ignored --test-threads=1` after tests/lab.rs.
@@ -11,8 +11,20 @@ use std::process::Command;
 
 const HOSTS: [&str; 5] = ["cmp1", "cmp2", "cmp3", "cmp4", "cmp5"];
 
+/// The lab's state directory, as tests/lab/lab.sh computes it: MIGREADY_LAB_STATE, else
+/// /var/tmp/migready-lab-ID for MIGREADY_LAB_ID 1-9, else /var/tmp/migready-lab.
+fn lab_state() -> PathBuf {
+    if let Ok(s) = std::env::var("MIGREADY_LAB_STATE") {
+        return PathBuf::from(s);
+    }
+    match std::env::var("MIGREADY_LAB_ID") {
+        Ok(id) if !id.is_empty() && id != "0" => PathBuf::from(format!("/var/tmp/migready-lab-{id}")),
+        _ => PathBuf::from("/var/tmp/migready-lab"),
+    }
+}
+
 fn inventory_path() -> PathBuf {
-    PathBuf::from(std::env::var("MIGREADY_LAB_STATE").unwrap_or_else(|_| "/var/tmp/migready-lab".into())).join("inventory.toml")
+    lab_state().join("inventory.toml")
 }
 
 fn ssh(host: &str, cmd: &str) -> String {
@@ -31,6 +43,7 @@ fn snapshot(host: &str) -> String {
            [ -e $f ] && echo \"$(sha256sum $f) $(stat -c '%U:%G %a' $f)\"; done; \
          ls /etc/libvirt /etc/default /etc/sysconfig /etc/nova 2>/dev/null; \
          iptables-save | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'; \
+         if systemctl -q is-active firewalld; then firewall-cmd --list-all-zones; firewall-cmd --permanent --list-all-zones; fi; \
          systemctl is-enabled libvirtd.service libvirtd-tcp.socket libvirtd.socket 2>&1; systemctl is-active libvirtd-tcp.socket 2>&1; true",
     )
 }
@@ -48,6 +61,30 @@ fn doctor() -> Value {
 fn status<'a>(r: &'a Value, host: &str, id: &str) -> &'a str {
     let h = r["hosts"].as_array().unwrap().iter().find(|h| h["name"] == host).unwrap();
     h["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap()["status"].as_str().unwrap()
+}
+
+fn address(host: &str) -> String {
+    std::fs::read_to_string(lab_state().join("hosts").join(host).join("address")).unwrap().trim().to_string()
+}
+
+/// The rich rules of firewalld's zone public on `host`, runtime or permanent, sorted.
+fn rich_rules(host: &str, permanent: bool) -> Vec<String> {
+    let mut v: Vec<String> =
+        ssh(host, &format!("firewall-cmd {} --zone=public --list-rich-rules", if permanent { "--permanent" } else { "" })).lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+/// Whether `from` can open a TCP connection to `port` on `to` (a listener is started there).
+fn connects(from: &str, to: &str, port: u16) -> bool {
+    ssh(to, &format!("systemd-run -q --collect --unit=migready-test-listen-{port} timeout 20 nc -l -p {port} >/dev/null 2>&1; sleep 0.3"));
+    let out = Command::new("tests/lab/lab.sh")
+        .args(["ssh", from, &format!("nc -z -w 3 {} {port}", address(to))])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    ssh(to, &format!("systemctl stop migready-test-listen-{port} 2>/dev/null || true"));
+    out.status.success()
 }
 
 fn libvirtd_pid(host: &str) -> String {
@@ -96,6 +133,13 @@ fn b_fix_end_to_end() {
     let (code, out) = migready(&["fix", "--dry-run", "-i", inv]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("+++ b/etc/libvirt/libvirtd.conf") && out.contains("$ systemctl enable --now libvirtd-tcp.socket"), "{out}");
+    // cmp2 (firewalld): the exact firewall-cmd commands, runtime and permanent, no --reload.
+    let rule = |h: &str, ports: &str| format!("'--add-rich-rule=rule family=\"ipv4\" source address=\"{}/32\" port port=\"{ports}\" protocol=\"tcp\" accept'", address(h));
+    assert!(out.contains(&format!("$ firewall-cmd --zone=public {} ", rule("cmp1", "16509"))), "{out}");
+    assert!(out.contains(&format!("$ firewall-cmd --permanent --zone=public {} ", rule("cmp1", "16509"))), "{out}");
+    assert!(out.contains(&rule("cmp5", "49152-49215")), "{out}");
+    assert!(!out.contains("--reload") && !out.contains("not done by migready"), "{out}");
+    assert!(out.contains("auth_tcp = \"none\": anyone who reaches TCP 16509"), "{out}");
     let after: Vec<String> = HOSTS.iter().map(|h| snapshot(h)).collect();
     assert_eq!(before, after, "--dry-run changed a host");
 
@@ -122,6 +166,10 @@ fn b_fix_end_to_end() {
     let (code, out) = migready(&["fix", "--yes", "-i", inv]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("the libvirt daemon did not come back") && out.contains("rolled back, the host is as it was"), "{out}");
+    // cmp2's rich rules were added (runtime and permanent) and then removed again.
+    let cmp2_log = out.split("== cmp2: ").find(|s| s.split_whitespace().nth(1) == Some("action(s)")).unwrap().split("\n== ").next().unwrap();
+    assert!(cmp2_log.contains("ran firewall-cmd --zone=public --add-rich-rule=") && cmp2_log.contains("ran firewall-cmd --permanent --zone=public"), "{out}");
+    assert!(rich_rules("cmp2", false).is_empty() && rich_rules("cmp2", true).is_empty());
     assert_eq!(snapshot("cmp2"), cmp2_before, "cmp2 must end as it began");
     ssh("cmp2", "systemctl is-active -q libvirtd.socket && virsh -q -c qemu:///system version >/dev/null");
     ssh("cmp2", "rm /etc/systemd/system/libvirtd.service.d/zz-migready-test-fail.conf && systemctl daemon-reload");
@@ -137,9 +185,36 @@ fn b_fix_end_to_end() {
     assert_eq!(status(&r, "cmp2", "libvirt.listen"), "fail");
 
     // Now cmp2 too.
+    let t = std::time::Instant::now();
     let (code, out) = migready(&["fix", "--yes", "-i", inv]);
+    eprintln!("fix --yes on cmp2 (libvirt + firewalld) took {:?}", t.elapsed());
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("cmp2   libvirt.listen       fail -> pass"), "{out}");
+    assert!(out.contains("cmp2   firewall.libvirt     fail -> pass"), "{out}");
+    // firewalld opened to the peers only, by address, for 16509 and the migration range,
+    // now and permanently: the same rules in both.
+    let peers = ["cmp1", "cmp3", "cmp4", "cmp5"];
+    let mut want: Vec<String> = peers
+        .iter()
+        .flat_map(|h| ["16509", "49152-49215"].map(|p| format!("rule family=\"ipv4\" source address=\"{}/32\" port port=\"{p}\" protocol=\"tcp\" accept", address(h))))
+        .collect();
+    want.sort();
+    assert_eq!(rich_rules("cmp2", false), want);
+    assert_eq!(rich_rules("cmp2", true), want);
+    let r = doctor();
+    for id in ["firewall.libvirt", "firewall.migration"] {
+        assert_eq!(status(&r, "cmp2", id), "pass", "{r}");
+    }
+    // Peers really get through firewalld (libvirt, a migration port); the control node,
+    // which is no peer, does not.
+    assert_eq!(ssh("cmp1", "virsh -c qemu+tcp://cmp2/system hostname").trim(), "cmp2");
+    assert!(connects("cmp4", "cmp2", 49200));
+    let control = std::net::TcpStream::connect_timeout(&format!("{}:16509", address("cmp2")).parse().unwrap(), std::time::Duration::from_secs(3));
+    assert!(control.is_err(), "the control node is no peer and must not reach cmp2:16509");
+    // The rules are permanent: they survive a reload of firewalld.
+    ssh("cmp2", "firewall-cmd -q --reload");
+    assert_eq!(rich_rules("cmp2", false), want);
+    assert!(connects("cmp3", "cmp2", 49152));
     let r = doctor();
     for h in HOSTS {
         assert_eq!(status(&r, h, "libvirt.listen"), "pass", "{h}");
@@ -153,6 +228,7 @@ fn b_fix_end_to_end() {
     // Hosts reach each other's libvirt over TCP now (the seed's own proof).
     assert_eq!(ssh("cmp1", "virsh -c qemu+tcp://cmp3/system hostname").trim(), "cmp3");
     assert_eq!(ssh("cmp3", "virsh -c qemu+tcp://cmp4/system hostname").trim(), "cmp4");
+    assert_eq!(ssh("cmp5", "virsh -c qemu+tcp://cmp2/system hostname").trim(), "cmp2");
 
     // Guests kept running, same QEMU process.
     for (h, pid) in ["cmp1", "cmp3"].iter().zip(&qemu_pids) {

@@ -1,6 +1,6 @@
 //! Real-host tests: `migready doctor` against the lab (tests/lab/lab.sh).
 //! Run by tests/run.sh after it boots the lab:
-//!   cmp1 bookworm socket, cmp2 trixie socket, cmp3 bookworm traditional + RHEL REJECT,
+//!   cmp1 bookworm socket, cmp2 trixie socket + firewalld, cmp3 bookworm traditional + RHEL REJECT,
 //!   cmp4 trixie traditional + DROP policy, cmp5 bookworm with the seed's recipe.
 //! They are ignored by a plain `cargo test` (no lab there); tests/run.sh runs them
 //! with `--ignored`, and then a missing lab is a failure, not a skip.
@@ -11,13 +11,31 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// The lab's state directory, as tests/lab/lab.sh computes it: MIGREADY_LAB_STATE, else
+/// /var/tmp/migready-lab-ID for MIGREADY_LAB_ID 1-9, else /var/tmp/migready-lab.
+fn lab_state() -> PathBuf {
+    if let Ok(s) = std::env::var("MIGREADY_LAB_STATE") {
+        return PathBuf::from(s);
+    }
+    match std::env::var("MIGREADY_LAB_ID") {
+        Ok(id) if !id.is_empty() && id != "0" => PathBuf::from(format!("/var/tmp/migready-lab-{id}")),
+        _ => PathBuf::from("/var/tmp/migready-lab"),
+    }
+}
+
 fn state() -> PathBuf {
-    PathBuf::from(std::env::var("MIGREADY_LAB_STATE").unwrap_or_else(|_| "/var/tmp/migready-lab".into()))
+    lab_state()
 }
 
 fn lab_inventory() -> String {
     let p = state().join("inventory.toml");
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("no lab inventory at {} ({e}); run tests/run.sh", p.display()))
+}
+
+/// The lab bridge's /24 without the last octet: 198.18.(42+ID).
+fn lab_net() -> String {
+    let id: u8 = std::env::var("MIGREADY_LAB_ID").ok().and_then(|i| i.parse().ok()).unwrap_or(0);
+    format!("198.18.{}", 42 + id)
 }
 
 fn host_address(name: &str) -> String {
@@ -77,10 +95,16 @@ fn doctor_on_both_images_and_all_profiles() {
         expect(&r, h, "libvirt.mode", "pass", "socket activation");
         expect(&r, h, "libvirt.listen", "fail", "libvirtd-tcp.socket is not enabled");
         expect(&r, h, "libvirt.auth", "fail", "\"sasl\"");
-        expect(&r, h, "firewall.libvirt", "pass", "accepted");
-        expect(&r, h, "firewall.migration", "pass", "TCP 49152-49215 accepted");
         expect(&r, h, "libvirt.host-uuid", "pass", "unique");
     }
+    expect(&r, "cmp1", "firewall.libvirt", "pass", "accepted");
+    expect(&r, "cmp1", "firewall.migration", "pass", "TCP 49152-49215 accepted");
+    // cmp2 runs firewalld, RHEL-like: eth0 in zone public (ssh only, the rest rejected).
+    let peers = ["cmp1", "cmp3", "cmp4", "cmp5"].map(|h| format!("{h} ({})", host_address(h))).join(", ");
+    expect(&r, "cmp2", "firewall.libvirt", "fail", &format!("TCP 16509 from {peers} is rejected by firewalld zone public"));
+    expect(&r, "cmp2", "firewall.migration", "fail", &format!("TCP 49152 from {peers} is rejected by firewalld zone public"));
+    let ev = check(&r, "cmp2", "firewall.libvirt")["evidence"].to_string();
+    assert!(ev.contains(&format!("firewalld zone public (interface eth0): TCP 16509 from {}: REJECT by zone target default", host_address("cmp1"))), "{ev}");
     expect(&r, "cmp1", "nova.flags", "pass", "Nova 26 (zed)");
     expect(&r, "cmp2", "nova.flags", "pass", "Nova 31");
     expect(&r, "cmp1", "libvirt.mode", "pass", "libvirt 9.0");
@@ -97,7 +121,8 @@ fn doctor_on_both_images_and_all_profiles() {
         }
         assert!(listen["evidence"].to_string().contains("/etc/sysconfig/libvirtd: LIBVIRTD_ARGS not set"), "{listen}");
     }
-    expect(&r, "cmp3", "firewall.libvirt", "fail", "TCP 16509 from cmp1 (198.18.42.11), cmp2 (198.18.42.12), cmp4 (198.18.42.14), cmp5 (198.18.42.15) is rejected");
+    let peers = ["cmp1", "cmp2", "cmp4", "cmp5"].map(|h| format!("{h} ({})", host_address(h))).join(", ");
+    expect(&r, "cmp3", "firewall.libvirt", "fail", &format!("TCP 16509 from {peers} is rejected"));
     assert!(check(&r, "cmp3", "firewall.libvirt")["evidence"].to_string().contains("-A INPUT -j REJECT --reject-with icmp-host-prohibited"));
     expect(&r, "cmp3", "firewall.migration", "fail", "TCP 49152 from");
     expect(&r, "cmp4", "firewall.libvirt", "fail", "is dropped");
@@ -195,15 +220,15 @@ fn unreachable_hosts_do_not_stop_the_others() {
     let kh = std::fs::read_to_string(state().join("known_hosts")).unwrap();
     let cmp1_key: Vec<&str> = kh.lines().filter(|l| l.starts_with("cmp1,")).collect();
     let mut changed: Vec<String> = kh.lines().filter(|l| !l.starts_with("cmp2,")).map(str::to_string).collect();
-    changed.extend(cmp1_key.iter().map(|l| l.replacen("cmp1,198.18.42.11", &format!("cmp2,{}", host_address("cmp2")), 1)));
+    changed.extend(cmp1_key.iter().map(|l| l.replacen(&format!("cmp1,{}", host_address("cmp1")), &format!("cmp2,{}", host_address("cmp2")), 1)));
     let bad_kh = dir.path().join("known_hosts_changed");
     std::fs::write(&bad_kh, changed.join("\n") + "\n").unwrap();
     // A port that accepts TCP and never speaks SSH, on the lab bridge.
-    let silent = TcpListener::bind("198.18.42.1:0").unwrap();
+    let silent = TcpListener::bind(format!("{}.1:0", lab_net())).unwrap();
     let silent_port = silent.local_addr().unwrap().port();
     let inv = format!(
-        "{}\n[[hosts]]\nname = \"refuses\"\naddress = \"198.18.42.1\"\nport = 1\n\n\
-         [[hosts]]\nname = \"silent\"\naddress = \"198.18.42.1\"\nport = {silent_port}\nconnect_timeout = 2\n\n\
+        "{}\n[[hosts]]\nname = \"refuses\"\naddress = \"{net}.1\"\nport = 1\n\n\
+         [[hosts]]\nname = \"silent\"\naddress = \"{net}.1\"\nport = {silent_port}\nconnect_timeout = 2\n\n\
          [[hosts]]\nname = \"cmp2\"\naddress = \"{}\"\nknown_hosts = \"{}\"\n\n\
          [[hosts]]\nname = \"unknown-key\"\naddress = \"{}\"\nknown_hosts = \"{}\"\n\n\
          [[hosts]]\nname = \"ops\"\naddress = \"{}\"\nuser = \"ops\"\n\n\
@@ -215,6 +240,7 @@ fn unreachable_hosts_do_not_stop_the_others() {
         dir.path().join("empty_known_hosts").display(),
         host_address("cmp1"),
         host_address("cmp1"),
+        net = lab_net(),
     );
     let start = Instant::now();
     let (code, r, stderr) = doctor(dir.path(), &inv);

@@ -31,7 +31,7 @@ for i in "$img1" "$img2"; do
 done
 
 tests/lab/lab.sh down >/dev/null 2>&1 || true
-tests/lab/lab.sh up cmp1:bookworm:socket cmp2:trixie:socket cmp3:bookworm:traditional:reject \
+tests/lab/lab.sh up cmp1:bookworm:socket cmp2:trixie:socket:firewalld cmp3:bookworm:traditional:reject \
     cmp4:trixie:traditional:drop cmp5:bookworm:seed
 cargo test --locked --test lab -- --ignored --test-threads=1
 # fix changes the lab: it runs after the read-only doctor tests.

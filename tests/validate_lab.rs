@@ -2,22 +2,35 @@
 //! migrations between a Debian 12 and a Debian 13 lab host, both ways.
 //! Run by tests/run.sh after tests/lab.rs, on the same lab (MIGREADY_LAB_STATE,
 //! default /var/tmp/migready-lab): the first bookworm and the first trixie host
-//! with the socket profile and no firewall. Ignored by a plain `cargo test`.
+//! with the socket profile, no firewall (the trixie host may run firewalld: fix opens
+//! it to the peer). Ignored by a plain `cargo test`.
 //! Run them one at a time (`--test-threads=1`): they share the hosts.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The lab's state directory, as tests/lab/lab.sh computes it: MIGREADY_LAB_STATE, else
+/// /var/tmp/migready-lab-ID for MIGREADY_LAB_ID 1-9, else /var/tmp/migready-lab.
+fn lab_state() -> PathBuf {
+    if let Ok(s) = std::env::var("MIGREADY_LAB_STATE") {
+        return PathBuf::from(s);
+    }
+    match std::env::var("MIGREADY_LAB_ID") {
+        Ok(id) if !id.is_empty() && id != "0" => PathBuf::from(format!("/var/tmp/migready-lab-{id}")),
+        _ => PathBuf::from("/var/tmp/migready-lab"),
+    }
+}
+
 fn state() -> PathBuf {
-    PathBuf::from(std::env::var("MIGREADY_LAB_STATE").unwrap_or_else(|_| "/var/tmp/migready-lab".into()))
+    lab_state()
 }
 
 fn read(p: PathBuf) -> String {
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}; is the lab up? (tests/run.sh)", p.display())).trim().to_string()
 }
 
-/// (bookworm host, trixie host) of the lab: socket profile, no firewall.
+/// (bookworm host, trixie host) of the lab: socket profile, no firewall (or firewalld on trixie).
 fn hosts() -> (String, String) {
     let mut found = (None, None);
     let mut names: Vec<String> = std::fs::read_dir(state().join("hosts"))
@@ -28,7 +41,7 @@ fn hosts() -> (String, String) {
     for n in names {
         match read(state().join("hosts").join(&n).join("spec")).as_str() {
             "bookworm:socket:none" if found.0.is_none() => found.0 = Some(n),
-            "trixie:socket:none" if found.1.is_none() => found.1 = Some(n),
+            "trixie:socket:none" | "trixie:socket:firewalld" if found.1.is_none() => found.1 = Some(n),
             _ => {}
         }
     }

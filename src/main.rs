@@ -45,8 +45,10 @@ enum Command {
     },
     /// Remediate what doctor finds wrong, on each host's real daemon mode.
     ///
-    /// Audits, computes a plan per host (file diffs, systemctl and iptables
-    /// commands), shows it, and with --yes (or a yes on the terminal) applies it:
+    /// Audits, computes a plan per host (file diffs, systemctl, iptables/ip6tables
+    /// and firewall-cmd commands; firewalld rich rules go to the runtime and the
+    /// permanent configuration, without --reload), shows it, and with --yes (or a
+    /// yes on the terminal) applies it:
     /// atomic file writes with backups that refuse to overwrite a file changed since
     /// it was read, then the libvirt daemon must come back or the host is rolled
     /// back. Audits again and prints each check before -> after. A second run

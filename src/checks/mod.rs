@@ -167,7 +167,7 @@ pub const ALL: &[CheckDef] = &[
     CheckDef { id: "libvirt.listen", summary: "libvirt accepts TCP on its port the way its daemon mode requires", run: Some(libvirt_listen::check) },
     CheckDef { id: "libvirt.auth", summary: "auth_tcp is what the inventory policy asks (default \"none\", as the seed)", run: Some(libvirt_auth::check) },
     CheckDef { id: "libvirt.host-uuid", summary: "libvirt host UUID is unique across the inventory", run: Some(libvirt_host_uuid::check) },
-    CheckDef { id: "firewall.libvirt", summary: "TCP libvirt port accepted from the peer hosts ahead of any REJECT/DROP", run: Some(firewall_ports::libvirt) },
+    CheckDef { id: "firewall.libvirt", summary: "TCP libvirt port accepted from the peer hosts ahead of any REJECT/DROP (iptables, ip6tables or firewalld zones)", run: Some(firewall_ports::libvirt) },
     CheckDef { id: "firewall.migration", summary: "QEMU migration port range (qemu.conf) accepted from the peer hosts", run: Some(firewall_ports::migration) },
     CheckDef { id: "nova.flags", summary: "release-aware migration flags in nova.conf; not tunnelled", run: Some(nova_flags::check) },
     CheckDef { id: "nova.migration-uri", summary: "Nova migrates over qemu+tcp (live_migration_uri / scheme)", run: Some(nova_migration_uri::check) },

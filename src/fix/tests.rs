@@ -252,11 +252,13 @@ fn firewalld_rollback_removes_exactly_what_was_added() {
     assert!(undo[3..].iter().zip(rules).all(|(u, r)| *u == format!("--remove-rich-rule={r}")));
 }
 
-/// cmp3 (RHEL 7 style) with the RHEL 7 ip6tables ruleset and IPv6 peers.
+/// cmp3 (RHEL 7 style) with the RHEL 7 ip6tables ruleset (the file, and what
+/// ip6tables-save printed after loading it on a lab host) and IPv6 peers.
 fn ipv6_fleet() -> Fleet {
-    let rules = std::fs::read_to_string(format!("{}/tests/lab/files/ip6tables-rhel7", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let read = |p: &str| std::fs::read_to_string(format!("{}/tests/{p}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let rules = read("lab/files/ip6tables-rhel7");
     let mut r = raw("bookworm-traditional-reject");
-    crate::checks::testutil::set(&mut r, "ip6tables_save", &rules);
+    crate::checks::testutil::set(&mut r, "ip6tables_save", &read("fixtures/iptables/ip6tables-rhel7.rules"));
     crate::checks::testutil::set(&mut r, "persist:/etc/sysconfig/ip6tables", &rules);
     Fleet::new(vec![("cmp3", "fd42:42::13", r), ("cmp1", "fd42:42::11", raw("bookworm-socket")), ("cmp2", "198.18.42.12", raw("trixie-socket"))])
 }

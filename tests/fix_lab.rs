@@ -258,3 +258,92 @@ fn b_fix_end_to_end() {
     assert_eq!(before, after);
     assert_eq!(pids, HOSTS.iter().map(|h| libvirtd_pid(h)).collect::<Vec<_>>());
 }
+
+/// Removes the control node's IPv6 address from the lab bridge, also when the test fails.
+struct BridgeAddr(String, String);
+
+impl Drop for BridgeAddr {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["-6", "addr", "del", &self.0, "dev", &self.1]).status();
+    }
+}
+
+#[test]
+#[ignore = "needs the lab: tests/run.sh"]
+fn c_ipv6_peer_through_ip6tables() {
+    // cmp1 and cmp3 get ULA addresses on the lab bridge (fd42:42:ID::/64); cmp3 loads
+    // the RHEL 7 ip6tables ruleset (trailing REJECT) and persists it in
+    // /etc/sysconfig/ip6tables. An inventory names cmp1 by its IPv6 address, so cmp3
+    // must open libvirt and the migration range to it through ip6tables.
+    let id: u8 = std::env::var("MIGREADY_LAB_ID").ok().and_then(|i| i.parse().ok()).unwrap_or(0);
+    let v6 = |n: u8| format!("fd42:42:{id}::{n}");
+    let bridge = format!("mrlab{id}");
+    let st = Command::new("ip").args(["-6", "addr", "replace", &format!("{}/64", v6(1)), "dev", &bridge, "nodad"]).status().unwrap();
+    assert!(st.success());
+    let _guard = BridgeAddr(format!("{}/64", v6(1)), bridge);
+    ssh("cmp1", &format!("ip -6 addr replace {}/64 dev eth0 nodad", v6(11)));
+    let rules = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/files/ip6tables-rhel7")).unwrap();
+    ssh("cmp3", &format!("ip -6 addr replace {}/64 dev eth0 nodad && printf '%s' '{rules}' > /etc/sysconfig/ip6tables && chmod 600 /etc/sysconfig/ip6tables && ip6tables-restore /etc/sysconfig/ip6tables", v6(13)));
+
+    let dir = tempfile::tempdir().unwrap();
+    let known = std::fs::read_to_string(lab_state().join("known_hosts")).unwrap();
+    let kh: String = known
+        .lines()
+        .filter_map(|l| {
+            if l.starts_with("cmp1,") {
+                Some(format!("{} {}\n", v6(11), l.split_once(' ').unwrap().1))
+            } else {
+                l.starts_with("cmp3,").then(|| format!("{l}\n"))
+            }
+        })
+        .collect();
+    std::fs::write(dir.path().join("known_hosts"), kh).unwrap();
+    let inv = dir.path().join("inventory.toml");
+    std::fs::write(
+        &inv,
+        format!(
+            "[defaults]\nuser = \"root\"\nidentity_file = \"{}\"\nknown_hosts = \"{}\"\n\n[[hosts]]\nname = \"cmp1\"\naddress = \"{}\"\n\n[[hosts]]\nname = \"cmp3\"\naddress = \"{}\"\n",
+            lab_state().join("id_ed25519").display(),
+            dir.path().join("known_hosts").display(),
+            v6(11),
+            address("cmp3")
+        ),
+    )
+    .unwrap();
+    let inv = inv.to_str().unwrap();
+    let ip6 = || ssh("cmp3", "ip6tables-save | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'; sha256sum /etc/sysconfig/ip6tables");
+
+    // Closed over IPv6: the REJECT answers cmp1.
+    let blocked = Command::new("tests/lab/lab.sh")
+        .args(["ssh", "cmp1", &format!("nc -6 -z -w 3 {} 22 && ! nc -6 -z -w 3 {} 16509", v6(13), v6(13))])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(blocked.success(), "cmp1 must reach cmp3's ssh and not its 16509 over IPv6");
+    let before = ip6();
+    let (code, out) = migready(&["fix", "--dry-run", "-i", inv]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("$ ip6tables -I INPUT 6 -s {}/128 -p tcp -m tcp --dport 16509 -m comment --comment 'migready: libvirt from cmp1' -j ACCEPT", v6(11))), "{out}");
+    assert!(out.contains("+++ b/etc/sysconfig/ip6tables") && !out.contains("by hand"), "{out}");
+    assert_eq!(ip6(), before, "--dry-run changed cmp3");
+
+    let (code, out) = migready(&["fix", "--yes", "-i", inv]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("cmp3   firewall.libvirt     fail -> pass"), "{out}");
+    assert_eq!(ssh("cmp1", &format!("virsh -c 'qemu+tcp://[{}]/system' hostname", v6(13))).trim(), "cmp3");
+    let saved = ssh("cmp3", "grep -c -- '-s .*/128 .*migready: ' /etc/sysconfig/ip6tables");
+    assert_eq!(saved.trim(), "2");
+    // Rules and file agree after a restore from the file (what a reboot does).
+    let live = ip6();
+    ssh("cmp3", "ip6tables-restore /etc/sysconfig/ip6tables");
+    assert_eq!(ip6(), live);
+
+    // A second run changes nothing.
+    let (code, out) = migready(&["fix", "--yes", "-i", inv]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("nothing to change"), "{out}");
+    assert_eq!(ip6(), live);
+    ssh("cmp3", "ip6tables -F INPUT && ip6tables -F FORWARD && rm -f /etc/sysconfig/ip6tables /etc/sysconfig/ip6tables.migready-*.bak");
+    ssh("cmp1", &format!("ip -6 addr del {}/64 dev eth0", v6(11)));
+    ssh("cmp3", &format!("ip -6 addr del {}/64 dev eth0", v6(13)));
+}

@@ -171,3 +171,17 @@ fn accept_rules() {
     let r = RichRule::parse(&accept_rule("198.18.47.0/24", "49152-49215")).unwrap();
     assert_eq!(r.element, Element::Port(PortSpec { range: PortRange { first: 49152, last: 49215 }, tcp: true, udp: false }));
 }
+
+#[test]
+fn bookworm_listing_without_markers() {
+    // Debian 12, firewalld 1.3.3, eth0 bound to no zone: no `(default)` or `(active)`
+    // markers and no priority lines. The default zone then comes from firewalld.conf.
+    let rt = Zones::parse(&fixture("firewalld/bookworm-runtime.txt")).unwrap();
+    assert!(rt.marked_default().is_none() && rt.zones.iter().all(|z| !z.active));
+    assert_eq!(rt.zone("public").unwrap().services, ["dhcpv6-client", "ssh"]);
+    let c = Config { runtime: rt, permanent: Err("not read".into()), conf_default_zone: Some("home".into()), backend: None, services: BTreeMap::new() };
+    assert_eq!(c.default_zone(), "home");
+    let ifaces = parse_ip_addr("2: eth0    inet 198.18.47.11/24 brd 198.18.47.255 scope global eth0\n");
+    let land = c.landing(ip("198.18.47.12"), &ifaces);
+    assert_eq!((land.zone.as_str(), land.via.as_str()), ("home", "default zone (interface eth0 is in no zone)"));
+}

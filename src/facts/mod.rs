@@ -154,7 +154,18 @@ fn parse_firewalld(raw: &RawFacts) -> Option<Firewalld> {
 }
 
 /// Records that are parsed into a `ConfigFile` and then dropped from `raw`.
-const PARSED_FILES: &[&str] = &["libvirtd_conf", "virtproxyd_conf", "qemu_conf", "nova_conf", "nova_compute_conf"];
+const PARSED_FILES: &[&str] = &[
+    "libvirtd_conf",
+    "virtproxyd_conf",
+    "qemu_conf",
+    "nova_conf",
+    "nova_compute_conf",
+    // firewalld's listings and service files live on in `firewalld` (parsed).
+    "firewalld_zones",
+    "firewalld_zones_permanent",
+    "firewalld_services",
+    "firewalld_conf",
+];
 
 /// Everything known about one host.
 #[derive(Debug, Clone)]

@@ -276,7 +276,8 @@ fn c_ipv6_peer_through_ip6tables() {
     // /etc/sysconfig/ip6tables. An inventory names cmp1 by its IPv6 address, so cmp3
     // must open libvirt and the migration range to it through ip6tables.
     let id: u8 = std::env::var("MIGREADY_LAB_ID").ok().and_then(|i| i.parse().ok()).unwrap_or(0);
-    let v6 = |n: u8| format!("fd42:42:{id}::{n}");
+    // Written canonically (lab id 0: fd42:42::11), as migready prints addresses in rules.
+    let v6 = |n: u8| format!("fd42:42:{id}::{n}").parse::<std::net::Ipv6Addr>().unwrap().to_string();
     let bridge = format!("mrlab{id}");
     let st = Command::new("ip").args(["-6", "addr", "replace", &format!("{}/64", v6(1)), "dev", &bridge, "nodad"]).status().unwrap();
     assert!(st.success());

@@ -10,17 +10,8 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The lab's state directory, as tests/lab/lab.sh computes it: MIGREADY_LAB_STATE, else
-/// /var/tmp/migready-lab-ID for MIGREADY_LAB_ID 1-9, else /var/tmp/migready-lab.
-fn lab_state() -> PathBuf {
-    if let Ok(s) = std::env::var("MIGREADY_LAB_STATE") {
-        return PathBuf::from(s);
-    }
-    match std::env::var("MIGREADY_LAB_ID") {
-        Ok(id) if !id.is_empty() && id != "0" => PathBuf::from(format!("/var/tmp/migready-lab-{id}")),
-        _ => PathBuf::from("/var/tmp/migready-lab"),
-    }
-}
+mod common;
+use common::lab_state;
 
 fn state() -> PathBuf {
     lab_state()

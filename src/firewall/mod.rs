@@ -33,7 +33,7 @@ use serde::Serialize;
 pub use parse::parse;
 pub(crate) use parse::parse_net;
 
-/// Why the text could not be read as `iptables-save` output.
+/// Why a text could not be read (`iptables-save` output; firewalld listings too).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {message}")]
 pub struct ParseError {

@@ -22,14 +22,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
-/// Why a text could not be read as `firewall-cmd --list-all-zones` output.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {message}")]
-pub struct ParseError {
-    /// 1-based line of the input.
-    pub line: usize,
-    pub message: String,
-}
+/// Why a text could not be read as `firewall-cmd --list-all-zones` output (the same
+/// line-and-message error as for `iptables-save`).
+pub use crate::firewall::ParseError;
 
 /// `16509/tcp`, `49152-49215/tcp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,20 @@
-//! Helpers shared by integration tests.
+//! Helpers shared by integration tests (each test crate uses some of them).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The lab's state directory, as tests/lab/lab.sh computes it: MIGREADY_LAB_STATE, else
+/// /var/tmp/migready-lab-ID for MIGREADY_LAB_ID 1-9, else /var/tmp/migready-lab.
+pub fn lab_state() -> PathBuf {
+    if let Ok(s) = std::env::var("MIGREADY_LAB_STATE") {
+        return PathBuf::from(s);
+    }
+    match std::env::var("MIGREADY_LAB_ID") {
+        Ok(id) if !id.is_empty() && id != "0" => PathBuf::from(format!("/var/tmp/migready-lab-{id}")),
+        _ => PathBuf::from("/var/tmp/migready-lab"),
+    }
+}
+
 
 /// Whether a test that needs real system parts may run. `missing` is why not (None: all
 /// there). Without them the test is skipped loudly, or fails when

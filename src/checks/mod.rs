@@ -192,12 +192,20 @@ fn privilege(ctx: &Ctx) -> Outcome {
     }
 }
 
+/// The message of a check the inventory's `[checks] skip` turned off.
+pub const SKIPPED: &str = "skipped by the inventory ([checks] skip)";
+
+/// Whether the inventory's `[checks] skip` names `id`.
+pub fn skipped(skip: &[String], id: &str) -> bool {
+    skip.iter().any(|s| s == id)
+}
+
 /// Run every check for one reached host. `skip` lists check IDs not to run.
 pub fn run_host(ctx: &Ctx, skip: &[String]) -> Vec<Finding> {
     ALL.iter()
         .map(|def| {
-            if skip.iter().any(|s| s == def.id) {
-                return Outcome::skip("skipped by the inventory ([checks] skip)").label(def.id);
+            if skipped(skip, def.id) {
+                return Outcome::skip(SKIPPED).label(def.id);
             }
             match def.run {
                 None => Outcome::pass(format!("connected to {}:{} as {}", ctx.me.spec.address, ctx.me.spec.port, ctx.me.spec.user))
@@ -214,7 +222,7 @@ pub fn unreachable(why: &str, skip: &[String]) -> Vec<Finding> {
     ALL.iter()
         .map(|def| {
             if def.id == SSH_CONNECT {
-                if skip.iter().any(|s| s == def.id) {
+                if skipped(skip, def.id) {
                     // Skipping the connect check does not make a dead host audited.
                     return Outcome::fail(why).with("ssh.connect is skipped, but the host was not reached").label(def.id);
                 }
@@ -232,7 +240,7 @@ pub fn not_privileged(ssh_message: &str, why: &str, skip: &[String]) -> Vec<Find
         .map(|def| match def.id {
             SSH_CONNECT => Outcome::pass(ssh_message).label(def.id),
             PRIVILEGE => Outcome::fail(why).label(def.id),
-            _ if skip.iter().any(|s| s == def.id) => Outcome::skip("skipped by the inventory ([checks] skip)").label(def.id),
+            _ if skipped(skip, def.id) => Outcome::skip(SKIPPED).label(def.id),
             _ => Outcome::skip("not checked: no root on this host").label(def.id),
         })
         .collect()

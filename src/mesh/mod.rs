@@ -11,7 +11,7 @@
 //!   filtered (refused = reachable; no route or timeout = filtered).
 
 use crate::audit::{self, Gathered};
-use crate::checks::{Finding, HostView, Outcome, Status};
+use crate::checks::{self, Finding, HostView, Outcome, Status};
 use crate::facts::RawFacts;
 use crate::inventory::{HostSpec, Inventory};
 use crate::report::PairReport;
@@ -109,7 +109,7 @@ pub fn probe(spec: &HostSpec, session: Option<Session>, script: &str) -> Result<
         None => Session::connect(&audit::target(spec)).map_err(|e| e.to_string())?,
     };
     let out = s.run_script(script).map_err(|e| e.to_string())?;
-    RawFacts::parse(&String::from_utf8_lossy(&out.stdout)).map_err(|e| {
+    RawFacts::parse_bytes(&out.stdout).map_err(|e| {
         format!("the mesh probe printed no records (exit status {}): {e}; stderr: {}", out.status, String::from_utf8_lossy(&out.stderr).trim())
     })
 }
@@ -278,8 +278,8 @@ fn label(id: &'static str, o: Outcome) -> Finding {
 
 /// The inventory's `[checks] skip` applied to one pair's findings.
 pub fn apply_skip(findings: &mut [Finding], skip: &[String]) {
-    for f in findings.iter_mut().filter(|f| skip.iter().any(|s| s == f.id)) {
-        *f = Finding { id: f.id, status: Status::Skip, message: "skipped by the inventory ([checks] skip)".into(), evidence: Vec::new() };
+    for f in findings.iter_mut().filter(|f| checks::skipped(skip, f.id)) {
+        *f = Finding { id: f.id, status: Status::Skip, message: checks::SKIPPED.into(), evidence: Vec::new() };
     }
 }
 
@@ -298,7 +298,7 @@ pub fn run(inv: &Inventory, gathered: &[Gathered], mode: Pairs, parallel: usize)
     if pairs.is_empty() {
         return Vec::new();
     }
-    if CHECKS.iter().all(|(id, _)| inv.skip.iter().any(|s| s == id)) {
+    if CHECKS.iter().all(|(id, _)| checks::skipped(&inv.skip, id)) {
         // Every pair check skipped: nothing to probe.
         return pairs
             .iter()
@@ -346,13 +346,12 @@ pub fn run(inv: &Inventory, gathered: &[Gathered], mode: Pairs, parallel: usize)
         .iter()
         .map(|&(a, b)| {
             let probed = &probes[sources.iter().position(|s| *s == a).expect("source probed")];
-            let checks = match (views[a], views[b], probed) {
+            let mut checks = match (views[a], views[b], probed) {
                 (_, _, Err(why)) => not_probed(why),
                 (_, None, _) => not_probed(&format!("not checked: {} was not reached", inv.hosts[b].name)),
                 (Some(from), Some(to), Ok(raw)) => judge(&from, &to, raw, libvirt_port, &reached),
                 (None, _, _) => not_probed(&format!("not checked: {} was not reached", inv.hosts[a].name)),
             };
-            let mut checks = checks;
             apply_skip(&mut checks, &inv.skip);
             PairReport { from: inv.hosts[a].name.clone(), to: inv.hosts[b].name.clone(), checks }
         })

@@ -24,7 +24,7 @@ pub mod migrate;
 pub mod precheck;
 
 use crate::audit::{self, Gathered};
-use crate::checks::{Finding, HostView, Outcome, Status};
+use crate::checks::{self, Finding, HostView, Outcome, SKIPPED, Status};
 use crate::facts::RawFacts;
 use crate::inventory::{HostSpec, Inventory};
 use crate::mesh::{self, Pairs};
@@ -124,11 +124,8 @@ pub fn run(inv: &Inventory, opts: &Options) -> Report {
             }
         };
         let ports = pairs[idx].checks.iter().find(|f| f.id == mesh::MIGRATION_PORTS).cloned();
-        let skipped = |id: &str| inv.skip.iter().any(|s| s == id);
         let found = if migrate::INTERRUPTED.load(Ordering::SeqCst) {
             vec![skip(PRECHECKS, "not run: interrupted"), skip(LIVE_BLOCK, "not run: interrupted")]
-        } else if skipped(PRECHECKS) && skipped(LIVE_BLOCK) {
-            vec![skip(PRECHECKS, SKIPPED), skip(LIVE_BLOCK, SKIPPED)]
         } else {
             migrate_pair(inv, &gathered, a, b, &format!("migready-test-{run_id}-{k}"), ports.as_ref(), opts)
         };
@@ -141,8 +138,6 @@ fn run_id() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("{:08x}", (nanos as u32) ^ std::process::id().rotate_left(16))
 }
-
-const SKIPPED: &str = "skipped by the inventory ([checks] skip)";
 
 fn skip(id: &'static str, why: &str) -> Finding {
     Finding { id, status: Status::Skip, message: why.to_string(), evidence: Vec::new() }
@@ -261,13 +256,16 @@ pub fn explain(err: &str, src: &str, dst: &str, range: (u16, u16), libvirt_port:
 /// Prechecks, then the migration of a fresh test guest from host `a` to `b`.
 fn migrate_pair(inv: &Inventory, gathered: &[Gathered], a: usize, b: usize, name: &str, ports: Option<&Finding>, opts: &Options) -> Vec<Finding> {
     let (sa, sb) = (&inv.hosts[a], &inv.hosts[b]);
+    let skipped = |id: &str| checks::skipped(&inv.skip, id);
+    if skipped(PRECHECKS) && skipped(LIVE_BLOCK) {
+        return vec![skip(PRECHECKS, SKIPPED), skip(LIVE_BLOCK, SKIPPED)];
+    }
     let (Some(src), Some(dst)) = (view(inv, gathered, a), view(inv, gathered, b)) else {
         let down = if view(inv, gathered, a).is_none() { &sa.name } else { &sb.name };
         let why = format!("not run: {down} was not reached");
         return vec![skip(PRECHECKS, &why), skip(LIVE_BLOCK, &why)];
     };
     let need = precheck::Need { memory_kib: 2 * MEMORY_MIB * 1024, disk_bytes: (2 * DISK_MIB) << 20 };
-    let skipped = |id: &str| inv.skip.iter().any(|s| s == id);
     let (mut out, machine) = if skipped(PRECHECKS) {
         // Not judged, as the inventory asks; the migration still needs a machine type.
         let machine = machine::common(&src.facts.machine_types, &dst.facts.machine_types);

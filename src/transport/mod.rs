@@ -395,6 +395,11 @@ impl Session {
         &self.fingerprint
     }
 
+    /// The bound on each command.
+    pub fn command_timeout(&self) -> Duration {
+        self.command_timeout
+    }
+
     /// Change the bound on each later command (and the libssh2 session timeout).
     pub fn set_command_timeout(&mut self, timeout: Duration) {
         self.command_timeout = timeout;
@@ -433,6 +438,22 @@ impl Session {
         )
     }
 
+    /// Like [`Session::exec`], but the command's input stays open after `stdin`:
+    /// `on_stdout` sees its standard output as it arrives (in chunks, not lines) and
+    /// may answer once: the bytes it returns are written to the command's input,
+    /// which is then closed. The whole exchange is still bounded by one deadline,
+    /// `command_timeout`; a dead connection costs that timeout once.
+    pub fn exec_interactive(
+        &mut self,
+        command: &str,
+        stdin: &[u8],
+        as_root: bool,
+        on_stdout: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>,
+    ) -> Result<Output, ExecError> {
+        let what = format!("`{}`", abbreviate(command));
+        self.run_with(command, stdin, as_root, &what, Some(on_stdout))
+    }
+
     /// Runs a POSIX sh script as root. The script is sent on stdin to `sh -s`,
     /// never on the command line, so it does not show in the remote process list;
     /// it must therefore not read stdin itself.
@@ -447,6 +468,17 @@ impl Session {
         as_root: bool,
         what: &str,
     ) -> Result<Output, ExecError> {
+        self.run_with(command, stdin, as_root, what, None)
+    }
+
+    fn run_with(
+        &mut self,
+        command: &str,
+        stdin: &[u8],
+        as_root: bool,
+        what: &str,
+        on_stdout: Option<&mut dyn FnMut(&[u8]) -> Option<Vec<u8>>>,
+    ) -> Result<Output, ExecError> {
         let deadline = Instant::now() + self.command_timeout;
         let sudo = as_root && !self.is_root;
         let line = if sudo {
@@ -455,7 +487,7 @@ impl Session {
             command.to_string()
         };
         let output = self
-            .exec_until(&line, stdin, deadline)
+            .exec_until(&line, stdin, deadline, on_stdout)
             .map_err(|e| match e {
                 Fail::Timeout => ExecError::Timeout {
                     what: what.to_string(),
@@ -471,7 +503,7 @@ impl Session {
 
     /// Runs `id -u` as the login user; true for uid 0.
     fn check_uid(&mut self, deadline: Instant) -> Result<bool, Fail> {
-        let output = self.exec_until("id -u", b"", deadline)?;
+        let output = self.exec_until("id -u", b"", deadline, None)?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         if !output.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
@@ -488,9 +520,10 @@ impl Session {
         command: &str,
         stdin: &[u8],
         deadline: Instant,
+        on_stdout: Option<&mut dyn FnMut(&[u8]) -> Option<Vec<u8>>>,
     ) -> Result<Output, Fail> {
         self.ssh.set_blocking(false);
-        let result = exec_nonblocking(&self.ssh, command, stdin, deadline);
+        let result = exec_nonblocking(&self.ssh, command, stdin, deadline, on_stdout);
         self.ssh.set_blocking(true);
         if result.is_err() {
             self.abandoned = true;
@@ -584,9 +617,10 @@ fn exec_nonblocking(
     command: &str,
     stdin: &[u8],
     deadline: Instant,
+    on_stdout: Option<&mut dyn FnMut(&[u8]) -> Option<Vec<u8>>>,
 ) -> Result<Output, Fail> {
     let mut channel = retry(deadline, || ssh.channel_session())?;
-    let result = pump(&mut channel, command, stdin, deadline);
+    let result = pump(&mut channel, command, stdin, deadline, on_stdout);
     if result.is_err() {
         // Ask the server to close; do not wait for it.
         let _ = channel.close();
@@ -596,14 +630,18 @@ fn exec_nonblocking(
 
 /// Starts `command` on `channel`, feeds `stdin`, collects stdout and stderr as
 /// they come (neither can fill the channel window and stall the other), then waits
-/// for the close and the exit status.
+/// for the close and the exit status. With `on_stdout`, the input stays open until
+/// it answers (see [`Session::exec_interactive`]).
 fn pump(
     channel: &mut ssh2::Channel,
     command: &str,
     stdin: &[u8],
     deadline: Instant,
+    mut on_stdout: Option<&mut dyn FnMut(&[u8]) -> Option<Vec<u8>>>,
 ) -> Result<Output, Fail> {
     retry(deadline, || channel.exec(command))?;
+    let mut stdin: std::borrow::Cow<[u8]> = std::borrow::Cow::Borrowed(stdin);
+    let mut hold = on_stdout.is_some();
     let mut output = Output::default();
     let mut buf = vec![0u8; 64 * 1024];
     let mut sent = 0;
@@ -626,7 +664,7 @@ fn pump(
                 Err(e) => return Err(Fail::Channel(e)),
             }
         }
-        if !eof_sent && sent == stdin.len() {
+        if !eof_sent && !hold && sent == stdin.len() {
             match channel.send_eof() {
                 Ok(()) => {
                     eof_sent = true;
@@ -636,7 +674,18 @@ fn pump(
                 Err(e) => return Err(Fail::Channel(e.into())),
             }
         }
+        let seen = output.stdout.len();
         progress |= drain(&mut channel.stream(0), &mut output.stdout, &mut buf)?;
+        if output.stdout.len() > seen
+            && let Some(f) = on_stdout.as_mut()
+            && let Some(reply) = f(&output.stdout[seen..])
+            && hold
+        {
+            let mut all = stdin.into_owned();
+            all.extend_from_slice(&reply);
+            stdin = std::borrow::Cow::Owned(all);
+            hold = false;
+        }
         progress |= drain(&mut channel.stderr(), &mut output.stderr, &mut buf)?;
         if channel.eof() {
             break;

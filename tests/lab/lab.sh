@@ -18,6 +18,9 @@
 #   tests/lab/lab.sh down           stop every host, remove overlays, namespaces, bridge
 #   tests/lab/lab.sh ssh NAME CMD   run a command on a host as root
 #   tests/lab/lab.sh status         list the hosts of the running lab
+#   tests/lab/lab.sh reboot NAME [kill]  stop a host (orderly, or killed: a power cut)
+#                                   and boot it again on the same overlay
+#   tests/lab/lab.sh reset NAME     back to the state `up` gave it (same address, keys)
 #
 # `up` writes $STATE/inventory.toml, $STATE/known_hosts and $STATE/id_ed25519
 # (STATE = ${MIGREADY_LAB_STATE:-/var/tmp/migready-lab}, or /var/tmp/migready-lab-ID
@@ -204,10 +207,7 @@ cmd_up() {
         ip link set "$vp$idx" master "$bridge" up
         echo "$vp$idx" >"$d/veth"
 
-        setsid systemd-nspawn -D "$d/root" --boot --register=no --keep-unit \
-            --network-namespace-path="/run/netns/$ns" -M "$name" --console=read-only \
-            --capability=CAP_NET_ADMIN,CAP_NET_RAW >"$d/console.log" 2>&1 </dev/null &
-        echo $! >"$d/pid"
+        boot_host "$name"
 
         local k
         for k in "$d"/root/etc/ssh/ssh_host_*_key.pub; do
@@ -217,26 +217,85 @@ cmd_up() {
 
     # Wait for SSH, then for libvirt to be what the profile makes it.
     for i in "${!names[@]}"; do
-        name=${names[$i]}
-        local addr; addr=$(host_addr "$name") ok=""
-        for _ in $(seq 1 120); do
-            if lab_ssh "$addr" true 2>/dev/null; then ok=1; break; fi
-            sleep 0.5
-        done
-        [[ -n $ok ]] || { tail -20 "$state/hosts/$name/console.log" >&2; die "$name: no SSH after 60 s"; }
-        # libvirtd (socket-activated or started at boot) answers locally, except where the
-        # profile breaks it on purpose.
-        if [[ ${profiles[$i]} != seed ]]; then
-            for _ in $(seq 1 60); do
-                lab_ssh "$addr" virsh -q -c qemu:///system version >/dev/null 2>&1 && break
-                sleep 0.5
-            done
-        fi
-        log "$name up at $addr (${suites[$i]}, ${profiles[$i]}, firewall ${fws[$i]})"
+        wait_host "${names[$i]}"
+        log "${names[$i]} up at $(host_addr "${names[$i]}") (${suites[$i]}, ${profiles[$i]}, firewall ${fws[$i]})"
     done
 
     write_inventory "${names[@]}"
     log "inventory: $state/inventory.toml"
+}
+
+boot_host() { # NAME: boot the host's root (its overlay) in its network namespace
+    local d="$state/hosts/$1"
+    setsid systemd-nspawn -D "$d/root" --boot --register=no --keep-unit \
+        --network-namespace-path="/run/netns/$(cat "$d/netns")" -M "$1" --console=read-only \
+        --capability=CAP_NET_ADMIN,CAP_NET_RAW >>"$d/console.log" 2>&1 </dev/null &
+    echo $! >"$d/pid"
+}
+
+wait_host() { # NAME: until SSH answers and libvirt is what the profile makes it
+    local name=$1 addr ok="" profile
+    addr=$(host_addr "$name")
+    profile=$(cut -d: -f2 "$state/hosts/$name/spec")
+    for _ in $(seq 1 120); do
+        if lab_ssh "$addr" true 2>/dev/null; then ok=1; break; fi
+        sleep 0.5
+    done
+    [[ -n $ok ]] || { tail -20 "$state/hosts/$name/console.log" >&2; die "$name: no SSH after 60 s"; }
+    # libvirtd (socket-activated or started at boot) answers locally, except where the
+    # profile breaks it on purpose (or a test left it broken: then after 30 s, as it is).
+    if [[ $profile != seed ]]; then
+        for _ in $(seq 1 60); do
+            lab_ssh "$addr" virsh -q -c qemu:///system version >/dev/null 2>&1 && break
+            sleep 0.5
+        done
+    fi
+}
+
+stop_host() { # NAME [KILL]: shut the host down (orderly: its units are stopped), or kill it
+    local d="$state/hosts/$1" pid
+    pid=$(cat "$d/pid")
+    kill -0 "$pid" 2>/dev/null || return 0
+    if [[ ${2:-} == kill ]]; then
+        # The container's init: killing it ends its whole PID namespace at once.
+        local init; init=$(pgrep -P "$pid" | head -1)
+        kill -KILL "${init:-$pid}"
+    else
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+}
+
+cmd_reboot() { # NAME [kill]
+    local name=${1:?usage: lab.sh reboot NAME [kill]}
+    [[ -f $state/hosts/$name/pid ]] || die "no host '$name' in $state"
+    stop_host "$name" "${2:-}"
+    boot_host "$name"
+    wait_host "$name"
+    log "$name rebooted"
+}
+
+cmd_reset() { # NAME: back to the state `up` gave it (same address and host keys)
+    local name=${1:?usage: lab.sh reset NAME}
+    local d="$state/hosts/$name" suite profile fw keys
+    [[ -f $d/spec ]] || die "no host '$name' in $state"
+    IFS=: read -r suite profile fw <"$d/spec"
+    stop_host "$name"
+    keys=$(mktemp -d)
+    cp -a "$d"/root/etc/ssh/ssh_host_* "$keys/"
+    umount "$d/root" 2>/dev/null || umount -l "$d/root"
+    rm -rf "$d/upper" "$d/work"
+    mkdir -p "$d/upper" "$d/work"
+    local cache=${MIGREADY_LAB_CACHE:-/var/cache/migready/lab}
+    mount -t overlay overlay -o "lowerdir=$cache/$suite,upperdir=$d/upper,workdir=$d/work" "$d/root"
+    prepare_root "$name" "$suite" "$profile" "$fw" "$d/root" >/dev/null
+    cp -a "$keys"/* "$d/root/etc/ssh/"
+    rm -rf "$keys"
+    boot_host "$name"
+    wait_host "$name"
+    log "$name reset"
 }
 
 write_inventory() {
@@ -313,5 +372,7 @@ up) shift; cmd_up "$@" ;;
 down) cmd_down ;;
 ssh) shift; cmd_ssh "$@" ;;
 status) cmd_status ;;
-*) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+reboot) shift; cmd_reboot "$@" ;;
+reset) shift; cmd_reset "$@" ;;
+*) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

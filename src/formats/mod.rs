@@ -30,6 +30,7 @@ pub trait Text {
     fn text(&self) -> &str;
 }
 
+pub mod bytes;
 pub mod envfile;
 pub mod ini;
 pub mod libvirt_conf;

@@ -2,6 +2,7 @@
 //! one JSON document for pipelines. The checks never print; they only return
 //! findings, and every output format reads the same `Report`.
 
+pub mod escape;
 mod table;
 
 use crate::checks::{Finding, Status};

@@ -119,6 +119,13 @@ fact meminfo cat /proc/meminfo
 fact nproc nproc
 fact date date +%s
 
+# What earlier fix runs left (templates/txn.py journals), and whether one runs now.
+fact boot_id cat /proc/sys/kernel/random/boot_id
+if [ -d /var/lib/migready/txn ]; then
+    fact txn_journals sh -c 'for j in /var/lib/migready/txn/*/journal.jsonl; do [ -f "$j" ] || continue; printf "@@ %s\n" "$j"; cat "$j"; done'
+    fact txn_unit systemctl is-active migready-fix.service
+fi
+
 # Headers (sizes of every file in one call), then the data (every file in one call).
 i=1
 set --

@@ -4,6 +4,7 @@
 //! to a host; that is what lets the tests feed fixture facts.
 
 mod firewall_ports;
+mod fix_transaction;
 mod hypervisor;
 mod libvirt_auth;
 mod libvirt_host_uuid;
@@ -175,6 +176,7 @@ pub const ALL: &[CheckDef] = &[
     CheckDef { id: "nova.compute", summary: "nova-compute service state", run: Some(nova_compute::check) },
     CheckDef { id: "hypervisor.versions", summary: "libvirt and QEMU versions match across the inventory", run: Some(hypervisor::check) },
     CheckDef { id: "net.hostname", summary: "the host's own name resolves, and not to loopback", run: Some(net_hostname::check) },
+    CheckDef { id: "fix.transaction", summary: "no earlier fix run left this host half-changed or ended unseen", run: Some(fix_transaction::check) },
     CheckDef { id: "storage.instances", summary: "instances path is local (not shared) and has free space", run: Some(storage_instances::check) },
 ];
 

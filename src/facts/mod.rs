@@ -5,6 +5,7 @@
 
 pub mod raw;
 pub mod systemd;
+pub mod txn;
 
 use crate::firewall::{self, Ruleset};
 use crate::firewalld::{self as fwd, IfaceNet, Zones};
@@ -212,6 +213,12 @@ pub struct HostFacts {
     /// [`HostFacts::drop_texts`] was called: the configuration files' parsed
     /// entries remain, their texts are gone (enough for checks, not for fix).
     pub texts_dropped: bool,
+    /// Earlier fix runs' transactions on this host (oldest first).
+    pub transactions: Vec<txn::Transaction>,
+    /// A fix transaction (migready-fix.service) runs now.
+    pub txn_running: bool,
+    /// /proc/sys/kernel/random/boot_id: tells a transaction begun before a reboot.
+    pub boot_id: Option<String>,
 }
 
 fn conf_file<D>(raw: &RawFacts, name: &str, path: &str, parse: fn(&str) -> D) -> Option<ConfigFile<D>> {
@@ -323,6 +330,9 @@ impl HostFacts {
             mem_available_kib,
             clock: ok("date").and_then(|s| s.parse().ok()),
             texts_dropped: false,
+            transactions: raw.ok("txn_journals").map(txn::parse).unwrap_or_default(),
+            txn_running: raw.ok("txn_unit").is_some_and(|s| s.trim() == "active"),
+            boot_id: ok("boot_id"),
             raw,
         };
         // Keep one copy of each configuration file (in its ConfigFile), not the

@@ -1,77 +1,114 @@
-//! Applying a plan to one host: file writes (atomic, checked against the
-//! content the plan was made from, owner/mode kept, backup left), unit and
-//! firewall commands, then the libvirt daemon must come back; if it does not,
-//! everything is undone and the host ends as it began.
+//! Applying a plan to one host as a host-side transaction.
+//!
+//! The controller sends the runner (templates/txn.py) and the host's whole plan in one
+//! round trip: every file with the sha256 it must still have and its new content,
+//! every command with its undo, the verify step and a deadline. The runner takes the
+//! host lock (the transient unit `migready-fix.service`, so a second fix is refused),
+//! applies, verifies and rolls back on its own, journaling each step under
+//! /var/lib/migready/txn/RUN. It runs under that unit, so it ends verified or rolled
+//! back even when the SSH connection or the controller dies. The controller follows
+//! the journal as it grows and waits with one deadline: a dead connection costs one
+//! command timeout, not one per step.
 
 use super::{HostPlan, Step, UnitAction};
 use crate::facts::HostFacts;
-use crate::transport::Session;
+use crate::transport::{Session, Target};
+use base64::Engine as _;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const WRITE: &str = include_str!("../../templates/write-file.sh");
+const RUNNER: &str = include_str!("../../templates/txn.py");
+
+/// Installs the runner (first input line, a JSON string) and runs its `start` with the
+/// rest of the input. Small, and holds nothing secret: it is on the command line.
+const BOOT: &str = "import json,os,sys\n\
+s=json.loads(sys.stdin.readline())\n\
+os.makedirs('/var/lib/migready',0o700,exist_ok=True)\n\
+p='/var/lib/migready/txn.py'\n\
+open(p+'.tmp','w').write(s)\n\
+os.rename(p+'.tmp',p)\n\
+sys.argv=[p]+sys.argv[1:]\n\
+exec(compile(s,p,'exec'),{'__name__':'__main__','__file__':p})\n";
+
+/// Exit status of the runner's `start` when another fix holds the host.
+const LOCKED: i32 = 75;
 
 /// What happened on one host.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ApplyLog {
+    /// The transaction's run id (its journal: /var/lib/migready/txn/RUN).
+    pub run: String,
     /// One line per action taken, in order.
     pub done: Vec<String>,
     /// Backups left next to edited files.
     pub backups: Vec<String>,
-    /// Set when the host was rolled back, with why.
+    /// Set when the host was rolled back (or nothing could be started), with why.
     pub rolled_back: Option<String>,
+    /// Set when the controller lost the host before the transaction's end: the host
+    /// finishes it on its own; the next doctor reports how it ended.
+    pub lost: Option<String>,
+    /// What earlier fix runs left on this host, as this run found it.
+    pub previous: Vec<String>,
 }
 
-/// Quote a word for a POSIX shell.
-pub fn sh_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c)) {
-        return s.to_string();
-    }
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
-pub fn sha256(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
-
-fn run(session: &mut Session, argv: &[String]) -> Result<String, String> {
-    let cmd = argv.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" ");
-    let out = session.exec(&cmd, b"", true).map_err(|e| format!("{cmd}: {e}"))?;
-    if out.status != 0 {
-        return Err(format!("{cmd}: exit status {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim()));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Write `new` to `path` if it still holds `expected` (None: must not exist).
-/// `backup`: leave a copy of the replaced content next to the file.
-fn write_file(session: &mut Session, path: &str, expected: Option<&str>, new: Option<&str>, backup: bool) -> Result<Option<String>, String> {
-    let want = expected.map(sha256).unwrap_or_else(|| "-".into());
-    let mode = if new.is_none() { "delete" } else { "0644" };
-    let cmd = format!(
-        "sh -c {} migready-write {} {} {} {}",
-        sh_quote(WRITE),
-        sh_quote(path),
-        want,
-        mode,
-        if backup { "yes" } else { "no" }
-    );
-    let out = session.exec(&cmd, new.unwrap_or("").as_bytes(), true).map_err(|e| format!("writing {path}: {e}"))?;
-    match out.status {
-        0 => {
-            let bak = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            Ok((!bak.is_empty()).then_some(bak))
-        }
-        3 => Err(format!("refused to write {path}: {}", String::from_utf8_lossy(&out.stderr).trim())),
-        s => Err(format!("writing {path} failed (exit status {s}): {}", String::from_utf8_lossy(&out.stderr).trim())),
+impl ApplyLog {
+    /// The host ended verified (as far as the controller saw).
+    pub fn ok(&self) -> bool {
+        self.rolled_back.is_none() && self.lost.is_none()
     }
 }
 
-/// The undo of one step taken, given the facts from before the change.
+/// How one transaction runs.
+#[derive(Debug, Clone)]
+pub struct TxnOptions {
+    pub run: String,
+    /// Who started it, for the host lock's holder message.
+    pub controller: String,
+    /// Pause before each step (fault tests only: `MIGREADY_TXN_STEP_DELAY_MS`).
+    pub step_delay: Duration,
+}
+
+impl TxnOptions {
+    pub fn new(run: &str) -> TxnOptions {
+        let step_delay = std::env::var("MIGREADY_TXN_STEP_DELAY_MS").ok().and_then(|v| v.parse().ok()).map_or(Duration::ZERO, Duration::from_millis);
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default();
+        TxnOptions { run: run.to_string(), controller: format!("{host} pid {}", std::process::id()), step_delay }
+    }
+}
+
+/// A run id: UTC time and a random suffix; sorts by start time, safe in a path.
+pub fn run_id() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    let (d, s) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = d + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let rand = std::fs::read("/proc/sys/kernel/random/uuid").map(|u| String::from_utf8_lossy(&u[..8.min(u.len())]).into_owned()).unwrap_or_else(|_| format!("{:08x}", std::process::id()));
+    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z-{rand}", s / 3600, s / 60 % 60, s % 60)
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The bytes a file's text stands for (lossless for files that were not UTF-8).
+fn file_bytes(text: &str) -> Vec<u8> {
+    crate::formats::bytes::encode(text)
+}
+
+/// The undo of one command step, given the facts from before the change.
 fn undo(step: &Step, before: &HostFacts) -> Vec<Vec<String>> {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     match step {
-        Step::Edit { .. } => Vec::new(), // files are restored separately
+        Step::Edit { .. } => Vec::new(), // files are restored from their backups
         Step::Unit { action, unit, .. } => {
             let was = before.unit(unit);
             let active = was.is_some_and(|u| u.is_active());
@@ -94,104 +131,219 @@ fn undo(step: &Step, before: &HostFacts) -> Vec<Vec<String>> {
     }
 }
 
-/// Wait until the plan's units are active, libvirt answers locally and the port listens.
-fn verify(session: &mut Session, plan: &HostPlan) -> Result<(), String> {
-    let Some(v) = &plan.verify else { return Ok(()) };
-    let units = v.active.iter().map(|u| sh_quote(u)).collect::<Vec<_>>().join(" ");
-    let port = v.port.map_or(String::new(), |p| format!(" && ss -Hltn 'sport = :{p}' | grep -q ."));
-    let cmd = format!("systemctl is-active -q {units} && timeout 20 virsh -q -c qemu:///system version >/dev/null 2>&1{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = session.exec(&cmd, b"", true).map_err(|e| e.to_string())?;
-        if out.status == 0 {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            let journal = session
-                .exec("journalctl -n 3 --no-pager -o cat -u libvirtd.service -u virtproxyd.service 2>/dev/null", b"", true)
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().replace('\n', " | "))
-                .unwrap_or_default();
-            return Err(format!(
-                "the libvirt daemon did not come back ({} active, libvirt answering{}): {journal}",
-                v.active.join(", "),
-                v.port.map_or(String::new(), |p| format!(", TCP {p} listening"))
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(500));
+/// Whether a step's undo restores only runtime state (running units, live firewall
+/// rules), which a reboot rebuilds from the files anyway: after a reboot, or while the
+/// host shuts down, the runner skips it.
+fn runtime_only(step: &Step, before: &HostFacts) -> bool {
+    match step {
+        Step::Edit { .. } => false,
+        // `enable --now` of a unit that was disabled: its undo disables it again.
+        Step::Unit { action: UnitAction::EnableNow, unit, .. } => before.unit(unit).is_some_and(|u| u.is_enabled()),
+        Step::Unit { .. } => true,
+        Step::FirewallInsert { .. } => true,
+        Step::FirewalldRich { permanent, .. } => !permanent,
     }
 }
 
-/// Apply `plan` on the host `session` is connected to. `before` are the facts the
-/// plan was computed from. On any failure the host is rolled back.
-pub fn apply(session: &mut Session, plan: &HostPlan, before: &HostFacts) -> ApplyLog {
-    let mut log = ApplyLog::default();
-    let mut written: Vec<(&str, Option<&str>, &str)> = Vec::new();
-    let mut taken: Vec<&Step> = Vec::new();
-    let mut failure = None;
-    for step in &plan.steps {
-        let r = match step {
-            Step::Edit { path, original, new, .. } => write_file(session, path, original.as_deref(), Some(new), true).map(|bak| {
-                written.push((path, original.as_deref(), new));
-                log.done.push(format!("wrote {path}"));
-                log.backups.extend(bak);
+/// How long the runner may take to apply and verify, within the controller's
+/// `command_timeout`: the rest is kept for a rollback (each undo command is bounded
+/// on the host) and the journal's last lines.
+pub fn budget(command_timeout: Duration) -> Duration {
+    command_timeout.saturating_sub(Duration::from_secs(25)).max(Duration::from_secs(15))
+}
+
+/// The plan as the runner reads it (one JSON document; file contents in base64).
+pub fn transaction(plan: &HostPlan, before: &HostFacts, opts: &TxnOptions, budget: Duration) -> Value {
+    let steps: Vec<Value> = plan
+        .steps
+        .iter()
+        .map(|step| match step {
+            Step::Edit { path, original, new, .. } => json!({
+                "op": "write",
+                "path": path,
+                "expect": original.as_deref().map(|o| sha256(&file_bytes(o))),
+                "content": base64::engine::general_purpose::STANDARD.encode(file_bytes(new)),
+                "mode": "0644",
             }),
             other => {
-                let argv = other.command().expect("a command step");
-                run(session, &argv).map(|_| {
-                    taken.push(other);
-                    log.done.push(format!("ran {}", argv.join(" ")));
+                let argv = other.command().unwrap_or_default();
+                json!({
+                    "op": "run",
+                    "argv": argv,
+                    "display": crate::shell::join(&argv),
+                    "undo": undo(other, before),
+                    "runtime": runtime_only(other, before),
                 })
             }
-        };
-        if let Err(e) = r {
-            failure = Some(e);
-            break;
-        }
-    }
-    if failure.is_none()
-        && let Err(e) = verify(session, plan)
-    {
-        failure = Some(e);
-    }
-    let Some(why) = failure else { return log };
-    // Roll back: files first (so restarted daemons read the old configuration),
-    // then the commands in reverse order.
-    let mut problems = Vec::new();
-    for (path, original, new) in written.iter().rev() {
-        if let Err(e) = write_file(session, path, Some(new), *original, false) {
-            problems.push(e);
-        }
-    }
-    // The host ends as it began: no backups of a change that was undone.
-    if problems.is_empty() && !log.backups.is_empty() {
-        let rm: Vec<String> = ["rm", "-f"].iter().map(|s| s.to_string()).chain(log.backups.drain(..)).collect();
-        if let Err(e) = run(session, &rm) {
-            problems.push(e);
-        }
-    }
-    for step in taken.iter().rev() {
-        for argv in undo(step, before) {
-            if let Err(e) = run(session, &argv) {
-                problems.push(e);
-            }
-        }
-    }
-    // Units may be left in a failed state by the attempt.
+        })
+        .collect();
+    // Units may be left in a failed state by an attempt that is rolled back.
     let mut units: Vec<&str> = plan.verify.iter().flat_map(|v| v.active.iter().map(String::as_str)).collect();
-    units.extend(taken.iter().filter_map(|s| match s {
+    units.extend(plan.steps.iter().filter_map(|s| match s {
         Step::Unit { unit, .. } => Some(unit.as_str()),
         _ => None,
     }));
     units.push("libvirtd.service");
     units.sort();
     units.dedup();
-    let _ = session.exec(&format!("systemctl reset-failed {} 2>/dev/null", units.join(" ")), b"", true);
-    log.rolled_back = Some(if problems.is_empty() {
-        format!("{why}; rolled back, the host is as it was")
-    } else {
-        format!("{why}; rollback incomplete: {}", problems.join("; "))
-    });
-    log
+    json!({
+        "run": opts.run,
+        "controller": opts.controller,
+        "deadline_s": budget.as_secs(),
+        "step_delay_ms": opts.step_delay.as_millis() as u64,
+        "steps": steps,
+        "verify": plan.verify.as_ref().map(|v| json!({"active": v.active, "port": v.port, "timeout_s": 20})),
+        "reset_failed": units,
+    })
+}
+
+/// Follows the runner's events and builds the log.
+#[derive(Default)]
+struct Follow {
+    log: ApplyLog,
+    partial: Vec<u8>,
+    ended: bool,
+    locked: Option<String>,
+    error: Option<String>,
+    died: Option<String>,
+    failed: Option<String>,
+    steps_done: usize,
+}
+
+impl Follow {
+    fn feed(&mut self, chunk: &[u8], progress: &mut dyn FnMut(&str)) -> bool {
+        self.partial.extend_from_slice(chunk);
+        let mut ended_now = false;
+        while let Some(nl) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=nl).collect();
+            let Ok(ev) = serde_json::from_slice::<Value>(&line) else { continue };
+            ended_now |= self.event(&ev, progress);
+        }
+        ended_now
+    }
+
+    fn event(&mut self, ev: &Value, progress: &mut dyn FnMut(&str)) -> bool {
+        let s = |k: &str| ev.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        match s("ev").as_str() {
+            "step" if s("state") == "done" => {
+                self.steps_done += 1;
+                let msg = s("msg");
+                progress(&msg);
+                self.log.done.push(msg);
+                if let Some(b) = ev.get("backup").and_then(Value::as_str) {
+                    self.log.backups.push(b.to_string());
+                }
+            }
+            "verify" if s("state") == "done" => progress("verified"),
+            "failed" => {
+                self.failed = Some(s("err"));
+                progress(&format!("failed: {}; rolling back", s("err")));
+            }
+            "undo" => {
+                let what = ev.get("msg").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| {
+                    let argv: Vec<String> = ev.get("argv").and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
+                    format!("undid: {}", crate::shell::join(&argv))
+                });
+                progress(&what);
+            }
+            "previous" => {
+                let run = s("run");
+                let line = match s("outcome").as_str() {
+                    "died" if ev.get("recovered").and_then(Value::as_bool) == Some(true) => {
+                        format!("fix run {run} did not finish (its runner died); its changes were rolled back now")
+                    }
+                    "died" => format!("fix run {run} did not finish (its runner died); rolling its changes back was incomplete: {}", join_strs(ev.get("problems"))),
+                    "verified" => format!("fix run {run} ended without its controller: applied and verified"),
+                    other => format!("fix run {run} ended without its controller: {other}: {}", s("err")),
+                };
+                progress(&line);
+                self.log.previous.push(line);
+            }
+            "locked" => self.locked = Some(format!("another fix holds this host: run {} started {} by {}", s("holder"), s("since"), s("controller"))),
+            "error" => self.error = Some(s("err")),
+            "died" => self.died = Some(s("err")),
+            "end" => {
+                self.ended = true;
+                match s("outcome").as_str() {
+                    "verified" => {}
+                    "rolled-back" => self.log.rolled_back = Some(format!("{}; rolled back, the host is as it was", s("err"))),
+                    _ => self.log.rolled_back = Some(format!("{}; rollback incomplete: {}", s("err"), join_strs(ev.get("problems")))),
+                }
+                return true;
+            }
+            _ => {}
+        }
+        false
+    }
+}
+
+fn join_strs(v: Option<&Value>) -> String {
+    v.and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ")).unwrap_or_default()
+}
+
+/// Apply `plan` on the host `target` names, as one host-side transaction. `before` are
+/// the facts the plan was computed from; `progress` sees each step as the host
+/// reports it.
+pub fn apply(target: &Target, plan: &HostPlan, before: &HostFacts, opts: &TxnOptions, progress: &mut dyn FnMut(&str)) -> ApplyLog {
+    let mut f = Follow { log: ApplyLog { run: opts.run.clone(), ..Default::default() }, ..Default::default() };
+    let mut session = match Session::connect(target) {
+        Ok(s) => s,
+        Err(e) => {
+            f.log.rolled_back = Some(format!("not applied: {e}"));
+            return f.log;
+        }
+    };
+    let txn = transaction(plan, before, opts, budget(session.command_timeout()));
+    let mut input = serde_json::to_vec(&Value::String(RUNNER.to_string())).unwrap_or_default();
+    input.push(b'\n');
+    input.extend(serde_json::to_vec(&txn).unwrap_or_default());
+    input.push(b'\n');
+    let cmd = format!("python3 -c {} start", crate::shell::quote(BOOT));
+    let result = session.exec_interactive(&cmd, &input, true, &mut |chunk| f.feed(chunk, progress).then(|| b"ack\n".to_vec()));
+    match result {
+        Ok(out) if out.status == LOCKED || f.locked.is_some() => {
+            f.log.rolled_back = Some(format!("not applied: {}", f.locked.clone().unwrap_or_else(|| "another fix holds this host".into())));
+        }
+        Ok(_) if f.ended => {}
+        Ok(out) => {
+            let why = f.died.clone().or(f.error.clone()).unwrap_or_else(|| {
+                format!("the transaction runner exited with status {} before its end: {}", out.status, String::from_utf8_lossy(&out.stderr).trim())
+            });
+            if f.steps_done == 0 && f.died.is_none() {
+                f.log.rolled_back = Some(format!("not applied: {why}"));
+            } else {
+                f.log.rolled_back = Some(format!("{why}; rollback incomplete: the host's journal /var/lib/migready/txn/{} says what was done", opts.run));
+            }
+        }
+        Err(e) => {
+            let at = if f.steps_done == 0 { "before any step was reported".to_string() } else { format!("after {} step(s) of {}", f.steps_done, plan.steps.len()) };
+            f.log.lost = Some(format!(
+                "lost the connection {at} ({e}); the host finishes transaction {} on its own (verified or rolled back within {} s); `migready doctor` reports how it ended",
+                opts.run,
+                budget(session.command_timeout()).as_secs() + 30
+            ));
+        }
+    }
+    f.log
+}
+
+/// Finishes what earlier fix runs left on a host before this run plans: rolls back
+/// the changes of a transaction whose runner died (that transaction would have rolled
+/// them back itself), and reports, once, transactions that ended without their
+/// controller. Returns one line per earlier transaction.
+pub fn settle(target: &Target, run: &str) -> Result<Vec<String>, String> {
+    let mut session = Session::connect(target).map_err(|e| e.to_string())?;
+    let cmd = format!("test ! -e /var/lib/migready/txn.py || python3 /var/lib/migready/txn.py settle {}", crate::shell::quote(run));
+    let out = session.exec(&cmd, b"", true).map_err(|e| e.to_string())?;
+    let mut f = Follow::default();
+    f.feed(&out.stdout, &mut |_| {});
+    if let Some(l) = f.locked {
+        return Err(l);
+    }
+    if out.status != 0 {
+        return Err(format!("exit status {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(f.log.previous)
 }
 
 #[cfg(test)]
@@ -199,10 +351,58 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quoting() {
-        assert_eq!(sh_quote("libvirtd.service"), "libvirtd.service");
-        assert_eq!(sh_quote("migready: libvirt from cmp1"), "'migready: libvirt from cmp1'");
-        assert_eq!(sh_quote("it's"), "'it'\\''s'");
-        assert_eq!(sh_quote(""), "''");
+    fn run_ids_sort_by_time_and_are_path_safe() {
+        let id = run_id();
+        assert_eq!(id.len(), "20261201T155012Z-".len() + 8, "{id}");
+        assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "{id}");
+        assert!(id.starts_with("20"), "{id}");
+    }
+
+    #[test]
+    fn events_build_the_log() {
+        let mut f = Follow::default();
+        let mut seen = Vec::new();
+        let journal = concat!(
+            r#"{"ev":"begin","run":"r1","steps":2}"#, "\n",
+            r#"{"ev":"step","i":0,"state":"start","path":"/etc/x"}"#, "\n",
+            r#"{"ev":"step","i":0,"state":"done","msg":"wrote /etc/x","backup":"/etc/x.migready-1.bak"}"#, "\n",
+            r#"{"ev":"failed","err":"the libvirt daemon did not come back"}"#, "\n",
+            r#"{"ev":"undo","i":0,"ok":true,"msg":"restored /etc/x"}"#, "\n",
+        );
+        // Fed in pieces that cut lines anywhere.
+        let (a, b) = journal.split_at(37);
+        assert!(!f.feed(a.as_bytes(), &mut |m| seen.push(m.to_string())));
+        assert!(!f.feed(b.as_bytes(), &mut |m| seen.push(m.to_string())));
+        assert!(f.feed(br#"{"ev":"end","outcome":"rolled-back","err":"the libvirt daemon did not come back"}"#.as_slice().iter().chain(b"\n").copied().collect::<Vec<_>>().as_slice(), &mut |m| seen.push(m.to_string())));
+        assert_eq!(f.log.done, ["wrote /etc/x"]);
+        assert_eq!(f.log.backups, ["/etc/x.migready-1.bak"]);
+        assert_eq!(f.log.rolled_back.as_deref(), Some("the libvirt daemon did not come back; rolled back, the host is as it was"));
+        assert_eq!(seen, ["wrote /etc/x", "failed: the libvirt daemon did not come back; rolling back", "restored /etc/x"]);
+    }
+
+    #[test]
+    fn a_plan_carries_hashes_contents_and_undo() {
+        let facts = HostFacts::from_raw(Default::default());
+        let plan = HostPlan {
+            host: "cmp1".into(),
+            steps: vec![
+                Step::Edit { path: "/etc/nova/nova.conf".into(), original: Some("a\n".into()), new: "transport_url = rabbit://u:secret@h\n".into(), why: vec![] },
+                Step::FirewallInsert { ipv6: false, chain: "INPUT".into(), position: 5, args: vec!["-s".into(), "198.18.42.11/32".into(), "-j".into(), "ACCEPT".into()], why: String::new() },
+            ],
+            notes: vec![],
+            verify: None,
+        };
+        let t = transaction(&plan, &facts, &TxnOptions { run: "r1".into(), controller: "c".into(), step_delay: Duration::ZERO }, Duration::from_secs(35));
+        assert_eq!(base64::engine::general_purpose::STANDARD.decode(t["steps"][0]["content"].as_str().unwrap()).unwrap(), b"transport_url = rabbit://u:secret@h\n");
+        assert_eq!(t["steps"][1]["runtime"], true, "a live rule ends with the boot");
+        assert_eq!(t["steps"][0]["expect"], sha256(b"a\n"));
+        assert_eq!(t["steps"][1]["undo"][0], json!(["iptables", "-D", "INPUT", "-s", "198.18.42.11/32", "-j", "ACCEPT"]));
+        assert_eq!(t["deadline_s"], 35);
+    }
+
+    #[test]
+    fn budget_leaves_room_for_a_rollback() {
+        assert_eq!(budget(Duration::from_secs(60)), Duration::from_secs(35));
+        assert_eq!(budget(Duration::from_secs(20)), Duration::from_secs(15));
     }
 }

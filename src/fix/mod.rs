@@ -186,6 +186,8 @@ pub const FIXABLE: &[&str] = &[
     "firewall.libvirt",
     "firewall.migration",
     "nova.flags",
+    // An interrupted earlier run is finished (rolled back) before planning.
+    "fix.transaction",
 ];
 
 /// Hosts that must get a fresh host UUID: for each UUID shared by several

@@ -8,7 +8,6 @@ use crate::checks::Status;
 use crate::exit;
 use crate::inventory::Inventory;
 use crate::report::Report;
-use crate::transport::Session;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::time::Instant;
 
@@ -22,7 +21,7 @@ fn new_uuid() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/uuid").map(|s| s.trim().to_string()).unwrap_or_else(|_| {
         // No /proc: derive one from the clock and pid (still unique enough per run).
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
-        let h = apply::sha256(&format!("{t}-{}", std::process::id()));
+        let h = apply::sha256(format!("{t}-{}", std::process::id()).as_bytes());
         format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
     })
 }
@@ -52,8 +51,27 @@ fn confirm(out: &mut dyn Write) -> io::Result<bool> {
 
 pub fn run(inv: &Inventory, opts: &Options) -> i32 {
     let start = Instant::now();
-    let gathered = audit::gather_all(inv, opts.parallel, audit::Keep::FOR_FIX, |_| {});
-    let before = audit::evaluate(inv, &gathered, start.elapsed());
+    let run_id = apply::run_id();
+    let mut gathered = audit::gather_all(inv, opts.parallel, audit::Keep::FOR_FIX, |_| {});
+    let mut before = audit::evaluate(inv, &gathered, start.elapsed());
+    // What earlier fix runs left (doctor's fix.transaction): an interrupted one is
+    // finished first (rolled back, as it would have done itself), then planned anew.
+    if !opts.dry_run {
+        let stale: Vec<usize> = (0..inv.hosts.len())
+            .filter(|&i| before.hosts[i].checks.iter().any(|c| c.id == "fix.transaction" && matches!(c.status, Status::Warn | Status::Fail)))
+            .collect();
+        for &i in &stale {
+            let spec = &inv.hosts[i];
+            match apply::settle(&audit::target(spec), &run_id) {
+                Ok(lines) => lines.iter().for_each(|l| eprintln!("{}: earlier: {}", spec.name, crate::report::escape::for_terminal(l))),
+                Err(e) => eprintln!("{}: could not settle earlier fix runs: {}", spec.name, crate::report::escape::for_terminal(&e)),
+            }
+        }
+        if !stale.is_empty() {
+            gathered = audit::gather_all(inv, opts.parallel, audit::Keep::FOR_FIX, |_| {});
+            before = audit::evaluate(inv, &gathered, start.elapsed());
+        }
+    }
     let plans = plans(inv, &gathered, &before);
     let mut out = io::stdout().lock();
     for (spec, p) in inv.hosts.iter().zip(&plans) {
@@ -98,16 +116,18 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
     }
     drop(out);
 
-    // Apply, one connection per host, hosts in parallel.
+    // Apply: one host-side transaction per host, hosts in parallel.
+    let txn = apply::TxnOptions::new(&run_id);
+    eprintln!("fix run {run_id}: applying on {} host(s)", plans.iter().flatten().filter(|p| !p.is_empty()).count());
     let work: Vec<(usize, &HostPlan)> = plans.iter().enumerate().filter_map(|(i, p)| p.as_ref().filter(|p| !p.is_empty()).map(|p| (i, p))).collect();
-    let logs: Vec<(usize, Result<ApplyLog, String>)> = audit::fan_out(
+    let logs: Vec<(usize, ApplyLog)> = audit::fan_out(
         &work,
         opts.parallel,
         |(i, p)| {
             let spec = &inv.hosts[*i];
             let facts = &gathered[*i].result.as_ref().expect("planned hosts were reached").0;
-            let r = Session::connect(&audit::target(spec)).map_err(|e| e.to_string()).map(|mut s| apply::apply(&mut s, p, facts));
-            (*i, r)
+            let mut progress = |m: &str| eprintln!("  {}: {}", spec.name, crate::report::escape::for_terminal(m));
+            (*i, apply::apply(&audit::target(spec), p, facts, &txn, &mut progress))
         },
         |_| {},
     );
@@ -116,26 +136,26 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
     let after = audit::evaluate(inv, &after_gathered, start.elapsed());
     let mut out = io::stdout().lock();
     let mut ok = true;
-    for (i, log) in &logs {
+    let esc = crate::report::escape::for_terminal;
+    for (i, l) in &logs {
         let name = &inv.hosts[*i].name;
-        match log {
-            Err(e) => {
-                ok = false;
-                writeln!(out, "== {name}: not applied: {e}").ok();
-            }
-            Ok(l) => {
-                writeln!(out, "== {name}: {} action(s)", l.done.len()).ok();
-                for d in &l.done {
-                    writeln!(out, "  {d}").ok();
-                }
-                for b in &l.backups {
-                    writeln!(out, "  backup {b}").ok();
-                }
-                if let Some(rb) = &l.rolled_back {
-                    ok = false;
-                    writeln!(out, "  FAILED: {rb}").ok();
-                }
-            }
+        writeln!(out, "== {name}: {} action(s) (transaction {})", l.done.len(), l.run).ok();
+        for p in &l.previous {
+            writeln!(out, "  earlier: {}", esc(p)).ok();
+        }
+        for d in &l.done {
+            writeln!(out, "  {}", esc(d)).ok();
+        }
+        for b in &l.backups {
+            writeln!(out, "  backup {}", esc(b)).ok();
+        }
+        if let Some(rb) = &l.rolled_back {
+            ok = false;
+            writeln!(out, "  FAILED: {}", esc(rb)).ok();
+        }
+        if let Some(lost) = &l.lost {
+            ok = false;
+            writeln!(out, "  LOST: {}", esc(lost)).ok();
         }
     }
     writeln!(out, "\nbefore -> after").ok();

@@ -36,6 +36,8 @@ tests/lab/lab.sh up cmp1:bookworm:socket cmp2:trixie:socket:firewalld cmp3:bookw
 cargo test --locked --test lab -- --ignored --test-threads=1
 # fix changes the lab: it runs after the read-only doctor tests.
 cargo test --locked --test fix_lab -- --ignored --test-threads=1
+# The fault matrix: resets cmp3 to its state after `up` before each case.
+cargo test --locked --test fault_lab -- --ignored --test-threads=1 --nocapture
 # validate on the same lab (its bookworm and trixie socket hosts), last: it sets
 # those two hosts up for migration (as fix does) and leaves no test guest behind.
 cargo test --locked --test validate_lab -- --ignored --test-threads=1

@@ -7,6 +7,7 @@ use crate::audit::{self, Gathered};
 use crate::checks::Status;
 use crate::exit;
 use crate::inventory::Inventory;
+use crate::report::escape::for_terminal as esc;
 use crate::report::Report;
 use crate::transport::Session;
 use std::io::{self, BufRead, IsTerminal, Write};
@@ -61,7 +62,7 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
             Some(p) => render::print_plan(&mut out, p).ok(),
             None => {
                 let why = before.hosts.iter().find(|h| h.name == spec.name).and_then(|h| h.checks.iter().find(|c| c.status == Status::Fail));
-                writeln!(out, "== {}: not reached: {}", spec.name, why.map_or("", |c| c.message.as_str())).ok()
+                writeln!(out, "== {}: not reached: {}", esc(&spec.name), esc(why.map_or("", |c| c.message.as_str()))).ok()
             }
         };
     }
@@ -117,23 +118,23 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
     let mut out = io::stdout().lock();
     let mut ok = true;
     for (i, log) in &logs {
-        let name = &inv.hosts[*i].name;
+        let name = esc(&inv.hosts[*i].name);
         match log {
             Err(e) => {
                 ok = false;
-                writeln!(out, "== {name}: not applied: {e}").ok();
+                writeln!(out, "== {name}: not applied: {}", esc(e)).ok();
             }
             Ok(l) => {
                 writeln!(out, "== {name}: {} action(s)", l.done.len()).ok();
                 for d in &l.done {
-                    writeln!(out, "  {d}").ok();
+                    writeln!(out, "  {}", esc(d)).ok();
                 }
                 for b in &l.backups {
-                    writeln!(out, "  backup {b}").ok();
+                    writeln!(out, "  backup {}", esc(b)).ok();
                 }
                 if let Some(rb) = &l.rolled_back {
                     ok = false;
-                    writeln!(out, "  FAILED: {rb}").ok();
+                    writeln!(out, "  FAILED: {}", esc(rb)).ok();
                 }
             }
         }
@@ -142,7 +143,7 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
     for (b, a) in before.hosts.iter().zip(&after.hosts) {
         for (cb, ca) in b.checks.iter().zip(&a.checks) {
             if cb.status != ca.status || ca.status == Status::Fail {
-                writeln!(out, "  {:<6} {:<20} {} -> {}  {}", b.name, ca.id, cb.status.as_str(), ca.status.as_str(), ca.message).ok();
+                writeln!(out, "  {:<6} {:<20} {} -> {}  {}", esc(&b.name), ca.id, cb.status.as_str(), ca.status.as_str(), esc(&ca.message)).ok();
             }
             if FIXABLE.contains(&ca.id) && ca.status == Status::Fail {
                 ok = false;

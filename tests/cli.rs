@@ -65,3 +65,16 @@ fn usage_error_exits_2() {
     assert_eq!(code, 2);
     assert!(stderr.contains("yaml"));
 }
+
+#[test]
+fn errors_escape_control_and_bidi_characters() {
+    // The path is echoed in the error: its ESC and U+202E are shown, not obeyed.
+    let path = "/nonexistent/\x1b[31mred\u{202e}/inv.toml";
+    for cmd in ["doctor", "fix", "validate"] {
+        let (code, stdout, stderr) = migready(&[cmd, "-i", path]);
+        assert_eq!(code, 2, "{cmd}: {stderr}");
+        assert!(stdout.is_empty(), "{cmd}: {stdout}");
+        assert!(stderr.contains(r"/nonexistent/\x1b[31mred\u{202e}/inv.toml"), "{cmd}: {stderr:?}");
+        assert!(!stderr.contains('\x1b') && !stderr.contains('\u{202e}'), "{cmd}: {stderr:?}");
+    }
+}

@@ -52,7 +52,7 @@ fn checks_lists_every_id_once() {
     let (code, stdout, _) = migready(&["checks"]);
     assert_eq!(code, 0);
     let ids: Vec<&str> = stdout.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
-    for id in ["ssh.connect", "privilege", "libvirt.mode", "libvirt.listen", "libvirt.auth", "libvirt.host-uuid", "firewall.libvirt",
+    for id in ["ssh.connect", "privilege", "facts", "libvirt.mode", "libvirt.listen", "libvirt.auth", "libvirt.host-uuid", "firewall.libvirt",
         "firewall.migration", "nova.flags", "nova.compute", "hypervisor.versions", "net.hostname"]
     {
         assert!(ids.contains(&id), "{id} missing from {ids:?}");

@@ -62,7 +62,7 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
             Some(p) => render::print_plan(&mut out, p).ok(),
             None => {
                 let why = before.hosts.iter().find(|h| h.name == spec.name).and_then(|h| h.checks.iter().find(|c| c.status == Status::Fail));
-                writeln!(out, "== {}: not reached: {}", esc(&spec.name), esc(why.map_or("", |c| c.message.as_str()))).ok()
+                writeln!(out, "== {}: not audited: {}", esc(&spec.name), esc(why.map_or("", |c| c.message.as_str()))).ok()
             }
         };
     }

@@ -85,7 +85,7 @@ pub fn print_table(out: &mut dyn Write, report: &Report, opts: &TableOptions) ->
         write!(out, ", {} pairs", report.pairs.len())?;
     }
     if unreached > 0 {
-        write!(out, " ({unreached} not reached)")?;
+        write!(out, " ({unreached} not audited)")?;
     }
     writeln!(out, ": {} pass, {} warn, {} fail, {} skip in {:.1} s", s.pass, s.warn, s.fail, s.skip, report.elapsed_ms as f64 / 1000.0)
 }

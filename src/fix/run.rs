@@ -52,6 +52,11 @@ fn confirm(out: &mut dyn Write) -> io::Result<bool> {
 }
 
 pub fn run(inv: &Inventory, opts: &Options) -> i32 {
+    // A usage error, so refused before anything is audited (exit 2 means nothing was).
+    if !opts.dry_run && !opts.yes && !io::stdin().is_terminal() {
+        eprintln!("error: refusing to change hosts without --yes (no terminal to ask on); review with --dry-run first");
+        return exit::USAGE;
+    }
     let start = Instant::now();
     let gathered = audit::gather_all(inv, opts.parallel, audit::Keep::FOR_FIX, |_| {});
     let before = audit::evaluate(inv, &gathered, start.elapsed());
@@ -85,10 +90,6 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
         return if before.failed() { exit::FAILED } else { exit::OK };
     }
     if !opts.yes {
-        if !io::stdin().is_terminal() {
-            eprintln!("error: refusing to change hosts without --yes (no terminal to ask on); review with --dry-run first");
-            return exit::USAGE;
-        }
         match confirm(&mut out) {
             Ok(true) => {}
             _ => {

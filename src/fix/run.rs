@@ -155,5 +155,41 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
         ok = false;
     }
     writeln!(out, "fix took {:.1} s", start.elapsed().as_secs_f64()).ok();
-    if ok { exit::OK } else { exit::FAILED }
+    exit_after(ok, &after)
+}
+
+/// The exit status after applying: 1 when a plan was not applied or was rolled
+/// back, or when anything fails in the audit after (as doctor's: any check, not
+/// only the fixable ones, and any host not audited); else 0. A second run that
+/// finds nothing to change exits the same way.
+pub fn exit_after(applied: bool, after: &Report) -> i32 {
+    if applied && !after.failed() { exit::OK } else { exit::FAILED }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Finding;
+    use crate::report::HostReport;
+
+    #[test]
+    fn exit_after_applying_is_doctors() {
+        let host = |id: &'static str, status: Status| HostReport {
+            name: "cmp1".into(),
+            address: "198.18.42.11".into(),
+            reached: true,
+            elapsed_ms: 0,
+            checks: vec![Finding { id, status, message: String::new(), evidence: Vec::new() }],
+        };
+        let after = |h: HostReport| Report::new(vec![h], 0);
+        assert_eq!(exit_after(true, &after(host("libvirt.listen", Status::Pass))), exit::OK);
+        assert_eq!(exit_after(true, &after(host("nova.vnc-listen", Status::Warn))), exit::OK);
+        assert_eq!(exit_after(false, &after(host("libvirt.listen", Status::Pass))), exit::FAILED);
+        // A check fix does not handle, still failing: 1, as doctor (and a second run) would say.
+        assert!(!FIXABLE.contains(&"storage.instances"));
+        assert_eq!(exit_after(true, &after(host("storage.instances", Status::Fail))), exit::FAILED);
+        let mut gone = host("ssh.connect", Status::Pass);
+        gone.reached = false;
+        assert_eq!(exit_after(true, &after(gone)), exit::FAILED);
+    }
 }

@@ -6,7 +6,7 @@ use crate::checks::{self, Ctx, Finding, HostView};
 use crate::facts::HostFacts;
 use crate::inventory::{HostSpec, Inventory};
 use crate::report::{HostReport, Report};
-use crate::transport::{ExecError, Session, Target};
+use crate::transport::{ExecError, Output, Session, Target};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -18,8 +18,9 @@ pub enum HostError {
     Connect(String),
     /// Connected, but commands cannot run as root.
     Privilege { connected: String, why: String },
-    /// Connected as root, but the facts script failed or printed garbage.
-    Facts(String),
+    /// Connected (as root), but the facts script failed: it exited non-zero, its
+    /// output does not parse, it did not finish. The `facts` check fails with `why`.
+    Facts { connected: String, why: String },
 }
 
 /// One host's gathering.
@@ -97,16 +98,24 @@ pub fn gather_session(spec: &HostSpec) -> Result<(HostFacts, String, Session), H
     let out = match session.run_script(crate::facts::SCRIPT) {
         Ok(out) => out,
         Err(ExecError::Sudo { message }) => return Err(HostError::Privilege { connected, why: message }),
-        Err(e) => return Err(HostError::Facts(format!("{connected}, but gathering facts failed: {e}"))),
+        Err(e) => return Err(HostError::Facts { connected, why: format!("the facts script did not complete: {e}") }),
     };
-    match HostFacts::parse_bytes(&out.stdout) {
+    match facts_output(&out) {
         Ok(facts) => Ok((facts, connected, session)),
-        Err(e) => Err(HostError::Facts(format!(
-            "{connected}, but the facts script failed (exit status {}): {e}; stderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))),
+        Err(why) => Err(HostError::Facts { connected, why }),
     }
+}
+
+/// The facts from the facts script's run, or why there are none: it exited
+/// non-zero (its records are not trusted), or its output does not parse.
+pub fn facts_output(out: &Output) -> Result<HostFacts, String> {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = stderr.trim();
+    let stderr = if stderr.is_empty() { String::new() } else { format!("; stderr: {stderr}") };
+    if !out.success() {
+        return Err(format!("the facts script failed: exit status {}{stderr}", out.status));
+    }
+    HostFacts::parse_bytes(&out.stdout).map_err(|e| format!("the facts script's output does not parse: {e}{stderr}"))
 }
 
 /// Run `work` over `items` on at most `parallel` threads, results in input order.
@@ -192,8 +201,9 @@ pub fn evaluate(inv: &Inventory, gathered: &[Gathered], elapsed: Duration) -> Re
         .enumerate()
         .map(|(i, (spec, g))| {
             let checks: Vec<Finding> = match &g.result {
-                Err(HostError::Connect(why)) | Err(HostError::Facts(why)) => checks::unreachable(why, &inv.skip),
+                Err(HostError::Connect(why)) => checks::unreachable(why, &inv.skip),
                 Err(HostError::Privilege { connected, why }) => checks::not_privileged(connected, why, &inv.skip),
+                Err(HostError::Facts { connected, why }) => checks::facts_failed(connected, why, &inv.skip),
                 Ok((_, connected)) => {
                     let ctx = ctx(inv, &views, i).expect("reached");
                     let mut found = checks::run_host(&ctx, &inv.skip);
@@ -213,4 +223,56 @@ pub fn evaluate(inv: &Inventory, gathered: &[Gathered], elapsed: Duration) -> Re
         })
         .collect();
     Report::new(hosts, elapsed.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::testutil::raw;
+    use crate::checks::Status;
+
+    fn out(status: i32, stdout: &[u8], stderr: &[u8]) -> Output {
+        Output { stdout: stdout.to_vec(), stderr: stderr.to_vec(), status }
+    }
+
+    #[test]
+    fn a_failed_facts_script_is_named() {
+        let good = std::fs::read(format!("{}/tests/fixtures/facts/bookworm-socket.txt", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        assert!(facts_output(&out(0, &good, b"")).is_ok());
+        // Its records are not trusted when the script failed.
+        assert_eq!(facts_output(&out(1, &good, b"stat: cannot stat\n")).unwrap_err(), "the facts script failed: exit status 1; stderr: stat: cannot stat");
+        let e = facts_output(&out(0, b"Welcome to cmp1\n", b"")).unwrap_err();
+        assert_eq!(e, "the facts script's output does not parse: facts output line 0: no facts in the output");
+        let e = facts_output(&out(0, &good[..good.len() - 10], b"")).unwrap_err();
+        assert!(e.starts_with("the facts script's output does not parse: facts output line "), "{e}");
+    }
+
+    #[test]
+    fn a_failed_facts_script_fails_facts_not_ssh_connect() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inv.toml");
+        std::fs::write(&path, "[[hosts]]\nname = \"cmp1\"\naddress = \"198.18.42.11\"\n\n[[hosts]]\nname = \"cmp2\"\naddress = \"198.18.42.12\"\n").unwrap();
+        let inv = crate::inventory::load(&path, &crate::check_ids()).unwrap();
+        let gathered = |result| Gathered { result, elapsed: Duration::ZERO, session: Mutex::new(None) };
+        let connected = "connected to 198.18.42.12:22 as root, host key SHA256:x verified".to_string();
+        let why = "the facts script failed: exit status 2; stderr: sh: 1: syntax error".to_string();
+        let g = vec![
+            gathered(Ok((HostFacts::from_raw(raw("bookworm-socket")), "connected to 198.18.42.11:22 as root".into()))),
+            gathered(Err(HostError::Facts { connected: connected.clone(), why: why.clone() })),
+        ];
+        let r = evaluate(&inv, &g, Duration::ZERO);
+        let find = |h: usize, id: &str| r.hosts[h].checks.iter().find(|f| f.id == id).unwrap().clone();
+        assert_eq!(find(0, checks::FACTS).status, Status::Pass);
+        assert_eq!((find(1, checks::SSH_CONNECT).status, find(1, checks::SSH_CONNECT).message), (Status::Pass, connected));
+        assert_eq!((find(1, checks::FACTS).status, find(1, checks::FACTS).message), (Status::Fail, why));
+        assert_eq!(find(1, "libvirt.mode").status, Status::Skip);
+        assert_eq!(find(1, "libvirt.mode").message, "not checked: the facts script failed");
+        assert!(!r.hosts[1].reached && r.failed());
+        // Skipping the check does not make the host audited.
+        let mut inv = inv;
+        inv.skip = vec![checks::FACTS.to_string()];
+        let r = evaluate(&inv, &g, Duration::ZERO);
+        assert_eq!(r.hosts[1].checks.iter().find(|f| f.id == checks::FACTS).unwrap().status, Status::Fail);
+        assert_eq!(r.hosts[0].checks.iter().find(|f| f.id == checks::FACTS).unwrap().status, Status::Skip);
+    }
 }

@@ -1,4 +1,5 @@
 use clap::{Parser, Subcommand, ValueEnum};
+use migready::report::escape::for_terminal;
 use migready::report::{print_table, Evidence, TableOptions};
 use migready::{audit, checks, exit, inventory};
 use std::io::{IsTerminal, Write};
@@ -102,7 +103,7 @@ fn main() {
         Command::Fix { inventory, dry_run, yes, parallel } => match inventory::load(&inventory, &migready::check_ids()) {
             Ok(inv) => migready::fix::run::run(&inv, &migready::fix::run::Options { dry_run, yes, parallel: parallel as usize }),
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", for_terminal(&e.to_string()));
                 exit::USAGE
             }
         },
@@ -116,7 +117,7 @@ fn doctor(path: &std::path::Path, format: Format, parallel: usize, verbose: bool
     let inv = match inventory::load(path, &migready::check_ids()) {
         Ok(inv) => inv,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", for_terminal(&e.to_string()));
             return exit::USAGE;
         }
     };
@@ -154,7 +155,7 @@ fn doctor(path: &std::path::Path, format: Format, parallel: usize, verbose: bool
     if let Err(e) = written
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {
-        eprintln!("error: cannot write the report: {e}");
+        eprintln!("error: cannot write the report: {}", for_terminal(&e.to_string()));
     }
     if report.failed() { exit::FAILED } else { exit::OK }
 }

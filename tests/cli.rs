@@ -52,7 +52,7 @@ fn checks_lists_every_id_once() {
     let (code, stdout, _) = migready(&["checks"]);
     assert_eq!(code, 0);
     let ids: Vec<&str> = stdout.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
-    for id in ["ssh.connect", "privilege", "libvirt.mode", "libvirt.listen", "libvirt.auth", "libvirt.host-uuid", "firewall.libvirt",
+    for id in ["ssh.connect", "privilege", "facts", "libvirt.mode", "libvirt.listen", "libvirt.auth", "libvirt.host-uuid", "firewall.libvirt",
         "firewall.migration", "nova.flags", "nova.compute", "hypervisor.versions", "net.hostname"]
     {
         assert!(ids.contains(&id), "{id} missing from {ids:?}");
@@ -64,4 +64,51 @@ fn usage_error_exits_2() {
     let (code, _, stderr) = migready(&["doctor", "--format", "yaml", "-i", "x"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("yaml"));
+}
+
+#[test]
+fn errors_escape_control_and_bidi_characters() {
+    // The path is echoed in the error: its ESC and U+202E are shown, not obeyed.
+    let path = "/nonexistent/\x1b[31mred\u{202e}/inv.toml";
+    for cmd in ["doctor", "fix", "validate"] {
+        let (code, stdout, stderr) = migready(&[cmd, "-i", path]);
+        assert_eq!(code, 2, "{cmd}: {stderr}");
+        assert!(stdout.is_empty(), "{cmd}: {stdout}");
+        assert!(stderr.contains(r"/nonexistent/\x1b[31mred\u{202e}/inv.toml"), "{cmd}: {stderr:?}");
+        assert!(!stderr.contains('\x1b') && !stderr.contains('\u{202e}'), "{cmd}: {stderr:?}");
+    }
+}
+
+/// An inventory of one host that refuses connections at once (nothing listens on port 1).
+fn refusing_host(dir: &std::path::Path) -> std::path::PathBuf {
+    let inv = dir.join("inv.toml");
+    let known = dir.join("known_hosts");
+    std::fs::write(&known, "").unwrap();
+    std::fs::write(&inv, format!("[defaults]\nknown_hosts = \"{}\"\n\n[[hosts]]\nname = \"gone\"\naddress = \"127.0.0.1\"\nport = 1\n", known.display())).unwrap();
+    inv
+}
+
+#[test]
+fn fix_without_yes_and_without_a_terminal_is_refused_before_auditing() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = refusing_host(dir.path());
+    let inv = inv.to_str().unwrap();
+    // stdin is not a terminal here: a usage error, exit 2, and nothing audited.
+    let (code, stdout, stderr) = migready(&["fix", "-i", inv]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains("refusing to change hosts without --yes"), "{stderr}");
+    assert!(stdout.is_empty(), "audited anyway: {stdout}");
+    // Audited: a host that cannot be reached is exit 1 (README's exit codes), with or without changes.
+    for args in [&["fix", "--dry-run", "-i", inv][..], &["fix", "--yes", "-i", inv]] {
+        let (code, stdout, stderr) = migready(args);
+        assert_eq!(code, 1, "{args:?}: {stdout}{stderr}");
+        assert!(stdout.contains("== gone: not audited: ") && stdout.contains("nothing to change"), "{args:?}: {stdout}");
+    }
+    // doctor alike.
+    let (code, stdout, _) = migready(&["doctor", "--format", "json", "-i", inv]);
+    assert_eq!(code, 1, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["hosts"][0]["reached"], false);
+    assert_eq!(v["hosts"][0]["checks"][0]["id"], "ssh.connect");
+    assert_eq!(v["hosts"][0]["checks"][0]["status"], "fail");
 }

@@ -429,9 +429,12 @@ fn slow_and_dead_hosts_are_bounded_by_their_own_timeouts() {
             );
         }
         // The stuck host connected, then its facts script ran into command_timeout.
+        // It is reported as a failed facts script, not as a failed connection.
         let stuck = host("stuck");
         assert_eq!(stuck["reached"], false);
-        let msg = connect_msg("stuck");
+        assert_eq!(check(stuck, "ssh.connect")["status"], "pass");
+        assert_eq!(check(stuck, "facts")["status"], "fail");
+        let msg = check(stuck, "facts")["message"].as_str().unwrap();
         assert!(msg.contains("timed out"), "stuck: {msg}");
         let ms = stuck["elapsed_ms"].as_u64().unwrap();
         assert!(

@@ -159,11 +159,13 @@ pub struct CheckDef {
 
 pub const SSH_CONNECT: &str = "ssh.connect";
 pub const PRIVILEGE: &str = "privilege";
+pub const FACTS: &str = "facts";
 
 /// Every check, in report order.
 pub const ALL: &[CheckDef] = &[
     CheckDef { id: SSH_CONNECT, summary: "SSH connects and the host key matches known_hosts", run: None },
     CheckDef { id: PRIVILEGE, summary: "commands run as root (directly or by passwordless sudo)", run: Some(privilege) },
+    CheckDef { id: FACTS, summary: "the facts script (templates/facts.sh) ran to the end and its output parsed", run: None },
     CheckDef { id: "libvirt.mode", summary: "which libvirt daemon mode runs, and no --listen where socket activation refuses it", run: Some(libvirt_mode::check) },
     CheckDef { id: "libvirt.listen", summary: "libvirt accepts TCP on its port the way its daemon mode requires", run: Some(libvirt_listen::check) },
     CheckDef { id: "libvirt.auth", summary: "auth_tcp is what the inventory policy asks (default \"none\", as the seed)", run: Some(libvirt_auth::check) },
@@ -210,6 +212,7 @@ pub fn run_host(ctx: &Ctx, skip: &[String]) -> Vec<Finding> {
                 return Outcome::skip(SKIPPED).label(def.id);
             }
             match def.run {
+                None if def.id == FACTS => Outcome::pass("the facts script ran and its output parsed").label(def.id),
                 None => Outcome::pass(format!("connected to {}:{} as {}", ctx.me.spec.address, ctx.me.spec.port, ctx.me.spec.user))
                     .label(def.id),
                 Some(f) => f(ctx).label(def.id),
@@ -232,6 +235,23 @@ pub fn unreachable(why: &str, skip: &[String]) -> Vec<Finding> {
             } else {
                 Outcome::skip("not checked: the host was not reached").label(def.id)
             }
+        })
+        .collect()
+}
+
+/// Findings for a host reached over SSH whose facts script failed (exited non-zero,
+/// printed output that does not parse, timed out): `ssh.connect` passes, `facts`
+/// fails with `why`, everything else is skipped.
+pub fn facts_failed(ssh_message: &str, why: &str, skip: &[String]) -> Vec<Finding> {
+    ALL.iter()
+        .map(|def| match def.id {
+            SSH_CONNECT if skipped(skip, def.id) => Outcome::skip(SKIPPED).label(def.id),
+            SSH_CONNECT => Outcome::pass(ssh_message).label(def.id),
+            // Skipping the facts check does not make a host without facts audited.
+            FACTS if skipped(skip, def.id) => Outcome::fail(why).with("facts is skipped, but the host has no facts").label(def.id),
+            FACTS => Outcome::fail(why).label(def.id),
+            _ if skipped(skip, def.id) => Outcome::skip(SKIPPED).label(def.id),
+            _ => Outcome::skip("not checked: the facts script failed").label(def.id),
         })
         .collect()
 }

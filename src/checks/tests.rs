@@ -212,6 +212,12 @@ fn skip_list_and_unreachable() {
     assert!(u[1..].iter().all(|f| f.status == Skip));
     let p = not_privileged("connected", "sudo requires a password", &[]);
     assert_eq!((p[0].status, p[1].status), (Pass, Fail));
+    assert_eq!((p[2].id, p[2].status), (FACTS, Skip));
+    let f = facts_failed("connected", "the facts script failed: exit status 1", &[]);
+    assert_eq!(f.iter().map(|f| (f.id, f.status)).take(3).collect::<Vec<_>>(), vec![(SSH_CONNECT, Pass), (PRIVILEGE, Skip), (FACTS, Fail)]);
+    assert_eq!(f[2].message, "the facts script failed: exit status 1");
+    assert!(f[3..].iter().all(|f| f.status == Skip && f.message == "not checked: the facts script failed"));
+    assert_finding(&fleet.finding(0, FACTS), Pass, "the facts script ran");
 }
 
 #[test]

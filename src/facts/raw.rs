@@ -191,6 +191,8 @@ mod tests {
             .output()
             .expect("sh");
         let raw = RawFacts::parse_bytes(&out.stdout).unwrap_or_else(|e| panic!("{e}; stderr: {}", String::from_utf8_lossy(&out.stderr)));
+        // A non-zero exit fails the host's facts check: the real script exits 0.
+        assert!(out.status.success(), "{:?}; stderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
         assert_eq!(raw.ok("etc_hosts").unwrap(), std::fs::read_to_string("/etc/hosts").unwrap());
         assert_eq!(raw.ok("os_release").unwrap(), std::fs::read_to_string("/etc/os-release").unwrap());
         assert_eq!(raw.ok("id").unwrap().trim(), std::process::Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap());

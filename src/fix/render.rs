@@ -1,7 +1,10 @@
 //! Showing a plan: a unified diff per edited file, one line per command, and
-//! the notes (what fix leaves to the operator).
+//! the notes (what fix leaves to the operator). Text from the hosts (file
+//! contents, names, reasons built from them) is printed escaped
+//! ([`crate::report::escape`]): a diff keeps its lines and tabs, nothing else.
 
 use super::{HostPlan, Step};
+use crate::report::escape::{for_terminal as esc, lines_for_terminal};
 use similar::TextDiff;
 use std::io::{self, Write};
 
@@ -13,16 +16,17 @@ pub fn diff(path: &str, original: Option<&str>, new: &str) -> String {
 }
 
 pub fn print_plan(out: &mut dyn Write, plan: &HostPlan) -> io::Result<()> {
+    let host = esc(&plan.host);
     if plan.steps.is_empty() {
-        writeln!(out, "== {}: nothing to change", plan.host)?;
+        writeln!(out, "== {host}: nothing to change")?;
     } else {
-        writeln!(out, "== {}: {} change(s)", plan.host, plan.steps.len())?;
+        writeln!(out, "== {host}: {} change(s)", plan.steps.len())?;
     }
     for step in &plan.steps {
         match step {
             Step::Edit { path, original, new, why } => {
-                writeln!(out, "# edit {path}: {}", why.join("; "))?;
-                write!(out, "{}", diff(path, original.as_deref(), new))?;
+                writeln!(out, "# edit {}: {}", esc(path), esc(&why.join("; ")))?;
+                write!(out, "{}", lines_for_terminal(&diff(&esc(path), original.as_deref(), new)))?;
             }
             other => {
                 let why = match other {
@@ -30,13 +34,46 @@ pub fn print_plan(out: &mut dyn Write, plan: &HostPlan) -> io::Result<()> {
                     Step::Edit { .. } => unreachable!(),
                 };
                 let argv = other.command().unwrap_or_default();
-                writeln!(out, "$ {}", argv.iter().map(|a| crate::shell::quote(a)).collect::<Vec<_>>().join(" "))?;
-                writeln!(out, "  # {why}")?;
+                writeln!(out, "$ {}", esc(&crate::shell::join(&argv)))?;
+                writeln!(out, "  # {}", esc(why))?;
             }
         }
     }
     for n in &plan.notes {
-        writeln!(out, "note: {n}")?;
+        writeln!(out, "note: {}", esc(n))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fix::UnitAction;
+
+    #[test]
+    fn host_text_in_a_plan_is_escaped() {
+        let plan = HostPlan {
+            host: "cmp1".into(),
+            steps: vec![
+                Step::Edit {
+                    path: "/etc/default/libvirtd".into(),
+                    original: Some("# \x1b[2Jcleared\r\n\tA=1\n".into()),
+                    new: "# \x1b[2Jcleared\r\n\tA=2\n".into(),
+                    why: vec!["A from \u{202e}x".into()],
+                },
+                Step::Unit { action: UnitAction::Restart, unit: "bad\x1b].unit".into(), why: "because\nforged line".into() },
+            ],
+            notes: vec!["note \u{9b}31m".into()],
+            verify: None,
+        };
+        let mut out = Vec::new();
+        print_plan(&mut out, &plan).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(!out.contains('\x1b') && !out.contains('\r') && !out.contains('\u{202e}') && !out.contains('\u{9b}'), "{out:?}");
+        // The diff keeps its lines and its tabs; the context line shows its ESC and CR.
+        assert!(out.contains("\n # \\x1b[2Jcleared\\r\n-\tA=1\n+\tA=2\n"), "{out}");
+        assert!(out.contains("# edit /etc/default/libvirtd: A from \\u{202e}x\n"), "{out}");
+        assert!(out.contains("$ systemctl restart 'bad\\x1b].unit'\n  # because\\nforged line\n"), "{out}");
+        assert!(out.contains("note: note \\u{9b}31m\n"), "{out}");
+    }
 }

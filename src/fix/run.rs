@@ -7,6 +7,7 @@ use crate::audit::{self, Gathered};
 use crate::checks::Status;
 use crate::exit;
 use crate::inventory::Inventory;
+use crate::report::escape::for_terminal as esc;
 use crate::report::Report;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::time::Instant;
@@ -50,6 +51,11 @@ fn confirm(out: &mut dyn Write) -> io::Result<bool> {
 }
 
 pub fn run(inv: &Inventory, opts: &Options) -> i32 {
+    // A usage error, so refused before anything is audited (exit 2 means nothing was).
+    if !opts.dry_run && !opts.yes && !io::stdin().is_terminal() {
+        eprintln!("error: refusing to change hosts without --yes (no terminal to ask on); review with --dry-run first");
+        return exit::USAGE;
+    }
     let start = Instant::now();
     let run_id = apply::run_id();
     let mut gathered = audit::gather_all(inv, opts.parallel, audit::Keep::FOR_FIX, |_| {});
@@ -79,7 +85,7 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
             Some(p) => render::print_plan(&mut out, p).ok(),
             None => {
                 let why = before.hosts.iter().find(|h| h.name == spec.name).and_then(|h| h.checks.iter().find(|c| c.status == Status::Fail));
-                writeln!(out, "== {}: not reached: {}", spec.name, why.map_or("", |c| c.message.as_str())).ok()
+                writeln!(out, "== {}: not audited: {}", esc(&spec.name), esc(why.map_or("", |c| c.message.as_str()))).ok()
             }
         };
     }
@@ -102,10 +108,6 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
         return if before.failed() { exit::FAILED } else { exit::OK };
     }
     if !opts.yes {
-        if !io::stdin().is_terminal() {
-            eprintln!("error: refusing to change hosts without --yes (no terminal to ask on); review with --dry-run first");
-            return exit::USAGE;
-        }
         match confirm(&mut out) {
             Ok(true) => {}
             _ => {
@@ -126,7 +128,7 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
         |(i, p)| {
             let spec = &inv.hosts[*i];
             let facts = &gathered[*i].result.as_ref().expect("planned hosts were reached").0;
-            let mut progress = |m: &str| eprintln!("  {}: {}", spec.name, crate::report::escape::for_terminal(m));
+            let mut progress = |m: &str| eprintln!("  {}: {}", esc(&spec.name), esc(m));
             (*i, apply::apply(&audit::target(spec), p, facts, &txn, &mut progress))
         },
         |_| {},
@@ -136,10 +138,9 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
     let after = audit::evaluate(inv, &after_gathered, start.elapsed());
     let mut out = io::stdout().lock();
     let mut ok = true;
-    let esc = crate::report::escape::for_terminal;
     for (i, l) in &logs {
         let name = &inv.hosts[*i].name;
-        writeln!(out, "== {name}: {} action(s) (transaction {})", l.done.len(), l.run).ok();
+        writeln!(out, "== {}: {} action(s) (transaction {})", esc(name), l.done.len(), l.run).ok();
         for p in &l.previous {
             writeln!(out, "  earlier: {}", esc(p)).ok();
         }
@@ -162,7 +163,7 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
     for (b, a) in before.hosts.iter().zip(&after.hosts) {
         for (cb, ca) in b.checks.iter().zip(&a.checks) {
             if cb.status != ca.status || ca.status == Status::Fail {
-                writeln!(out, "  {:<6} {:<20} {} -> {}  {}", b.name, ca.id, cb.status.as_str(), ca.status.as_str(), ca.message).ok();
+                writeln!(out, "  {:<6} {:<20} {} -> {}  {}", esc(&b.name), ca.id, cb.status.as_str(), ca.status.as_str(), esc(&ca.message)).ok();
             }
             if FIXABLE.contains(&ca.id) && ca.status == Status::Fail {
                 ok = false;
@@ -173,5 +174,41 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
         ok = false;
     }
     writeln!(out, "fix took {:.1} s", start.elapsed().as_secs_f64()).ok();
-    if ok { exit::OK } else { exit::FAILED }
+    exit_after(ok, &after)
+}
+
+/// The exit status after applying: 1 when a plan was not applied or was rolled
+/// back, or when anything fails in the audit after (as doctor's: any check, not
+/// only the fixable ones, and any host not audited); else 0. A second run that
+/// finds nothing to change exits the same way.
+pub fn exit_after(applied: bool, after: &Report) -> i32 {
+    if applied && !after.failed() { exit::OK } else { exit::FAILED }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Finding;
+    use crate::report::HostReport;
+
+    #[test]
+    fn exit_after_applying_is_doctors() {
+        let host = |id: &'static str, status: Status| HostReport {
+            name: "cmp1".into(),
+            address: "198.18.42.11".into(),
+            reached: true,
+            elapsed_ms: 0,
+            checks: vec![Finding { id, status, message: String::new(), evidence: Vec::new() }],
+        };
+        let after = |h: HostReport| Report::new(vec![h], 0);
+        assert_eq!(exit_after(true, &after(host("libvirt.listen", Status::Pass))), exit::OK);
+        assert_eq!(exit_after(true, &after(host("nova.vnc-listen", Status::Warn))), exit::OK);
+        assert_eq!(exit_after(false, &after(host("libvirt.listen", Status::Pass))), exit::FAILED);
+        // A check fix does not handle, still failing: 1, as doctor (and a second run) would say.
+        assert!(!FIXABLE.contains(&"storage.instances"));
+        assert_eq!(exit_after(true, &after(host("storage.instances", Status::Fail))), exit::FAILED);
+        let mut gone = host("ssh.connect", Status::Pass);
+        gone.reached = false;
+        assert_eq!(exit_after(true, &after(gone)), exit::FAILED);
+    }
 }

@@ -15,7 +15,7 @@ use crate::checks::{self, Finding, HostView, Outcome, Status};
 use crate::facts::RawFacts;
 use crate::inventory::{HostSpec, Inventory};
 use crate::report::PairReport;
-use crate::transport::Session;
+use crate::transport::{Output, Session};
 use std::net::IpAddr;
 
 pub const RESOLVE: &str = "mesh.resolve";
@@ -109,9 +109,20 @@ pub fn probe(spec: &HostSpec, session: Option<Session>, script: &str) -> Result<
         None => Session::connect(&audit::target(spec)).map_err(|e| e.to_string())?,
     };
     let out = s.run_script(script).map_err(|e| e.to_string())?;
-    RawFacts::parse_bytes(&out.stdout).map_err(|e| {
-        format!("the mesh probe printed no records (exit status {}): {e}; stderr: {}", out.status, String::from_utf8_lossy(&out.stderr).trim())
-    })
+    probe_output(&out)
+}
+
+/// The records of a probe run, or why there are none to trust: the script exited
+/// non-zero, or printed no records, or malformed ones.
+pub fn probe_output(out: &Output) -> Result<RawFacts, String> {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = stderr.trim();
+    let stderr = if stderr.is_empty() { String::new() } else { format!("; stderr: {stderr}") };
+    match RawFacts::parse_bytes(&out.stdout) {
+        Ok(_) if !out.success() => Err(format!("the probe script exited with status {}{stderr}", out.status)),
+        Ok(raw) => Ok(raw),
+        Err(e) => Err(format!("the probe script printed no usable records (exit status {}): {e}{stderr}", out.status)),
+    }
 }
 
 /// How one TCP probe ended.
@@ -167,8 +178,11 @@ pub fn judge(from: &HostView, to: &HostView, raw: &RawFacts, libvirt_port: u16, 
     let mut out = Vec::new();
 
     // mesh.resolve
+    // Both engines print every record for every peer they were given: a missing one
+    // means the probe broke, and nothing can be said of the pair.
+    let missing = |what: &str| Outcome::fail(format!("the mesh probe on {me} printed no {what} record for {peer}"));
     let resolve = match raw.get(&format!("resolve:{peer}")) {
-        None => Outcome::skip("not probed"),
+        None => missing("resolve"),
         Some(r) if r.status != 0 => Outcome::fail(format!(
             "{peer} does not resolve on {me} (getent ahosts {peer}: exit status {}); add it to DNS or /etc/hosts on {me}",
             r.status
@@ -206,7 +220,7 @@ pub fn judge(from: &HostView, to: &HostView, raw: &RawFacts, libvirt_port: u16, 
     // mesh.qemu-tcp
     let uri = format!("qemu+tcp://{peer}:{libvirt_port}/system");
     let qemu = match raw.get(&format!("qemu-tcp:{peer}")) {
-        None => Outcome::skip("not probed"),
+        None => missing("qemu-tcp"),
         Some(r) if r.status == 124 => {
             Outcome::fail(format!("{uri} from {me} timed out after {PROBE_TIMEOUT_SECS} s (TCP {libvirt_port} filtered, or libvirtd hangs)"))
         }
@@ -257,7 +271,7 @@ pub fn judge(from: &HostView, to: &HostView, raw: &RawFacts, libvirt_port: u16, 
     }
     bad.extend(errors);
     let ports = if reachable.is_empty() && bad.is_empty() {
-        Outcome::skip("not probed")
+        missing("port")
     } else if bad.is_empty() {
         let list: Vec<String> = reachable.iter().map(u16::to_string).collect();
         Outcome::pass(format!("TCP {} of {peer}'s migration range {lo}-{hi} reachable from {me}", list.join(", "))).with_all(evidence)
@@ -283,12 +297,35 @@ pub fn apply_skip(findings: &mut [Finding], skip: &[String]) {
     }
 }
 
-/// Findings for a pair that could not be probed.
+/// Findings for a pair that could not be probed (a host of it was not reached:
+/// that host's own checks already fail).
 pub fn not_probed(why: &str) -> Vec<Finding> {
     [RESOLVE, QEMU_TCP, MIGRATION_PORTS]
         .into_iter()
         .map(|id| Finding { id, status: Status::Skip, message: why.to_string(), evidence: Vec::new() })
         .collect()
+}
+
+/// Findings for a pair whose source host was reached but whose probe failed
+/// (could not run, timed out, exited non-zero, printed garbage): every pair check
+/// fails with the cause; nothing was judged, so nothing may pass or be skipped.
+pub fn probe_failed(why: &str) -> Vec<Finding> {
+    [RESOLVE, QEMU_TCP, MIGRATION_PORTS]
+        .into_iter()
+        .map(|id| Finding { id, status: Status::Fail, message: why.to_string(), evidence: Vec::new() })
+        .collect()
+}
+
+/// The pair checks of `from` -> `to` (inventory names `names`) from the source's
+/// probe result: skipped when either host was not reached, failed when the probe
+/// failed, judged otherwise.
+pub fn pair_checks(names: (&str, &str), from: Option<HostView>, to: Option<HostView>, probed: &Result<RawFacts, String>, libvirt_port: u16, reached: &[HostView]) -> Vec<Finding> {
+    match (from, to, probed) {
+        (None, _, _) => not_probed(&format!("not checked: {} was not reached", names.0)),
+        (_, None, _) => not_probed(&format!("not checked: {} was not reached", names.1)),
+        (Some(_), Some(_), Err(why)) => probe_failed(why),
+        (Some(from), Some(to), Ok(raw)) => judge(&from, &to, raw, libvirt_port, reached),
+    }
 }
 
 /// Probe the mesh of `mode` pairs among the hosts of `inv` (in parallel, one
@@ -328,7 +365,8 @@ pub fn run(inv: &Inventory, gathered: &[Gathered], mode: Pairs, parallel: usize)
         &sources,
         parallel,
         |&a| {
-            let Some(_) = views[a] else { return Err(format!("not checked: {} was not reached", inv.hosts[a].name)) };
+            // An unreached source's pairs are skipped (see pair_checks): no probe.
+            let Some(_) = views[a] else { return Ok(RawFacts::default()) };
             let peers: Vec<(String, Vec<u16>)> = pairs
                 .iter()
                 .filter(|p| p.0 == a)
@@ -346,12 +384,7 @@ pub fn run(inv: &Inventory, gathered: &[Gathered], mode: Pairs, parallel: usize)
         .iter()
         .map(|&(a, b)| {
             let probed = &probes[sources.iter().position(|s| *s == a).expect("source probed")];
-            let mut checks = match (views[a], views[b], probed) {
-                (_, _, Err(why)) => not_probed(why),
-                (_, None, _) => not_probed(&format!("not checked: {} was not reached", inv.hosts[b].name)),
-                (Some(from), Some(to), Ok(raw)) => judge(&from, &to, raw, libvirt_port, &reached),
-                (None, _, _) => not_probed(&format!("not checked: {} was not reached", inv.hosts[a].name)),
-            };
+            let mut checks = pair_checks((&inv.hosts[a].name, &inv.hosts[b].name), views[a], views[b], probed, libvirt_port, &reached);
             apply_skip(&mut checks, &inv.skip);
             PairReport { from: inv.hosts[a].name.clone(), to: inv.hosts[b].name.clone(), checks }
         })

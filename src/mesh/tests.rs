@@ -87,7 +87,42 @@ fn judge_all_good_and_all_bad() {
     let f = judge(&views[0], &views[1], &unresolved, 16509, &views);
     assert!(f[0].message.contains("cmp2 does not resolve on cmp1"), "{}", f[0].message);
     assert!(f[1].message.ends_with("failed: Unable to resolve address 'cmp2' service '16509': Name or service not known"), "{}", f[1].message);
-    assert_eq!(f[2].status, Status::Skip);
+    // Both engines print a record per port probed, resolved or not: none is a broken probe.
+    assert_eq!((f[2].status, f[2].message.as_str()), (Status::Fail, "the mesh probe on cmp1 printed no port record for cmp2"));
+    let f = judge(&views[0], &views[1], &probe_records(&[("port:cmp2:49152", rec(1, "", refused))]), 16509, &views);
+    assert_eq!(f[0].message, "the mesh probe on cmp1 printed no resolve record for cmp2");
+    assert_eq!(f[1].message, "the mesh probe on cmp1 printed no qemu-tcp record for cmp2");
+    assert_eq!(f.iter().map(|f| f.status).collect::<Vec<_>>(), vec![Status::Fail, Status::Fail, Status::Pass]);
+}
+
+#[test]
+fn a_failed_probe_fails_the_pair_checks() {
+    use crate::transport::Output;
+    let out = |status: i32, stdout: &[u8], stderr: &[u8]| Output { stdout: stdout.to_vec(), stderr: stderr.to_vec(), status };
+    let good = b"@@MIGREADY@@ resolve:cmp2 0 - -\n";
+    assert!(probe_output(&out(0, good, b"")).unwrap().get("resolve:cmp2").is_some());
+    // Records, but the script failed: not trusted.
+    assert_eq!(probe_output(&out(1, good, b"boom\n")).unwrap_err(), "the probe script exited with status 1; stderr: boom");
+    // Garbage, or nothing at all.
+    let e = probe_output(&out(0, b"Traceback (most recent call last):\n", b"")).unwrap_err();
+    assert_eq!(e, "the probe script printed no usable records (exit status 0): facts output line 0: no facts in the output");
+    let e = probe_output(&out(0, b"@@MIGREADY@@ resolve:cmp2 zero - -\n", b"")).unwrap_err();
+    assert!(e.contains("line 1: bad exit status"), "{e}");
+
+    let (specs, facts) = hosts();
+    let views: Vec<HostView> = specs.iter().zip(&facts).map(|(spec, facts)| HostView { spec, facts }).collect();
+    let failed: Result<RawFacts, String> = Err("the mesh probe on cmp1 failed: timed out after 10s running the script".into());
+    let f = pair_checks(("cmp1", "cmp2"), Some(views[0]), Some(views[1]), &failed, 16509, &views);
+    assert_eq!(f.iter().map(|f| (f.id, f.status)).collect::<Vec<_>>(), vec![(RESOLVE, Status::Fail), (QEMU_TCP, Status::Fail), (MIGRATION_PORTS, Status::Fail)]);
+    assert!(f.iter().all(|f| f.message == "the mesh probe on cmp1 failed: timed out after 10s running the script"), "{f:#?}");
+    // The run fails (exit status 1), where it used to pass with three skips.
+    let pair = crate::report::PairReport { from: "cmp1".into(), to: "cmp2".into(), checks: f };
+    assert!(crate::report::Report::with_pairs(Vec::new(), vec![pair], 0).failed());
+    // A host not reached: its pairs are skipped (its ssh.connect already fails).
+    for (from, to) in [(None, Some(views[1])), (Some(views[0]), None)] {
+        let f = pair_checks(("cmp1", "cmp2"), from, to, &failed, 16509, &views);
+        assert!(f.iter().all(|f| f.status == Status::Skip && f.message.ends_with("was not reached")), "{f:#?}");
+    }
 }
 
 #[test]
@@ -135,6 +170,8 @@ fn run_here(peers: &[(String, Vec<u16>)], engine: &str) -> RawFacts {
         .expect("sh");
     child.stdin.take().unwrap().write_all(script_with(peers, 1, engine).as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
+    // A failing probe script fails the pair checks: the real one exits 0.
+    assert!(out.status.success(), "{engine}: {:?}", out.status);
     RawFacts::parse(&String::from_utf8_lossy(&out.stdout)).expect("records")
 }
 

@@ -128,4 +128,23 @@ mod tests {
         print_table(&mut out, &sample(), &TableOptions { color: false, evidence: table::Evidence::Failures, width: Some(120) }).unwrap();
         insta::assert_snapshot!(String::from_utf8(out).unwrap());
     }
+
+    #[test]
+    fn host_text_is_escaped_in_the_table_not_in_json() {
+        let mut r = sample();
+        r.hosts[0].name = "cmp1\u{202e}".into();
+        r.hosts[0].checks[1].message = "libvirtd: \x1b[31mred\x1b[0m and \u{202e}reversed\u{202c}".into();
+        r.hosts[0].checks[1].evidence = vec!["stderr: \x1b]0;title\x07two\nlines".into()];
+        let mut out = Vec::new();
+        print_table(&mut out, &r, &TableOptions { color: false, evidence: table::Evidence::Failures, width: Some(200) }).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(r"libvirtd: \x1b[31mred\x1b[0m and \u{202e}reversed\u{202c}"), "{text}");
+        assert!(text.contains(r"stderr: \x1b]0;title\x07two\nlines"), "{text}");
+        assert!(text.contains(r"cmp1\u{202e}"), "{text}");
+        assert!(!text.contains('\x1b') && !text.contains('\x07') && !text.contains('\u{202e}') && !text.contains('\u{202c}'), "{text:?}");
+        // JSON keeps the exact text (serde escapes what JSON needs).
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["hosts"][0]["checks"][1]["message"], "libvirtd: \x1b[31mred\x1b[0m and \u{202e}reversed\u{202c}");
+        assert_eq!(v["hosts"][0]["name"], "cmp1\u{202e}");
+    }
 }

@@ -1,6 +1,7 @@
 //! The human report: one comfy-table per run (host, check, status, message),
 //! colour on a terminal, plain otherwise, then a summary line.
 
+use super::escape::for_terminal;
 use super::Report;
 use crate::checks::Status;
 use comfy_table::{presets, Attribute, Cell, Color, ContentArrangement, Table};
@@ -54,8 +55,8 @@ pub fn print_table(out: &mut dyn Write, report: &Report, opts: &TableOptions) ->
     let rows = report
         .hosts
         .iter()
-        .map(|h| (h.name.clone(), &h.checks))
-        .chain(report.pairs.iter().map(|p| (format!("{} → {}", p.from, p.to), &p.checks)));
+        .map(|h| (for_terminal(&h.name).into_owned(), &h.checks))
+        .chain(report.pairs.iter().map(|p| (format!("{} → {}", for_terminal(&p.from), for_terminal(&p.to)), &p.checks)));
     for (name, checks) in rows {
         for (i, f) in checks.iter().enumerate() {
             let show = match opts.evidence {
@@ -63,11 +64,13 @@ pub fn print_table(out: &mut dyn Write, report: &Report, opts: &TableOptions) ->
                 Evidence::Failures => matches!(f.status, Status::Fail | Status::Warn),
                 Evidence::All => f.status != Status::Skip,
             };
-            let mut msg = f.message.clone();
+            // Messages and evidence are one line each (text from hosts escaped); the
+            // evidence goes on lines of its own under the message.
+            let mut msg = for_terminal(&f.message).into_owned();
             if show {
                 for e in &f.evidence {
                     msg.push_str("\n  ");
-                    msg.push_str(e);
+                    msg.push_str(&for_terminal(e));
                 }
             }
             let host = if i == 0 { name.clone() } else { String::new() };
@@ -82,7 +85,7 @@ pub fn print_table(out: &mut dyn Write, report: &Report, opts: &TableOptions) ->
         write!(out, ", {} pairs", report.pairs.len())?;
     }
     if unreached > 0 {
-        write!(out, " ({unreached} not reached)")?;
+        write!(out, " ({unreached} not audited)")?;
     }
     writeln!(out, ": {} pass, {} warn, {} fail, {} skip in {:.1} s", s.pass, s.warn, s.fail, s.skip, report.elapsed_ms as f64 / 1000.0)
 }

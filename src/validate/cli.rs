@@ -2,6 +2,7 @@
 
 use super::{Migrations, Options};
 use crate::mesh::Pairs;
+use crate::report::escape::for_terminal;
 use crate::report::{print_table, Evidence, TableOptions};
 use crate::{exit, inventory};
 use std::io::{IsTerminal, Write};
@@ -60,7 +61,7 @@ pub fn main(args: Args) -> i32 {
     let inv = match inventory::load(&args.inventory, &crate::check_ids()) {
         Ok(inv) => inv,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", for_terminal(&e.to_string()));
             return exit::USAGE;
         }
     };
@@ -73,7 +74,7 @@ pub fn main(args: Args) -> i32 {
         Migrations::These(args.pair.clone())
     };
     if let Err(e) = super::migration_pairs(&inv, &migrations) {
-        eprintln!("error: {e}");
+        eprintln!("error: {}", for_terminal(&e));
         return exit::USAGE;
     }
     super::migrate::install_signal_handlers();
@@ -89,7 +90,7 @@ pub fn main(args: Args) -> i32 {
     if let Some(path) = &args.junit
         && let Err(e) = std::fs::write(path, super::junit::write(&report, "migready validate"))
     {
-        eprintln!("error: cannot write {}: {e}", path.display());
+        eprintln!("error: cannot write {}: {}", for_terminal(&path.display().to_string()), for_terminal(&e.to_string()));
     }
     let mut out = std::io::stdout().lock();
     let written = if table {
@@ -106,7 +107,7 @@ pub fn main(args: Args) -> i32 {
     if let Err(e) = written
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {
-        eprintln!("error: cannot write the report: {e}");
+        eprintln!("error: cannot write the report: {}", for_terminal(&e.to_string()));
     }
     if report.failed() { exit::FAILED } else { exit::OK }
 }

@@ -330,7 +330,7 @@ fn live_block(sa: &HostSpec, sb: &HostSpec, src: &HostView, dst: &HostView, name
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                     .progress_chars("=> "),
             );
-            b.set_message(format!("migrating {s} → {d}"));
+            b.set_message(format!("migrating {} → {}", crate::report::escape::for_terminal(s), crate::report::escape::for_terminal(d)));
             b
         });
         let (r, progress, took) = match direct {

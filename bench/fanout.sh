@@ -38,6 +38,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=../tests/lab/cargo-env.sh
+. "$repo/tests/lab/cargo-env.sh"
 KS=${KS:-"10 25 50"}
 REPS=${REPS:-5}
 FULL_REPS=${FULL_REPS:-$REPS}   # repetitions of the slow 35-module playbook

@@ -12,6 +12,7 @@ id=${MIGREADY_LAB_ID:-0}
 state=${MIGREADY_LAB_STATE:-/var/tmp/migready-lab$([[ $id == 0 ]] || echo "-$id")}
 lab() { tests/lab/lab.sh ssh "$@"; }
 bin=target/release/migready
+. tests/lab/cargo-env.sh
 [[ -x $bin ]] || cargo build --release -q
 inv=$(mktemp); trap 'rm -f "$inv"' EXIT
 sed 's/connect_timeout = 5/connect_timeout = 60/' "$state/inventory.toml" >"$inv"

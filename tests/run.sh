@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ $(id -u) == 0 ]] || { echo "tests/run.sh: run as root (lab hosts need namespaces and mounts)" >&2; exit 2; }
 
+. tests/lab/cargo-env.sh
 tests/lab/deps.sh
 
 # Lab images build in the background while the unit tests compile and run.

@@ -3,6 +3,7 @@
 # The lab stays up afterwards; `tests/lab/lab.sh down` removes it. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/lab/cargo-env.sh
 tests/lab/deps.sh
 cargo build --release --locked
 tests/lab/lab.sh down >/dev/null 2>&1 || true

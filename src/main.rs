@@ -49,11 +49,13 @@ enum Command {
     /// Audits, computes a plan per host (file diffs, systemctl, iptables/ip6tables
     /// and firewall-cmd commands; firewalld rich rules go to the runtime and the
     /// permanent configuration, without --reload), shows it, and with --yes (or a
-    /// yes on the terminal) applies it:
-    /// atomic file writes with backups that refuse to overwrite a file changed since
-    /// it was read, then the libvirt daemon must come back or the host is rolled
-    /// back. Audits again and prints each check before -> after. A second run
-    /// changes nothing.
+    /// yes on the terminal) applies it as one transaction per host, run by the
+    /// host itself (migready-fix.service, which also locks the host): atomic file
+    /// writes with backups that refuse to overwrite a file changed since it was
+    /// read, then the libvirt daemon must come back, or everything is rolled back;
+    /// also when the connection or migready dies meanwhile (the host finishes on its
+    /// own; the next doctor says how it ended). Audits again and prints each check
+    /// before -> after. A second run changes nothing.
     Fix {
         /// Inventory file (TOML; see inventory.example.toml).
         #[arg(short, long, env = "MIGREADY_INVENTORY")]
@@ -78,6 +80,16 @@ enum Command {
     Validate(migready::validate::cli::Args),
     /// List the checks with their IDs.
     Checks,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from these definitions; with --dir,
+    /// write migready.1 and one page per subcommand (migready-fix.1, ...) there.
+    Man {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -107,6 +119,33 @@ fn main() {
                 exit::USAGE
             }
         },
+        Command::Completions { shell } => {
+            // Into memory first: clap_complete panics on a write error (a closed pipe).
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "migready", &mut buf);
+            let _ = std::io::stdout().write_all(&buf);
+            exit::OK
+        }
+        Command::Man { dir: Some(dir) } => match clap_mangen::generate_to(<Cli as clap::CommandFactory>::command(), &dir) {
+            Ok(()) => exit::OK,
+            Err(e) => {
+                eprintln!("error: writing man pages to {}: {e}", dir.display());
+                exit::FAILED
+            }
+        },
+        Command::Man { dir: None } => {
+            let mut buf = Vec::new();
+            match clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut buf) {
+                Ok(()) => {
+                    let _ = std::io::stdout().write_all(&buf);
+                    exit::OK
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    exit::FAILED
+                }
+            }
+        }
         Command::Doctor { inventory, format, parallel, verbose, mesh } => doctor(&inventory, format, parallel as usize, verbose, mesh),
         Command::Validate(args) => migready::validate::cli::main(args),
     };

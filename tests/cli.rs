@@ -112,3 +112,21 @@ fn fix_without_yes_and_without_a_terminal_is_refused_before_auditing() {
     assert_eq!(v["hosts"][0]["checks"][0]["id"], "ssh.connect");
     assert_eq!(v["hosts"][0]["checks"][0]["status"], "fail");
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_clap_definitions() {
+    let (code, bash, _) = migready(&["completions", "bash"]);
+    assert_eq!(code, 0);
+    for sub in ["doctor", "fix", "validate", "checks"] {
+        assert!(bash.contains(sub), "bash completion lacks {sub}");
+    }
+    assert!(bash.contains("--dry-run") && bash.contains("--inventory"), "{bash}");
+    let (code, zsh, _) = migready(&["completions", "zsh"]);
+    assert!(code == 0 && zsh.starts_with("#compdef migready"), "{zsh}");
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = migready(&["man", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let fix = std::fs::read_to_string(dir.path().join("migready-fix.1")).unwrap();
+    assert!(fix.starts_with(".ie") && fix.contains("migready\\-fix") && fix.contains("\\-\\-dry\\-run"), "{fix}");
+    assert!(dir.path().join("migready.1").exists() && dir.path().join("migready-doctor.1").exists());
+}

@@ -8,6 +8,8 @@
 //! * [`libvirt_conf`]: `libvirtd.conf`, `qemu.conf`, `virtproxyd.conf` (libvirt's
 //!   `virconf` syntax).
 //! * [`ini`]: `nova.conf` (oslo.config INI).
+//! * [`bytes`]: a lossless `bytes <-> String` mapping for files that are not
+//!   valid UTF-8 (what the facts use to read configuration files).
 //! * [`envfile`]: `/etc/default/libvirtd`, `/etc/sysconfig/libvirtd` (systemd
 //!   `EnvironmentFile` / shell assignments).
 //!
@@ -30,6 +32,7 @@ pub trait Text {
     fn text(&self) -> &str;
 }
 
+pub mod bytes;
 pub mod envfile;
 pub mod ini;
 pub mod libvirt_conf;

@@ -148,8 +148,8 @@ fn edits_are_idempotent() {
             && path.ends_with(".conf")
         {
             let mut d = crate::formats::libvirt_conf::ConfDoc::parse(new);
-            d.set("listen_tcp", crate::formats::libvirt_conf::Value::Int(1));
-            d.set("auth_tcp", crate::formats::libvirt_conf::Value::Str("none".into()));
+            d.set("listen_tcp", crate::formats::libvirt_conf::Value::Int(1)).unwrap();
+            d.set("auth_tcp", crate::formats::libvirt_conf::Value::Str("none".into())).unwrap();
             assert_eq!(&d.to_string(), new);
         }
     }
@@ -297,4 +297,18 @@ fn ipv6_peer_without_persistence_is_a_note() {
     fleet.hosts[0].1.persisted_rules.retain(|p| p != "/etc/sysconfig/ip6tables");
     let p = plan_of(&fleet, 0);
     assert!(p.notes.iter().any(|n| n.contains("nothing on this host persists ip6tables rules")), "{:?}", p.notes);
+}
+
+#[test]
+fn nova_option_with_a_continuation_line_is_a_note_not_a_panic() {
+    // A flag list continued on an indented line: the merged value would span lines.
+    let p = nova_plan("mitaka", "live_migration_flag = VIR_MIGRATE_UNDEFINE_SOURCE\n  VIR_MIGRATE_PEER2PEER\n");
+    let note = p.notes.iter().find(|n| n.contains("live_migration_flag")).unwrap_or_else(|| panic!("{:?}", p.notes));
+    assert!(note.starts_with("nova.flags: /etc/nova/nova.conf line "), "{note}");
+    assert!(note.ends_with("not edited"), "{note}");
+    // The other key is still fixed.
+    let (orig, new) = edit_of(&p, "/etc/nova/nova.conf");
+    let ch = changed_lines(orig, new);
+    assert!(ch.iter().all(|l| !l.contains("live_migration_flag")), "{ch:?}");
+    assert!(ch.iter().any(|l| l.starts_with("+block_migration_flag = ")), "{ch:?}");
 }

@@ -18,7 +18,7 @@
 use std::fmt;
 use std::ops::Range;
 
-use super::{Line, append_line, best_commented, commented_assignment, lines};
+use super::{EditError, Line, append_line, best_commented, commented_assignment, lines};
 
 /// An active assignment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,21 +94,21 @@ impl EnvFile {
     /// `'...'`); an unquoted value is written bare unless it is empty or holds
     /// whitespace or shell-special characters, which get double quotes.
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// If `key` is not a valid variable name or `value` contains a line break.
-    pub fn set(&mut self, key: &str, value: &str) {
-        assert!(
-            is_valid_key(key),
-            "invalid environment variable name {key:?}"
-        );
-        assert!(
-            !value.contains(['\n', '\r']),
-            "environment value {value:?} spans lines"
-        );
+    /// Nothing changes if `key` is not a valid variable name or `value`
+    /// contains a line break.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), EditError> {
+        if !is_valid_key(key) {
+            return Err(EditError::new(None, format!("invalid environment variable name {key:?}")));
+        }
+        if value.contains(['\n', '\r']) {
+            let line = self.get(key).map(|e| e.line);
+            return Err(EditError::new(line, format!("{key}: the new value {value:?} spans lines")));
+        }
         if let Some(node) = self.nodes.iter().rev().find(|n| n.entry.key == key) {
             if node.entry.value == value {
-                return;
+                return Ok(());
             }
             let range = node.value.clone();
             let rendered = render(value, &self.text[range.clone()]);
@@ -119,6 +119,7 @@ impl EnvFile {
             append_line(&mut self.text, &format!("{key}={}", render(value, "")));
         }
         self.reparse();
+        Ok(())
     }
 
     /// Removes the word `word` from every assignment of `key`, keeping the other
@@ -126,7 +127,7 @@ impl EnvFile {
     /// `LIBVIRTD_ARGS="--timeout 120"`. An assignment left with no word is
     /// commented out instead (`#LIBVIRTD_ARGS="--listen"`). Words are split as by
     /// [`split_words`]; call once per spelling (`--listen`, then `-l`).
-    pub fn remove_word(&mut self, key: &str, word: &str) {
+    pub fn remove_word(&mut self, key: &str, word: &str) -> Result<(), EditError> {
         let mut edits: Vec<(Range<usize>, String)> = Vec::new();
         for node in self.nodes.iter().filter(|n| n.entry.key == key) {
             let words = word_spans(&node.entry.value);
@@ -150,12 +151,13 @@ impl EnvFile {
             }
         }
         if edits.is_empty() {
-            return;
+            return Ok(());
         }
         for (range, replacement) in edits.into_iter().rev() {
             self.text.replace_range(range, &replacement);
         }
         self.reparse();
+        Ok(())
     }
 
     /// The commented-out assignment of `key` to replace, and its replacement line.
@@ -404,15 +406,15 @@ mod tests {
     #[test]
     fn set_keeps_quote_style() {
         let mut file = EnvFile::parse("A=\"x\"\nB='y'\nC=z\nexport D=1 \n");
-        file.set("A", "--listen");
-        file.set("B", "it's");
-        file.set("C", "two words");
-        file.set("D", "2");
+        file.set("A", "--listen").unwrap();
+        file.set("B", "it's").unwrap();
+        file.set("C", "two words").unwrap();
+        file.set("D", "2").unwrap();
         assert_eq!(
             file.to_string(),
             "A=\"--listen\"\nB=\"it's\"\nC=\"two words\"\nexport D=2 \n"
         );
-        file.set("C", "$HOME");
+        file.set("C", "$HOME").unwrap();
         assert_eq!(value_of(&file, "C").as_deref(), Some("$HOME"));
         assert!(file.to_string().contains("C=\"\\$HOME\"\n"));
     }
@@ -421,8 +423,8 @@ mod tests {
     fn set_same_value_keeps_spelling() {
         let text = "A='x'\nB=\"\"\n";
         let mut file = EnvFile::parse(text);
-        file.set("A", "x");
-        file.set("B", "");
+        file.set("A", "x").unwrap();
+        file.set("B", "").unwrap();
         assert_eq!(file.to_string(), text);
     }
 
@@ -430,19 +432,19 @@ mod tests {
     fn set_uncomments_matching_default() {
         let text = "#A=\"--timeout 120\"\n\n#A=\"--listen\"\n";
         let mut file = EnvFile::parse(text);
-        file.set("A", "--listen");
+        file.set("A", "--listen").unwrap();
         assert_eq!(file.to_string(), "#A=\"--timeout 120\"\n\nA=\"--listen\"\n");
         let mut file = EnvFile::parse(text);
-        file.set("A", "--timeout 60");
+        file.set("A", "--timeout 60").unwrap();
         assert_eq!(file.to_string(), "A=\"--timeout 60\"\n\n#A=\"--listen\"\n");
     }
 
     #[test]
     fn set_appends() {
         let mut file = EnvFile::parse("# x");
-        file.set("A", "");
+        file.set("A", "").unwrap();
         assert_eq!(file.to_string(), "# x\nA=\"\"\n");
-        file.set("B", "b");
+        file.set("B", "b").unwrap();
         assert_eq!(file.to_string(), "# x\nA=\"\"\nB=b\n");
     }
 
@@ -450,10 +452,10 @@ mod tests {
     fn remove_word_keeps_other_words() {
         let mut file =
             EnvFile::parse("A=\"--listen --timeout 120\"\nB=-l\nC='-v  --listen'\nD=x\n");
-        file.remove_word("A", "--listen");
-        file.remove_word("B", "-l");
-        file.remove_word("C", "--listen");
-        file.remove_word("D", "--listen");
+        file.remove_word("A", "--listen").unwrap();
+        file.remove_word("B", "-l").unwrap();
+        file.remove_word("C", "--listen").unwrap();
+        file.remove_word("D", "--listen").unwrap();
         assert_eq!(
             file.to_string(),
             "A=\"--timeout 120\"\n#B=-l\nC='-v'\nD=x\n"
@@ -464,16 +466,20 @@ mod tests {
     #[test]
     fn remove_word_comments_out_every_emptied_assignment() {
         let mut file = EnvFile::parse("A=\"--listen\"\n  A=\"--listen -l\"\n");
-        file.remove_word("A", "--listen");
-        file.remove_word("A", "-l");
+        file.remove_word("A", "--listen").unwrap();
+        file.remove_word("A", "-l").unwrap();
         assert_eq!(file.to_string(), "#A=\"--listen\"\n#A=\"-l\"\n");
         assert_eq!(file.get("A"), None);
     }
 
     #[test]
-    #[should_panic(expected = "invalid environment variable name")]
-    fn set_rejects_bad_key() {
-        EnvFile::parse("").set("A-B", "x");
+    fn set_refuses_bad_key_and_multi_line_value() {
+        let mut file = EnvFile::parse("A=1\n");
+        let e = file.set("A-B", "x").unwrap_err();
+        assert_eq!(e.message, "invalid environment variable name \"A-B\"");
+        let e = file.set("A", "x\ry").unwrap_err();
+        assert_eq!(e.note("/etc/default/libvirtd"), "/etc/default/libvirtd line 1: A: the new value \"x\\ry\" spans lines; not edited");
+        assert_eq!(file.to_string(), "A=1\n");
     }
 
     #[test]
@@ -484,7 +490,7 @@ mod tests {
         assert_eq!(file.entries().count(), 0);
 
         let mut edited = file.clone();
-        edited.set("LIBVIRTD_ARGS", "--listen");
+        edited.set("LIBVIRTD_ARGS", "--listen").unwrap();
         let after = edited.to_string();
         let changed = changed_lines(&text, &after);
         assert_eq!(changed.len(), 1);
@@ -498,10 +504,10 @@ mod tests {
             "LIBVIRTD_ARGS=\"--listen\""
         );
         assert_eq!(edited.get("LIBVIRTD_ARGS").unwrap().line, n);
-        edited.set("LIBVIRTD_ARGS", "--listen");
+        edited.set("LIBVIRTD_ARGS", "--listen").unwrap();
         assert_eq!(edited.to_string(), after, "idempotent");
 
-        edited.remove_word("LIBVIRTD_ARGS", "--listen");
+        edited.remove_word("LIBVIRTD_ARGS", "--listen").unwrap();
         assert_eq!(
             edited.to_string(),
             text,
@@ -517,7 +523,7 @@ mod tests {
         assert_eq!(file.get("LIBVIRTD_ARGS"), None);
 
         let mut edited = file.clone();
-        edited.set("LIBVIRTD_ARGS", "--listen");
+        edited.set("LIBVIRTD_ARGS", "--listen").unwrap();
         let changed = changed_lines(&text, &edited.to_string());
         assert_eq!(changed.len(), 1);
         assert_eq!(
@@ -526,8 +532,8 @@ mod tests {
         );
 
         let mut edited = file.clone();
-        edited.set("LIBVIRTD_ARGS", "--timeout 120 --listen");
-        edited.remove_word("LIBVIRTD_ARGS", "--listen");
+        edited.set("LIBVIRTD_ARGS", "--timeout 120 --listen").unwrap();
+        edited.remove_word("LIBVIRTD_ARGS", "--listen").unwrap();
         assert_eq!(
             value_of(&edited, "LIBVIRTD_ARGS").as_deref(),
             Some("--timeout 120")
@@ -557,20 +563,20 @@ mod tests {
             let text = lines.join("\n");
             let mut file = EnvFile::parse(&text);
             let others: Vec<EnvEntry> = file.entries().filter(|e| e.key != "KEY").cloned().collect();
-            file.set("KEY", &value);
+            file.set("KEY", &value).unwrap();
             let once = file.to_string();
             let reparsed = EnvFile::parse(&once);
             prop_assert_eq!(value_of(&reparsed, "KEY"), Some(value.clone()));
             let others_after: Vec<EnvEntry> = reparsed.entries().filter(|e| e.key != "KEY").cloned().collect();
             prop_assert_eq!(others_after, others);
-            file.set("KEY", &value);
+            file.set("KEY", &value).unwrap();
             prop_assert_eq!(file.to_string(), once);
         }
 
         #[test]
         fn remove_word_removes_it(words in prop::collection::vec("--listen|-l|-v|--timeout|120|'a b'", 0..5)) {
             let mut file = EnvFile::parse(&format!("ARGS=\"{}\"\n", words.join(" ")));
-            file.remove_word("ARGS", "--listen");
+            file.remove_word("ARGS", "--listen").unwrap();
             let expected: Vec<String> = split_words(&words.join(" ")).into_iter().filter(|w| w != "--listen").collect();
             match file.get("ARGS") {
                 Some(e) => prop_assert_eq!(split_words(&e.value), expected),

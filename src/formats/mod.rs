@@ -32,6 +32,31 @@ pub trait Text {
     fn text(&self) -> &str;
 }
 
+/// Why an edit was refused. The document is left as it was: edits never panic,
+/// whatever the file they were parsed from holds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct EditError {
+    /// The 1-based line of the document the edit concerns, when there is one.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl EditError {
+    pub fn new(line: Option<usize>, message: impl Into<String>) -> EditError {
+        EditError { line, message: message.into() }
+    }
+
+    /// The error as a plan note about the file at `path`:
+    /// `PATH line N: MESSAGE; not edited`.
+    pub fn note(&self, path: &str) -> String {
+        match self.line {
+            Some(n) => format!("{path} line {n}: {}; not edited", self.message),
+            None => format!("{path}: {}; not edited", self.message),
+        }
+    }
+}
+
 pub mod bytes;
 pub mod envfile;
 pub mod ini;

@@ -384,6 +384,21 @@ mod tests {
     }
 
     #[test]
+    fn bom_is_kept_and_skipped() {
+        let text = "\u{feff}LIBVIRTD_ARGS=\"--listen\"\n";
+        let mut file = EnvFile::parse(text);
+        assert_eq!(file.get("LIBVIRTD_ARGS").map(|e| (e.value.as_str(), e.line)), Some(("--listen", 1)));
+        assert_eq!(file.to_string(), text);
+        file.remove_word("LIBVIRTD_ARGS", "--listen").unwrap();
+        assert_eq!(file.to_string(), "\u{feff}#LIBVIRTD_ARGS=\"--listen\"\n");
+        file.set("LIBVIRTD_ARGS", "--listen").unwrap();
+        assert_eq!(file.to_string(), text);
+        let mut file = EnvFile::parse("\u{feff}");
+        file.set("A", "1").unwrap();
+        assert_eq!(file.to_string(), "\u{feff}A=1\n");
+    }
+
+    #[test]
     fn last_assignment_wins() {
         let file = EnvFile::parse("A=1\nA=2\n");
         assert_eq!(file.get("A").unwrap().line, 2);

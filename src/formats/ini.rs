@@ -28,8 +28,8 @@ use std::fmt;
 use std::ops::Range;
 
 use super::{
-    EditError, Line, append_line, best_commented, comment_out_lines, commented_assignment, lines,
-    newline_style, terminate_last_line,
+    EditError, Line, append_line, best_commented, comment_out_lines, commented_assignment,
+    content_start, is_empty_doc, lines, newline_style, terminate_last_line,
 };
 
 /// An active assignment.
@@ -61,7 +61,8 @@ struct Node {
 #[derive(Debug, Clone)]
 struct Section {
     name: String,
-    /// Start of the header line (for the implicit `""` section: 0).
+    /// Start of the header line (for the implicit `""` section: the start of the
+    /// text, after a byte order mark).
     start: usize,
     /// Start of the next header, or the text length.
     end: usize,
@@ -102,7 +103,7 @@ impl IniDoc {
         let mut nodes: Vec<Node> = Vec::new();
         let mut sections = vec![Section {
             name: String::new(),
-            start: 0,
+            start: content_start(text),
             end: text.len(),
         }];
         // The node that a continuation line would extend.
@@ -301,7 +302,7 @@ impl IniDoc {
                 .is_some_and(|l| self.text[l.start..l.end].trim().is_empty());
             terminate_last_line(&mut self.text);
             let nl = newline_style(&self.text);
-            if !self.text.is_empty() && !ends_blank {
+            if !is_empty_doc(&self.text) && !ends_blank {
                 self.text.push_str(nl);
             }
             let new_line = format!("{key} = {rendered}");
@@ -468,6 +469,27 @@ mod tests {
         assert_eq!(doc.get("libvirt", "after").unwrap().line, 17);
         assert_eq!(doc.get("DEFAULT", "virt_type"), None);
         assert_eq!(doc.sections(), vec!["", "DEFAULT", "libvirt"]);
+    }
+
+    #[test]
+    fn bom_is_kept_and_skipped() {
+        let text = "\u{feff}[DEFAULT]\nx = 1\n";
+        let mut doc = IniDoc::parse(text);
+        assert_eq!(doc.get("DEFAULT", "x").map(|e| (e.value.as_str(), e.line)), Some(("1", 2)));
+        assert_eq!(doc.sections(), vec!["DEFAULT"]);
+        assert_eq!(doc.to_string(), text);
+        doc.set("DEFAULT", "y", "2").unwrap();
+        assert_eq!(doc.to_string(), "\u{feff}[DEFAULT]\nx = 1\ny = 2\n");
+        let mut doc = IniDoc::parse("\u{feff}k = 1\n");
+        assert_eq!(value_of(&doc, "", "k").as_deref(), Some("1"));
+        doc.comment_out("", "k", "").unwrap();
+        assert_eq!(doc.to_string(), "\u{feff}#k = 1\n");
+        let mut doc = IniDoc::parse("\u{feff}\n[b]\n");
+        doc.set("", "k", "v").unwrap();
+        assert_eq!(doc.to_string(), "\u{feff}k = v\n\n[b]\n");
+        let mut doc = IniDoc::parse("\u{feff}");
+        doc.set("vnc", "k", "v").unwrap();
+        assert_eq!(doc.to_string(), "\u{feff}[vnc]\nk = v\n");
     }
 
     #[test]

@@ -17,7 +17,8 @@ use std::fmt;
 use std::ops::Range;
 
 use super::{
-    EditError, Line, append_line, best_commented, comment_out_lines, commented_assignment, lines,
+    EditError, Line, append_line, best_commented, comment_out_lines, commented_assignment,
+    content_start, lines,
 };
 
 /// The value of a libvirt setting.
@@ -99,7 +100,7 @@ impl ConfDoc {
     /// Parses `text`. Never fails: lines that are not statements are kept as-is.
     pub fn parse(text: &str) -> ConfDoc {
         let mut nodes = Vec::new();
-        let mut pos = 0;
+        let mut pos = content_start(text);
         let mut line_no = 1;
         while pos < text.len() {
             match statement(text, pos) {
@@ -489,6 +490,28 @@ mod tests {
             assert!(doc.get("a").is_none(), "{text:?}");
             assert_eq!(doc.to_string(), text);
         }
+    }
+
+    #[test]
+    fn bom_is_kept_and_skipped() {
+        let text = "\u{feff}listen_tcp = 1\n#auth_tcp = \"sasl\"\n";
+        let mut doc = ConfDoc::parse(text);
+        let e = doc.get("listen_tcp").unwrap();
+        assert_eq!((&e.value, e.line, e.raw.as_str()), (&Value::Int(1), 1, "listen_tcp = 1"));
+        assert_eq!(doc.to_string(), text);
+        doc.set("listen_tcp", Value::Int(0)).unwrap();
+        assert_eq!(doc.to_string(), "\u{feff}listen_tcp = 0\n#auth_tcp = \"sasl\"\n");
+        doc.comment_out("listen_tcp", "off").unwrap();
+        assert_eq!(doc.to_string(), "\u{feff}# off\n#listen_tcp = 0\n#auth_tcp = \"sasl\"\n");
+        let mut doc = ConfDoc::parse("\u{feff}#listen_tcp = 1\n");
+        doc.set("listen_tcp", Value::Int(1)).unwrap();
+        assert_eq!(doc.to_string(), "\u{feff}listen_tcp = 1\n");
+        let mut doc = ConfDoc::parse("\u{feff}");
+        assert_eq!(doc.entries().count(), 0);
+        doc.set("x", Value::Int(2)).unwrap();
+        assert_eq!(doc.to_string(), "\u{feff}x = 2\n");
+        // Only a leading BOM is one: elsewhere U+FEFF is text.
+        assert!(ConfDoc::parse("a = 1\n\u{feff}b = 2\n").get("b").is_none());
     }
 
     #[test]

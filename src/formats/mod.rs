@@ -13,6 +13,13 @@
 //! * [`envfile`]: `/etc/default/libvirtd`, `/etc/sysconfig/libvirtd` (systemd
 //!   `EnvironmentFile` / shell assignments).
 //!
+//! # Byte order mark
+//!
+//! A UTF-8 byte order mark (U+FEFF) at the very start of a file is not part of
+//! its first line: every parser reads that line as if the mark were not there,
+//! and the document keeps it, so it prints back (and new lines land after it).
+//! U+FEFF anywhere else is ordinary text.
+//!
 //! # Commented-out defaults
 //!
 //! Distribution config files document defaults as commented-out assignments
@@ -62,6 +69,19 @@ pub mod envfile;
 pub mod ini;
 pub mod libvirt_conf;
 
+/// The UTF-8 byte order mark.
+pub(crate) const BOM: &str = "\u{feff}";
+
+/// Where the content of `text` starts: after a leading byte order mark.
+pub(crate) fn content_start(text: &str) -> usize {
+    if text.starts_with(BOM) { BOM.len() } else { 0 }
+}
+
+/// Whether `text` has no content: empty, or only a byte order mark.
+pub(crate) fn is_empty_doc(text: &str) -> bool {
+    text.len() == content_start(text)
+}
+
 /// One line of a text: `start..end` is its content without the line terminator,
 /// `next` is where the following line starts (after `\n` or `\r\n`, or the text
 /// length for a last line without terminator).
@@ -73,10 +93,11 @@ pub(crate) struct Line {
 }
 
 /// Splits `text` into lines, keeping the byte positions of contents and terminators.
-/// A lone `\r` is content, only `\r\n` and `\n` terminate a line.
+/// A lone `\r` is content, only `\r\n` and `\n` terminate a line. A leading byte
+/// order mark is not content: the first line starts after it.
 pub(crate) fn lines(text: &str) -> impl Iterator<Item = Line> + '_ {
     let bytes = text.as_bytes();
-    let mut start = 0;
+    let mut start = content_start(text);
     std::iter::from_fn(move || {
         if start >= bytes.len() {
             return None;
@@ -125,11 +146,12 @@ pub(crate) fn append_line(text: &mut String, line: &str) {
 }
 
 /// Ends a non-empty `text` with a line terminator if it lacks one (a final lone
-/// `\r` is completed to `\r\n`).
+/// `\r` is completed to `\r\n`). A text holding only a byte order mark counts
+/// as empty.
 pub(crate) fn terminate_last_line(text: &mut String) {
     if text.ends_with('\r') {
         text.push('\n');
-    } else if !text.is_empty() && !text.ends_with('\n') {
+    } else if !is_empty_doc(text) && !text.ends_with('\n') {
         text.push_str(newline_style(text));
     }
 }
@@ -226,6 +248,10 @@ mod tests {
         assert_eq!(got, vec![("a", 3), ("b", 5), ("", 6), ("c\rd", 9)]);
         assert_eq!(lines("").count(), 0);
         assert_eq!(lines("\n").count(), 1);
+        assert_eq!(lines("\u{feff}").count(), 0);
+        let text = "\u{feff}a\n\u{feff}b";
+        let got: Vec<_> = lines(text).map(|l| &text[l.start..l.end]).collect();
+        assert_eq!(got, vec!["a", "\u{feff}b"]);
     }
 
     #[test]

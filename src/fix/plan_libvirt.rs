@@ -11,7 +11,7 @@
 use super::{refused, status, Edits, HostPlan, Step, UnitAction, Verify};
 use crate::checks::{Ctx, Finding, Status};
 use crate::facts::{ConfigFile, DaemonMode};
-use crate::formats::envfile::{split_words, EnvFile};
+use crate::formats::envfile::{join_words, split_words, EnvFile};
 use crate::formats::libvirt_conf::{ConfDoc, Value};
 
 /// Sets `key` in the daemon's config; false (and a note) when the edit was refused.
@@ -129,24 +129,32 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, edit
                     None => plan.notes.push(format!("libvirt.listen: {service} reads no environment file; add --listen to its ExecStart by hand")),
                     Some(ef) => {
                         let original = ef.file.as_ref().map(|c| c.text());
-                        let (current, _) = f.daemon_args(daemon);
+                        // Not set in the file: the unit's own Environment= default applies.
+                        let unit_default: Vec<String> = libvirtd_unit
+                            .and_then(|u| u.environment.iter().find_map(|e| e.strip_prefix(&format!("{var}="))))
+                            .map(split_words)
+                            .unwrap_or_default();
                         let result = edits.edit(&ef.path, original, "--listen: traditional libvirtd reads listen_tcp only with it", |cur| {
                             let mut d = EnvFile::parse(cur);
-                            let mut words: Vec<String> = match d.get(&var) {
+                            let words = match d.get(&var) {
                                 Some(e) => split_words(&e.value),
-                                // Not set in the file: the unit's own default applies; keep its words.
-                                None => current.clone(),
+                                None => unit_default.clone(),
                             };
                             // Drop --timeout N: with masked sockets an idle libvirtd would exit for good.
-                            if let Some(i) = words.iter().position(|w| w == "--timeout" || w == "-t") {
-                                words.drain(i..(i + 2).min(words.len()));
-                            }
-                            if !words.iter().any(|w| w == "--listen" || w == "-l") {
-                                words.insert(0, "--listen".into());
-                            }
-                            let value = words.join(" ");
-                            if d.get(&var).map(|e| e.value.as_str()) != Some(value.as_str()) {
-                                d.set(&var, &value)?;
+                            let remove: Vec<usize> = match words.iter().position(|w| w == "--timeout" || w == "-t") {
+                                Some(i) => (i..(i + 2).min(words.len())).collect(),
+                                None => Vec::new(),
+                            };
+                            let listen = (!words.iter().any(|w| w == "--listen" || w == "-l")).then_some("--listen");
+                            if d.get(&var).is_some() {
+                                // Every other word stays as written, quotes included.
+                                d.edit_words(&var, &remove, listen)?;
+                            } else {
+                                let mut words: Vec<String> = words.iter().enumerate().filter(|(i, _)| !remove.contains(i)).map(|(_, w)| w.clone()).collect();
+                                if let Some(l) = listen {
+                                    words.insert(0, l.to_string());
+                                }
+                                d.set(&var, &join_words(&words))?;
                             }
                             Ok(d.to_string())
                         });

@@ -312,3 +312,24 @@ fn nova_option_with_a_continuation_line_is_a_note_not_a_panic() {
     assert!(ch.iter().all(|l| !l.contains("live_migration_flag")), "{ch:?}");
     assert!(ch.iter().any(|l| l.starts_with("+block_migration_flag = ")), "{ch:?}");
 }
+
+#[test]
+fn env_file_words_keep_their_quoting() {
+    // Traditional: --listen added, --timeout N dropped, the quoted path kept as written.
+    let mut r = raw("bookworm-traditional-reject");
+    let line = "LIBVIRTD_ARGS=\"--timeout 120 --config '/etc/libvirt/my libvirtd.conf'\"";
+    edit(&mut r, "envfile:libvirtd.service:/etc/sysconfig/libvirtd", |t| format!("{t}{line}\n"));
+    let fleet = Fleet::new(vec![("cmp3", "198.18.42.13", r)]);
+    let p = plan_of(&fleet, 0);
+    let (orig, new) = edit_of(&p, "/etc/sysconfig/libvirtd");
+    assert_eq!(changed_lines(orig, new), vec![format!("-{line}"), "+LIBVIRTD_ARGS=\"--listen --config '/etc/libvirt/my libvirtd.conf'\"".to_string()]);
+
+    // Socket activation: --listen removed, the rest as written.
+    let mut r = raw("bookworm-seed");
+    let line = "LIBVIRTD_ARGS=\"--listen  --config \\\"/etc/libvirt/my libvirtd.conf\\\" -v\"";
+    edit(&mut r, "envfile:libvirtd.service:/etc/default/libvirtd", |t| t.replace("LIBVIRTD_ARGS=\"--listen\"", line));
+    let fleet = Fleet::new(vec![("cmp5", "198.18.42.15", r)]);
+    let p = plan_of(&fleet, 0);
+    let (orig, new) = edit_of(&p, "/etc/default/libvirtd");
+    assert_eq!(changed_lines(orig, new), vec![format!("-{line}"), "+LIBVIRTD_ARGS=\"--config \\\"/etc/libvirt/my libvirtd.conf\\\" -v\"".to_string()]);
+}

@@ -123,41 +123,136 @@ impl EnvFile {
     }
 
     /// Removes the word `word` from every assignment of `key`, keeping the other
-    /// words as written: `LIBVIRTD_ARGS="--listen --timeout 120"` becomes
+    /// words exactly as written (quotes, escapes, the blanks between them):
+    /// `LIBVIRTD_ARGS="--listen --timeout 120"` becomes
     /// `LIBVIRTD_ARGS="--timeout 120"`. An assignment left with no word is
     /// commented out instead (`#LIBVIRTD_ARGS="--listen"`). Words are split as by
     /// [`split_words`]; call once per spelling (`--listen`, then `-l`).
+    ///
+    /// # Errors
+    ///
+    /// Nothing changes if a value could not be rewritten so that it reads as
+    /// its other words (a quote that would have to move).
     pub fn remove_word(&mut self, key: &str, word: &str) -> Result<(), EditError> {
         let mut edits: Vec<(Range<usize>, String)> = Vec::new();
         for node in self.nodes.iter().filter(|n| n.entry.key == key) {
-            let words = word_spans(&node.entry.value);
-            if !words.iter().any(|(_, w)| w == word) {
-                continue;
-            }
-            let kept: Vec<&str> = words
+            let remove: Vec<usize> = split_words(&node.entry.value)
                 .iter()
-                .filter(|(_, w)| w != word)
-                .map(|(span, _)| &node.entry.value[span.clone()])
+                .enumerate()
+                .filter(|(_, w)| *w == word)
+                .map(|(i, _)| i)
                 .collect();
-            if kept.is_empty() {
-                let content = &self.text[node.line.start..node.line.end];
-                edits.push((
-                    node.line.start..node.line.end,
-                    format!("#{}", content.trim_start()),
-                ));
-            } else {
-                let rendered = render(&kept.join(" "), &self.text[node.value.clone()]);
-                edits.push((node.value.clone(), rendered));
+            if !remove.is_empty() {
+                edits.push(self.word_edit(node, &remove, None)?);
             }
         }
-        if edits.is_empty() {
+        self.apply(edits);
+        Ok(())
+    }
+
+    /// Rewrites the words of the assignment of `key` in effect (the last one):
+    /// removes the words at the indices `remove` (counted as by [`split_words`]
+    /// over its value) and, if `prepend` is given, adds that word first. Every
+    /// other word keeps its text as written, quotes and escapes included:
+    /// `LIBVIRTD_ARGS="--timeout 120 --config '/etc/my libvirtd.conf'"` with
+    /// `remove` `[0, 1]` and `prepend` `--listen` becomes
+    /// `LIBVIRTD_ARGS="--listen --config '/etc/my libvirtd.conf'"`. An assignment
+    /// left with no word is commented out.
+    ///
+    /// # Errors
+    ///
+    /// Nothing changes if `key` has no assignment, an index is out of range, or
+    /// the value could not be rewritten so that it reads as the words wanted.
+    pub fn edit_words(&mut self, key: &str, remove: &[usize], prepend: Option<&str>) -> Result<(), EditError> {
+        let Some(node) = self.nodes.iter().rev().find(|n| n.entry.key == key) else {
+            return Err(EditError::new(None, format!("{key} is not set")));
+        };
+        if remove.is_empty() && prepend.is_none() {
             return Ok(());
+        }
+        let edit = self.word_edit(node, remove, prepend)?;
+        self.apply(vec![edit]);
+        Ok(())
+    }
+
+    /// The text replacement that removes the words at `remove` from `node`'s
+    /// value and puts `prepend` first: the value's own text with only those words
+    /// (and one blank run each) cut out, or the line commented out if no word is
+    /// left.
+    fn word_edit(&self, node: &Node, remove: &[usize], prepend: Option<&str>) -> Result<(Range<usize>, String), EditError> {
+        let line = Some(node.entry.line);
+        let value = node.entry.value.as_str();
+        let spans = word_spans(value);
+        if let Some(&i) = remove.iter().find(|&&i| i >= spans.len()) {
+            return Err(EditError::new(line, format!("{}: no word {i} in {value:?}", node.entry.key)));
+        }
+        let removed = |i: usize| remove.contains(&i);
+        let mut wanted: Vec<String> = spans.iter().enumerate().filter(|(i, _)| !removed(*i)).map(|(_, (_, w))| w.clone()).collect();
+        if wanted.is_empty() && prepend.is_none() {
+            let content = &self.text[node.line.start..node.line.end];
+            return Ok((node.line.start..node.line.end, format!("#{}", content.trim_start())));
+        }
+        // The edits of the value, as (range of the value, replacement).
+        let mut ops: Vec<(Range<usize>, String)> = Vec::new();
+        let mut i = 0;
+        while i < spans.len() {
+            if !removed(i) {
+                i += 1;
+                continue;
+            }
+            let first = i;
+            while i + 1 < spans.len() && removed(i + 1) {
+                i += 1;
+            }
+            let last = i;
+            i += 1;
+            let range = if last + 1 < spans.len() {
+                // Up to the next word: the run and the blanks after it.
+                spans[first].0.start..spans[last + 1].0.start
+            } else if first > 0 {
+                // The last words: the blanks before them and the run.
+                spans[first - 1].0.end..spans[last].0.end
+            } else {
+                spans[first].0.start..spans[last].0.end
+            };
+            ops.push((range, String::new()));
+        }
+        if let Some(word) = prepend {
+            let at = (0..spans.len()).find(|&i| !removed(i)).map_or_else(
+                || ops.first().map_or(value.len(), |(r, _)| r.start),
+                |i| spans[i].0.start,
+            );
+            let sep = if wanted.is_empty() { "" } else { " " };
+            ops.push((at..at, format!("{}{sep}", quote_word(word))));
+            wanted.insert(0, word.to_string());
+        }
+        // Right to left, so that earlier ranges stay valid (no two ranges overlap).
+        ops.sort_by_key(|(r, _)| std::cmp::Reverse(r.start));
+        let mut new_value = value.to_string();
+        for (range, text) in &ops {
+            new_value.replace_range(range.clone(), text);
+        }
+        let refused = || EditError::new(line, format!("{}: cannot rewrite {:?} as the words {wanted:?}", node.entry.key, value));
+        if split_words(&new_value) != wanted {
+            return Err(refused());
+        }
+        let raw = &self.text[node.value.clone()];
+        let new_raw = splice_quoted(raw, &ops).unwrap_or_else(|| render(&new_value, raw));
+        if unquote(&new_raw).as_deref() != Some(new_value.as_str()) {
+            return Err(refused());
+        }
+        Ok((node.value.clone(), new_raw))
+    }
+
+    /// Replaces ranges of the text (in file order, not overlapping), then re-parses.
+    fn apply(&mut self, edits: Vec<(Range<usize>, String)>) {
+        if edits.is_empty() {
+            return;
         }
         for (range, replacement) in edits.into_iter().rev() {
             self.text.replace_range(range, &replacement);
         }
         self.reparse();
-        Ok(())
     }
 
     /// The commented-out assignment of `key` to replace, and its replacement line.
@@ -288,6 +383,81 @@ fn render(value: &str, old: &str) -> String {
             out
         }
     }
+}
+
+/// For a value written as one quoted string (`"..."` or `'...'` and nothing
+/// after the closing quote), the byte offset in `raw` where each byte of the
+/// unquoted value comes from, plus one entry for the value's end (the closing
+/// quote). `None` for any other value.
+fn quoted_offsets(raw: &str) -> Option<(char, Vec<usize>)> {
+    let q = quote_style(raw)?;
+    let mut offsets = Vec::with_capacity(raw.len());
+    let mut chars = raw.char_indices().skip(1).peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == q {
+            // The closing quote must end the value.
+            return (i + 1 == raw.len()).then(|| {
+                offsets.push(i);
+                (q, offsets)
+            });
+        }
+        if q == '"' && c == '\\' {
+            match chars.next() {
+                Some((_, e @ ('"' | '\\' | '`' | '$'))) => offsets.extend(std::iter::repeat_n(i, e.len_utf8())),
+                Some((j, e)) => {
+                    offsets.push(i);
+                    offsets.extend((0..e.len_utf8()).map(|k| j + k));
+                }
+                None => return None,
+            }
+            continue;
+        }
+        offsets.extend((0..c.len_utf8()).map(|k| i + k));
+    }
+    None
+}
+
+/// Applies `ops` (edits of the unquoted value, right to left) to the quoted
+/// text `raw` itself, so that everything else in it stays as written; `None` if
+/// `raw` is not one quoted string, or a replacement cannot be written inside
+/// its quotes.
+fn splice_quoted(raw: &str, ops: &[(Range<usize>, String)]) -> Option<String> {
+    let (q, offsets) = quoted_offsets(raw)?;
+    let mut out = raw.to_string();
+    for (range, text) in ops {
+        let escaped = match q {
+            '\'' if text.contains('\'') => return None,
+            '\'' => text.clone(),
+            _ => {
+                let mut e = String::with_capacity(text.len());
+                for c in text.chars() {
+                    if matches!(c, '"' | '\\' | '`' | '$') {
+                        e.push('\\');
+                    }
+                    e.push(c);
+                }
+                e
+            }
+        };
+        out.replace_range(offsets[range.start]..offsets[range.end], &escaped);
+    }
+    Some(out)
+}
+
+/// `word` written so that [`split_words`] reads it back as one word: as is when
+/// it holds only safe characters, else in single quotes.
+pub fn quote_word(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// `words` as one value that [`split_words`] splits back into them.
+pub fn join_words(words: &[String]) -> String {
+    words.iter().map(|w| quote_word(w)).collect::<Vec<_>>().join(" ")
 }
 
 /// Splits an (already unquoted) value into words like a shell: blanks separate
@@ -479,6 +649,62 @@ mod tests {
     }
 
     #[test]
+    fn word_edits_keep_every_other_word_as_written() {
+        // Inner quotes, escapes and the blanks between the other words stay.
+        let mut file = EnvFile::parse("A=\"--listen\t--config \\\"/a b\\\"  -v a\\x \\$HOME\"\n");
+        file.remove_word("A", "--listen").unwrap();
+        assert_eq!(file.to_string(), "A=\"--config \\\"/a b\\\"  -v a\\x \\$HOME\"\n");
+        assert_eq!(split_words(&value_of(&file, "A").unwrap()), ["--config", "/a b", "-v", "ax", "$HOME"]);
+        file.remove_word("A", "$HOME").unwrap();
+        assert_eq!(file.to_string(), "A=\"--config \\\"/a b\\\"  -v a\\x\"\n");
+
+        let text = "LIBVIRTD_ARGS=\"--timeout 120 --config '/etc/libvirt/my libvirtd.conf'\"\n";
+        let mut file = EnvFile::parse(text);
+        file.edit_words("LIBVIRTD_ARGS", &[0, 1], Some("--listen")).unwrap();
+        assert_eq!(file.to_string(), "LIBVIRTD_ARGS=\"--listen --config '/etc/libvirt/my libvirtd.conf'\"\n");
+        let mut file = EnvFile::parse("A='-v --timeout 5 --config \"/x y\"'\n");
+        file.edit_words("A", &[1, 2], Some("--listen")).unwrap();
+        assert_eq!(file.to_string(), "A='--listen -v --config \"/x y\"'\n");
+        // The last words: the blanks before them go.
+        let mut file = EnvFile::parse("A=\"-v  --timeout 5\"\n");
+        file.edit_words("A", &[1, 2], None).unwrap();
+        assert_eq!(file.to_string(), "A=\"-v\"\n");
+        // An empty value, a bare one, one with text after its quotes.
+        let mut file = EnvFile::parse("A=\"\"\nB=--timeout\nC=\"--timeout 1 \"x\n");
+        file.edit_words("A", &[], Some("--listen")).unwrap();
+        file.edit_words("B", &[0], Some("--listen")).unwrap();
+        file.edit_words("C", &[0, 1], Some("--listen")).unwrap();
+        assert_eq!(file.to_string(), "A=\"--listen\"\nB=--listen\nC=\"--listen x\"\n");
+        let mut file = EnvFile::parse("B=-v\n");
+        file.edit_words("B", &[], Some("--listen")).unwrap();
+        assert_eq!(file.to_string(), "B=\"--listen -v\"\n");
+        // Removing every word comments the assignment out.
+        let mut file = EnvFile::parse("A=\"--timeout 5\"\n");
+        file.edit_words("A", &[0, 1], None).unwrap();
+        assert_eq!(file.to_string(), "#A=\"--timeout 5\"\n");
+    }
+
+    #[test]
+    fn word_edits_refuse_what_they_cannot_do() {
+        let text = "A=\"x\"\n";
+        let mut file = EnvFile::parse(text);
+        assert!(file.edit_words("B", &[0], None).is_err());
+        let e = file.edit_words("A", &[3], None).unwrap_err();
+        assert_eq!(e.line, Some(1));
+        assert_eq!(file.to_string(), text);
+    }
+
+    #[test]
+    fn quote_and_join_words() {
+        assert_eq!(quote_word("--listen"), "--listen");
+        assert_eq!(quote_word("my file"), "'my file'");
+        assert_eq!(quote_word("it's"), "'it'\\''s'");
+        assert_eq!(quote_word(""), "''");
+        let words: Vec<String> = ["--config", "/etc/my libvirtd.conf", "it's", ""].map(String::from).to_vec();
+        assert_eq!(split_words(&join_words(&words)), words);
+    }
+
+    #[test]
     fn remove_word_comments_out_every_emptied_assignment() {
         let mut file = EnvFile::parse("A=\"--listen\"\n  A=\"--listen -l\"\n");
         file.remove_word("A", "--listen").unwrap();
@@ -586,6 +812,62 @@ mod tests {
             prop_assert_eq!(others_after, others);
             file.set("KEY", &value).unwrap();
             prop_assert_eq!(file.to_string(), once);
+        }
+
+        #[test]
+        fn word_edits_change_only_their_words(
+            words in prop::collection::vec("--listen|-l|-v|--timeout|120|'a b'|\"c d\"|e\\\\ f|\\$HOME|x=1", 0..6),
+            seps in prop::collection::vec("[ \t]{1,2}", 6),
+            style in 0..3usize,
+            remove in prop::collection::btree_set(0..6usize, 0..3),
+            prepend in any::<bool>()) {
+            let mut value = String::new();
+            for (i, w) in words.iter().enumerate() {
+                if i > 0 { value.push_str(&seps[i]); }
+                value.push_str(w);
+            }
+            // The value written canonically in one of the three styles.
+            let dq = |v: &str| render(v, "\"");
+            let raw = match style {
+                1 if !value.contains('\'') => format!("'{value}'"),
+                2 if !value.starts_with(['"', '\'']) && !value.contains(['\\', ' ', '\t']) => value.clone(),
+                _ => dq(&value),
+            };
+            prop_assert_eq!(unquote(&raw), Some(value.clone()));
+            let mut file = EnvFile::parse(&format!("# c\nA={raw}\nB=1\n"));
+            let all = split_words(&value);
+            let remove: Vec<usize> = remove.into_iter().filter(|&i| i < all.len()).collect();
+            let mut expected: Vec<String> = all.iter().enumerate().filter(|(i, _)| !remove.contains(i)).map(|(_, w)| w.clone()).collect();
+            if prepend { expected.insert(0, "--listen".into()); }
+            file.edit_words("A", &remove, prepend.then_some("--listen")).unwrap();
+            let out = file.to_string();
+            let lines: Vec<&str> = out.split('\n').collect();
+            prop_assert_eq!((lines[0], lines[2], lines.len()), ("# c", "B=1", 4));
+            match file.get("A") {
+                Some(e) => {
+                    prop_assert_eq!(split_words(&e.value), expected.clone());
+                    // Each kept word's text is kept: the value is the old one
+                    // with whole words (and a blank run each) cut out.
+                    let spans = word_spans(&value);
+                    let mut rest = e.value.as_str();
+                    for (i, (span, _)) in spans.iter().enumerate() {
+                        if remove.contains(&i) { continue; }
+                        let at = rest.find(&value[span.clone()]);
+                        prop_assert!(at.is_some(), "{:?} lost {:?}", e.value, &value[span.clone()]);
+                        rest = &rest[at.unwrap_or(0) + span.len()..];
+                    }
+                    // Quoted values stay in their style, with nothing re-escaped.
+                    if raw.starts_with('\'') && !e.value.contains('\'') {
+                        prop_assert_eq!(lines[1].to_string(), format!("A='{}'", e.value));
+                    } else if raw.starts_with('"') {
+                        prop_assert_eq!(lines[1].to_string(), format!("A={}", dq(&e.value)));
+                    }
+                }
+                None => {
+                    prop_assert!(expected.is_empty());
+                    prop_assert_eq!(lines[1].to_string(), format!("#A={raw}"));
+                }
+            }
         }
 
         #[test]

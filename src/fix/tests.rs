@@ -333,3 +333,37 @@ fn env_file_words_keep_their_quoting() {
     let (orig, new) = edit_of(&p, "/etc/default/libvirtd");
     assert_eq!(changed_lines(orig, new), vec![format!("-{line}"), "+LIBVIRTD_ARGS=\"--config \\\"/etc/libvirt/my libvirtd.conf\\\" -v\"".to_string()]);
 }
+
+#[test]
+fn latin1_config_file_keeps_its_bytes() {
+    use crate::formats::bytes::{decode, encode};
+    let mut r = raw("bookworm-traditional-reject");
+    let stock = r.ok("libvirtd_conf").unwrap().to_string();
+    let mut bytes = b"# Konfiguration f\xfcr cmp3, caf\xe9\n".to_vec();
+    let (before, after) = stock.split_once("#auth_tcp = \"sasl\"").unwrap();
+    bytes.extend_from_slice(before.as_bytes());
+    bytes.extend_from_slice(b"auth_tcp = \"sasl\" # \xe9t\xe9");
+    bytes.extend_from_slice(after.as_bytes());
+    // As RawFacts::parse_bytes decodes it from the host's bytes.
+    crate::checks::testutil::set(&mut r, "libvirtd_conf", &decode(&bytes));
+    let fleet = Fleet::new(vec![("cmp3", "198.18.42.13", r)]);
+    assert_eq!(fleet.finding(0, "libvirt.auth").status, Status::Fail);
+    let p = plan_of(&fleet, 0);
+    let (orig, new) = edit_of(&p, "/etc/libvirt/libvirtd.conf");
+    // What the apply step compares with the host (sha256 of encode(original)) is the host's bytes.
+    assert_eq!(encode(orig), bytes);
+    let new = encode(new);
+    assert!(new.starts_with(b"# Konfiguration f\xfcr cmp3, caf\xe9\n"));
+    assert!(new.windows(23).any(|w| w == b"auth_tcp = \"none\" # \xe9t\xe9"), "{}", String::from_utf8_lossy(&new));
+    assert!(!new.windows(3).any(|w| w == "\u{fffd}".as_bytes()));
+    // Only the edited lines differ, byte for byte.
+    let (old_lines, new_lines): (Vec<&[u8]>, Vec<&[u8]>) = (bytes.split(|b| *b == b'\n').collect(), new.split(|b| *b == b'\n').collect());
+    assert_eq!(old_lines.len(), new_lines.len());
+    let changed = old_lines.iter().zip(&new_lines).filter(|(a, b)| a != b).count();
+    assert_eq!(changed, 3, "auth_tcp, listen_tls, listen_tcp");
+    // The diff shows the bytes as \xNN.
+    let mut out = Vec::new();
+    render::print_plan(&mut out, &p).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("-auth_tcp = \"sasl\" # \\xe9t\\xe9\n+auth_tcp = \"none\" # \\xe9t\\xe9\n"), "{out}");
+}

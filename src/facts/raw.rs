@@ -220,6 +220,32 @@ mod tests {
         assert_eq!(raw.ok("id"), Some("0\n"));
     }
 
+    /// The real facts script with libvirtd.conf and an environment file at
+    /// symbolic links (a dangling one too): each gets its `link:` record.
+    #[test]
+    fn facts_script_reports_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir(d.join("real")).unwrap();
+        std::fs::write(d.join("real/libvirtd.conf"), "listen_tcp = 1\n").unwrap();
+        std::os::unix::fs::symlink("real/libvirtd.conf", d.join("libvirtd.conf")).unwrap();
+        std::os::unix::fs::symlink(d.join("real/missing"), d.join("nova.conf")).unwrap();
+        std::fs::write(d.join("plain.conf"), "x = 1\n").unwrap();
+        let script = crate::facts::SCRIPT
+            .replace("file libvirtd_conf /etc/libvirt/libvirtd.conf", &format!("file libvirtd_conf {}/libvirtd.conf", d.display()))
+            .replace("file nova_conf /etc/nova/nova.conf", &format!("file nova_conf {}/nova.conf", d.display()))
+            .replace("file qemu_conf /etc/libvirt/qemu.conf", &format!("file qemu_conf {}/plain.conf", d.display()));
+        assert_eq!(script.matches(&d.display().to_string()).count(), 3, "the script's file lines changed");
+        let out = std::process::Command::new("sh").arg("-c").arg(&script).stdin(std::process::Stdio::null()).output().expect("sh");
+        let raw = RawFacts::parse_bytes(&out.stdout).unwrap();
+        assert_eq!(raw.ok("libvirtd_conf"), Some("listen_tcp = 1\n"));
+        assert_eq!(raw.ok("link:libvirtd_conf").unwrap(), format!("{}/real/libvirtd.conf\n", d.display()));
+        assert_eq!(raw.get("nova_conf").unwrap().status, 127);
+        assert_eq!(raw.ok("link:nova_conf").unwrap(), format!("{}/real/missing\n", d.display()));
+        assert_eq!(raw.ok("qemu_conf"), Some("x = 1\n"));
+        assert!(raw.get("link:qemu_conf").is_none());
+    }
+
     /// The real facts script, run on this machine: every fact framed, files byte for byte.
     #[test]
     fn facts_script_output_parses_here() {

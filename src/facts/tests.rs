@@ -100,3 +100,31 @@ fn config_files_with_a_bom_or_latin1_bytes() {
     let f = HostFacts::parse_bytes(&sized("nova_conf", b"\xef\xbb\xbf[libvirt]\n# \xfc\nlive_migration_tunnelled = true\n")).unwrap();
     assert_eq!(f.nova_option("libvirt", "live_migration_tunnelled").map(|v| v.0).as_deref(), Some("true"));
 }
+
+#[test]
+fn symlinked_config_files() {
+    let mut r = crate::checks::testutil::raw("bookworm-traditional-reject");
+    let set = |r: &mut RawFacts, name: &str, status: i32, out: &str| {
+        r.records.insert(name.into(), Record { status, stdout: out.into(), stderr: String::new() });
+    };
+    set(&mut r, "link:libvirtd_conf", 0, "/srv/config/libvirt/libvirtd.conf\n");
+    set(&mut r, "link:envfile:libvirtd.service:/etc/sysconfig/libvirtd", 0, "/etc/sysconfig/libvirtd.local\n");
+    set(&mut r, "link:persist:/etc/sysconfig/iptables", 0, "/etc/iptables/iptables.rules\n");
+    // readlink -f failed (a loop), printed nothing, or the link resolves to itself.
+    set(&mut r, "link:nova_conf", 1, "");
+    set(&mut r, "link:qemu_conf", 0, "");
+    set(&mut r, "link:nova_compute_conf", 0, "/etc/nova/nova-compute.conf\n");
+    let f = HostFacts::from_raw(r);
+    let conf = f.libvirtd_conf.as_ref().unwrap();
+    assert_eq!((conf.path.as_str(), conf.real_path.as_deref()), ("/etc/libvirt/libvirtd.conf", Some("/srv/config/libvirt/libvirtd.conf")));
+    let env = f.env_files[0].file.as_ref().unwrap();
+    assert_eq!(env.real_path.as_deref(), Some("/etc/sysconfig/libvirtd.local"));
+    assert_eq!(f.real_path("/etc/sysconfig/iptables"), Some("/etc/iptables/iptables.rules"));
+    assert_eq!(f.real_path("/etc/libvirt/libvirtd.conf"), Some("/srv/config/libvirt/libvirtd.conf"));
+    assert!(f.nova_conf.as_ref().unwrap().real_path.is_none());
+    assert!(f.qemu_conf.as_ref().unwrap().real_path.is_none());
+    assert_eq!(f.symlinks.len(), 3, "{:?}", f.symlinks);
+    // Plain files: no link records, no real path.
+    let f = fixture("bookworm-traditional-reject");
+    assert!(f.libvirtd_conf.unwrap().real_path.is_none() && f.symlinks.is_empty());
+}

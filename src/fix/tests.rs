@@ -367,3 +367,16 @@ fn latin1_config_file_keeps_its_bytes() {
     let out = String::from_utf8(out).unwrap();
     assert!(out.contains("-auth_tcp = \"sasl\" # \\xe9t\\xe9\n+auth_tcp = \"none\" # \\xe9t\\xe9\n"), "{out}");
 }
+
+#[test]
+fn symlinked_files_are_edited_by_their_path() {
+    let mut r = raw("bookworm-traditional-reject");
+    crate::checks::testutil::set(&mut r, "link:libvirtd_conf", "/srv/config/libvirtd.conf\n");
+    crate::checks::testutil::set(&mut r, "link:envfile:libvirtd.service:/etc/sysconfig/libvirtd", "/etc/sysconfig/libvirtd.local\n");
+    let fleet = Fleet::new(vec![("cmp3", "198.18.42.13", r)]);
+    assert_eq!(fleet.hosts[0].1.real_path("/etc/libvirt/libvirtd.conf"), Some("/srv/config/libvirtd.conf"));
+    let p = plan_of(&fleet, 0);
+    edit_of(&p, "/etc/libvirt/libvirtd.conf");
+    edit_of(&p, "/etc/sysconfig/libvirtd");
+    assert!(!p.steps.iter().any(|s| matches!(s, Step::Edit { path, .. } if path.starts_with("/srv") || path.ends_with(".local"))));
+}

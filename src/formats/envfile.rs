@@ -106,6 +106,8 @@ impl EnvFile {
             let line = self.get(key).map(|e| e.line);
             return Err(EditError::new(line, format!("{key}: the new value {value:?} spans lines")));
         }
+        let old_text = self.text.clone();
+        let others: Vec<EnvEntry> = self.entries().filter(|e| e.key != key).cloned().collect();
         if let Some(node) = self.nodes.iter().rev().find(|n| n.entry.key == key) {
             if node.entry.value == value {
                 return Ok(());
@@ -119,6 +121,13 @@ impl EnvFile {
             append_line(&mut self.text, &format!("{key}={}", render(value, "")));
         }
         self.reparse();
+        // Read back: the key has the value, every other assignment is as before.
+        let same_others = self.entries().filter(|e| e.key != key).map(|e| (&e.key, &e.value)).eq(others.iter().map(|e| (&e.key, &e.value)));
+        if self.get(key).map(|e| e.value.as_str()) != Some(value) || !same_others {
+            let line = self.get(key).map(|e| e.line);
+            *self = EnvFile::parse(&old_text);
+            return Err(EditError::new(line, format!("{key} = {value:?} would not read back as written, or would change other lines")));
+        }
         Ok(())
     }
 
@@ -520,7 +529,23 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    use crate::formats::testutil::{changed_lines, fixture};
+    use crate::formats::BOM;
+    use crate::formats::bytes::{decode, encode};
+    use crate::formats::testutil::{changed_lines, commented_lines, file_bytes, fixture, only_named_lines_changed, span, split_lines};
+    use std::collections::BTreeSet;
+
+    /// Lines of an environment file: assignments in every quoting, `export`,
+    /// commented-out defaults, comments, unterminated quotes, junk.
+    fn env_line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            5 => "[ \t]{0,2}(export )?(KEY|OTHER)[ ]?=[ ]?(\"[a-z \u{e9}'$-]{0,8}\"|\"--listen -v\"|'[a-z \"-]{0,6}'|[a-z\\\\-]{0,6}|\"open|\"a\\\\\" b\")[ \t]{0,2}",
+            2 => "(export )?KEY=(\"|')(--listen|-l|a|-v|x y)([ \t]{1,2}(--listen|-l|a|-v|\\\\\"b c\\\\\")){0,3}(\"|')",
+            2 => "#( )?(KEY|OTHER)=(\"[a-z -]{0,6}\"|[a-z]{0,3})",
+            1 => "[#;][a-z \u{e9}]{0,8}",
+            1 => "[ \t]{0,2}",
+            1 => "[a-zA-Z0-9_ \t=\"'$#;\\\\\u{e9}\u{65e5}-]{0,10}",
+        ]
+    }
 
     fn value_of(file: &EnvFile, key: &str) -> Option<String> {
         file.get(key).map(|e| e.value.clone())
@@ -784,17 +809,68 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip_any_string(text in any::<String>()) {
-            prop_assert_eq!(EnvFile::parse(&text).to_string(), text);
+        fn round_trip_and_entries_point_at_their_lines(bytes in file_bytes(env_line())) {
+            let text = decode(&bytes);
+            let file = EnvFile::parse(&text);
+            prop_assert_eq!(encode(&file.to_string()), bytes);
+            let lines = split_lines(&text);
+            for e in file.entries() {
+                let line = lines[e.line - 1];
+                let line = if e.line == 1 { line.strip_prefix(BOM).unwrap_or(line) } else { line };
+                let (key, _) = assignment(line.strip_suffix('\n').unwrap_or(line)).unwrap();
+                prop_assert_eq!(key, e.key.as_str());
+            }
         }
 
         #[test]
-        fn round_trip_env_like(lines in prop::collection::vec(
-            "[ \t#;]{0,2}(export )?[A-Z_0-9]{0,4}[ ]?=?[ ]?[a-z \"'\\\\$#-]{0,8}\r?", 0..12),
-            last_newline in any::<bool>()) {
-            let mut text = lines.join("\n");
-            if last_newline { text.push('\n'); }
-            prop_assert_eq!(EnvFile::parse(&text).to_string(), text);
+        fn set_changes_only_named_lines(bytes in file_bytes(env_line()), key in "KEY|OTHER|FRESH", value in "[a-z \u{e9}\"'$`\\\\#=;-]{0,8}") {
+            let text = decode(&bytes);
+            let mut file = EnvFile::parse(&text);
+            let mut named = commented_lines(&text, &key);
+            named.extend(file.get(&key).map(|e| e.line));
+            let others: Vec<EnvEntry> = file.entries().filter(|e| e.key != key).cloned().collect();
+            if file.set(&key, &value).is_err() {
+                prop_assert_eq!(file.to_string(), text);
+                return Ok(());
+            }
+            let new = file.to_string();
+            let e = file.get(&key).unwrap().clone();
+            prop_assert_eq!(&e.value, &value);
+            let r = only_named_lines_changed(&text, &new, &named, &span(e.line, 0), |_| false);
+            prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+            let key_of = |e: &EnvEntry| (e.key.clone(), e.value.clone());
+            prop_assert_eq!(file.entries().filter(|e| e.key != key).map(key_of).collect::<Vec<_>>(), others.iter().map(key_of).collect::<Vec<_>>());
+            prop_assert_eq!(EnvFile::parse(&new).entries().cloned().collect::<Vec<_>>(), file.entries().cloned().collect::<Vec<_>>());
+            file.set(&key, &value).unwrap();
+            prop_assert_eq!(file.to_string(), new, "idempotent");
+        }
+
+        #[test]
+        fn remove_word_changes_only_named_lines(bytes in file_bytes(env_line()), word in "--listen|-l|a") {
+            let text = decode(&bytes);
+            let mut file = EnvFile::parse(&text);
+            let named: BTreeSet<usize> = file.entries().filter(|e| e.key == "KEY" && split_words(&e.value).contains(&word)).map(|e| e.line).collect();
+            let before: Vec<EnvEntry> = file.entries().cloned().collect();
+            if file.remove_word("KEY", &word).is_err() {
+                prop_assert_eq!(file.to_string(), text);
+                return Ok(());
+            }
+            let new = file.to_string();
+            let now: BTreeSet<usize> = file.entries().filter(|e| e.key == "KEY").map(|e| e.line).collect();
+            let r = only_named_lines_changed(&text, &new, &named, &now, |l| l.starts_with('#'));
+            prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+            // Every assignment keeps its other words; emptied ones are gone.
+            let expected: Vec<(String, Vec<String>)> = before.iter().filter_map(|e| {
+                let words = split_words(&e.value);
+                if e.key == "KEY" && words.contains(&word) {
+                    let kept: Vec<String> = words.into_iter().filter(|w| *w != word).collect();
+                    (!kept.is_empty()).then(|| (e.key.clone(), kept))
+                } else {
+                    Some((e.key.clone(), words))
+                }
+            }).collect();
+            let got: Vec<(String, Vec<String>)> = file.entries().map(|e| (e.key.clone(), split_words(&e.value))).collect();
+            prop_assert_eq!(got, expected);
         }
 
         #[test]

@@ -254,6 +254,8 @@ impl IniDoc {
             return Err(EditError::new(None, format!("invalid INI option name {key:?}")));
         }
         let rendered = render_value(value);
+        let old_text = self.text.clone();
+        let others = self.others(section, key);
         let active = self
             .nodes
             .iter()
@@ -310,7 +312,21 @@ impl IniDoc {
                 .push_str(&format!("[{section}]{nl}{}{nl}", new_line.trim_end()));
         }
         self.reparse();
+        // Read back: the option has the value, every other one reads as before.
+        if self.get(section, key).map(|e| e.value.as_str()) != Some(value) || self.others(section, key) != others {
+            let line = self.get(section, key).map(|e| e.line);
+            *self = IniDoc::parse(&old_text);
+            return Err(EditError::new(line, format!("[{section}] {key} = {value:?} would not read back as written, or would change other lines")));
+        }
         Ok(())
+    }
+
+    /// The assignments of other options: (section, key, value).
+    fn others(&self, section: &str, key: &str) -> Vec<(String, String, String)> {
+        self.entries()
+            .filter(|e| !(e.key == key && same_section(&e.section, section)))
+            .map(|e| (e.section.clone(), e.key.clone(), e.value.clone()))
+            .collect()
     }
 
     /// Comments out every active assignment of `key` in `section`: each of its
@@ -431,7 +447,23 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    use crate::formats::testutil::{changed_lines, fixture};
+    use crate::formats::BOM;
+    use crate::formats::bytes::{decode, encode};
+    use crate::formats::testutil::{changed_lines, commented_lines, file_bytes, fixture, only_named_lines_changed, span, split_lines};
+    use std::collections::BTreeSet;
+
+    /// Lines of an oslo.config file: headers, assignments, continuations,
+    /// comments and commented-out defaults, junk.
+    fn ini_line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            2 => "\\[(s|t|DEFAULT|S|default)\\][ \t]?|\\[broken|\\[\\]",
+            5 => "(key|other|k2)[ \t]{0,2}[=:][ \t]{0,2}[a-z \u{e9}\"'#=:]{0,6}[ \t]{0,2}",
+            2 => "[ \t]{1,3}[a-z\u{e9}=]{1,5}",
+            2 => "[#;]( )?(key|other)[ \t]?=[ ]?[a-z\"]{0,3}|[#;][a-z \u{e9}]{0,8}",
+            1 => "[ \t]{0,2}",
+            1 => "[a-zA-Z0-9_ \t=:\\[\\]\"';#\u{e9}\u{65e5}]{0,10}",
+        ]
+    }
 
     fn value_of(doc: &IniDoc, section: &str, key: &str) -> Option<String> {
         doc.get(section, key).map(|e| e.value.clone())
@@ -725,17 +757,63 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip_any_string(text in any::<String>()) {
-            prop_assert_eq!(IniDoc::parse(&text).to_string(), text);
+        fn round_trip_and_entries_point_at_their_lines(bytes in file_bytes(ini_line())) {
+            let text = decode(&bytes);
+            let doc = IniDoc::parse(&text);
+            prop_assert_eq!(encode(&doc.to_string()), bytes);
+            let lines = split_lines(&text);
+            for e in doc.entries() {
+                let first = lines[e.line - 1];
+                let first = if e.line == 1 { first.strip_prefix(BOM).unwrap_or(first) } else { first };
+                let after = first.strip_prefix(e.key.as_str());
+                prop_assert!(after.is_some_and(|a| a.trim_start().starts_with(['=', ':'])), "{:?} is not line {} {:?}", e, e.line, first);
+                // Continuation lines follow, indented.
+                for k in 0..e.value.matches('\n').count() {
+                    prop_assert!(lines[e.line + k].starts_with([' ', '\t']), "{:?} line {}", e, e.line + k + 1);
+                }
+            }
         }
 
         #[test]
-        fn round_trip_ini_like(lines in prop::collection::vec(
-            "[ \t]{0,2}[\\[\\]#;a-zA-Z_ ]{0,8}[=:]?[ \t]{0,2}[a-z\"' #=:\\]]{0,6}[ \t]{0,2}\r?", 0..12),
-            last_newline in any::<bool>()) {
-            let mut text = lines.join("\n");
-            if last_newline { text.push('\n'); }
-            prop_assert_eq!(IniDoc::parse(&text).to_string(), text);
+        fn set_changes_only_named_lines(bytes in file_bytes(ini_line()), section in "s|t|DEFAULT|S|default|new|", key in "key|other|fresh", value in "[a-z \u{e9}\"'#=:;]{0,6}") {
+            let text = decode(&bytes);
+            let mut doc = IniDoc::parse(&text);
+            let mut named = commented_lines(&text, &key);
+            if let Some(e) = doc.get(&section, &key) {
+                named.extend(span(e.line, e.value.matches('\n').count()));
+            }
+            let others: Vec<IniEntry> = doc.entries().filter(|e| !(e.key == key && same_section(&e.section, &section))).cloned().collect();
+            if doc.set(&section, &key, &value).is_err() {
+                prop_assert_eq!(doc.to_string(), text);
+                return Ok(());
+            }
+            let new = doc.to_string();
+            let e = doc.get(&section, &key).unwrap().clone();
+            prop_assert_eq!(&e.value, &value);
+            let header = format!("[{section}]");
+            let r = only_named_lines_changed(&text, &new, &named, &span(e.line, 0), |l| l.trim_end() == header || l.trim().is_empty());
+            prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+            let key_of = |e: &IniEntry| (e.section.clone(), e.key.clone(), e.value.clone());
+            let others_after: Vec<_> = doc.entries().filter(|e| !(e.key == key && same_section(&e.section, &section))).map(key_of).collect();
+            prop_assert_eq!(others_after, others.iter().map(key_of).collect::<Vec<_>>());
+            prop_assert_eq!(IniDoc::parse(&new).entries().cloned().collect::<Vec<_>>(), doc.entries().cloned().collect::<Vec<_>>());
+            doc.set(&section, &key, &value).unwrap();
+            prop_assert_eq!(doc.to_string(), new, "idempotent");
+        }
+
+        #[test]
+        fn comment_out_changes_only_named_lines(bytes in file_bytes(ini_line()), section in "s|t|DEFAULT|S|", key in "key|other") {
+            let text = decode(&bytes);
+            let mut doc = IniDoc::parse(&text);
+            let named: BTreeSet<usize> = doc.get_all(&section, &key).iter().flat_map(|e| span(e.line, e.value.matches('\n').count())).collect();
+            let key_of = |e: &IniEntry| (e.section.clone(), e.key.clone(), e.value.clone());
+            let others: Vec<_> = doc.entries().filter(|e| !(e.key == key && same_section(&e.section, &section))).map(key_of).collect();
+            doc.comment_out(&section, &key, "off").unwrap();
+            let new = doc.to_string();
+            let r = only_named_lines_changed(&text, &new, &named, &BTreeSet::new(), |l| l.starts_with('#'));
+            prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+            prop_assert_eq!(doc.get(&section, &key), None);
+            prop_assert_eq!(doc.entries().map(key_of).collect::<Vec<_>>(), others);
         }
 
         #[test]

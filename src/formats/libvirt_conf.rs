@@ -175,6 +175,8 @@ impl ConfDoc {
         let Some(rendered) = value.render() else {
             return Err(EditError::new(current, format!("{key}: the value {value:?} cannot be written in libvirt syntax")));
         };
+        let old_text = self.text.clone();
+        let others = self.others(key);
         if let Some(node) = self.nodes.iter().rev().find(|n| n.entry.key == key) {
             if node.entry.value == value {
                 return Ok(());
@@ -187,7 +189,21 @@ impl ConfDoc {
             append_line(&mut self.text, &format!("{key} = {rendered}"));
         }
         self.reparse();
+        // Read back: the key has the value, every other statement reads as before
+        // (an unterminated `"""` elsewhere could otherwise swallow the new line).
+        if self.get(key).map(|e| &e.value) != Some(&value) || self.others(key) != others {
+            *self = ConfDoc::parse(&old_text);
+            return Err(EditError::new(current, format!("{key} = {rendered} would not read back as written, or would change other lines")));
+        }
         Ok(())
+    }
+
+    /// The statements of other keys: (key, value, source text).
+    fn others(&self, key: &str) -> Vec<(String, Value, String)> {
+        self.entries()
+            .filter(|e| e.key != key)
+            .map(|e| (e.key.clone(), e.value.clone(), e.raw.clone()))
+            .collect()
     }
 
     /// Comments out every active assignment of `key`: each of its lines gets a
@@ -426,7 +442,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    use crate::formats::testutil::{changed_lines, fixture};
+    use crate::formats::BOM;
+    use crate::formats::bytes::{decode, encode};
+    use crate::formats::testutil::{changed_lines, commented_lines, file_bytes, fixture, only_named_lines_changed, span, split_lines};
+    use std::collections::BTreeSet;
 
     fn s(v: &str) -> Value {
         Value::Str(v.to_string())
@@ -712,6 +731,20 @@ mod tests {
         );
     }
 
+    /// Lines of a libvirt config file, as distributions and admins write them.
+    fn conf_line() -> impl Strategy<Value = String> {
+        let value = r#"([+-]?[0-9]{1,4}|"[a-z \u{e9}'#\[\],]{0,6}"|'[a-z "]{0,4}'|\[( ?"[a-z]{0,3}",?){0,3} ?\]?|"""[a-z]{0,3}|[a-z]{1,3}|"[a-z]{0,3})"#;
+        let re = |r: &str| proptest::string::string_regex(r).unwrap();
+        prop_oneof![
+            4 => re(&format!(r#"[ \t]{{0,2}}(key|other|listen_tcp)[ \t]{{0,2}}=[ \t]{{0,2}}{value}( ?;)?( # [a-z \u{{e9}}]{{0,4}})?[ \t]{{0,2}}"#)),
+            2 => re(&format!(r#"#( )?(key|other|listen_tcp)[ \t]{{0,2}}=[ \t]{{0,2}}{value}"#)),
+            1 => re(r#"[ \t]{0,2}#[ \ta-z\u{e9}=#"]{0,10}"#),
+            1 => re(r#"[ \t]{0,4}("[a-z]{0,3}",?|\]|"""|[a-z]{0,3}""")[ \t]{0,2}"#),
+            1 => re(r#"[ \t]{0,3}"#),
+            1 => re(r#"[a-zA-Z0-9_ \t=\[\]"',;#.\u{e9}\u{65e5}+-]{0,12}"#),
+        ]
+    }
+
     fn value_strategy() -> impl Strategy<Value = Value> {
         let text = "[a-z0-9 \"'#=\\[\\],\n\r-]{0,12}";
         prop_oneof![
@@ -723,17 +756,67 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip_any_string(text in any::<String>()) {
-            prop_assert_eq!(ConfDoc::parse(&text).to_string(), text);
+        fn round_trip_and_entries_point_at_their_lines(bytes in file_bytes(conf_line())) {
+            let text = decode(&bytes);
+            let doc = ConfDoc::parse(&text);
+            // parse -> print gives back the host's bytes, whatever they are.
+            prop_assert_eq!(encode(&doc.to_string()), bytes);
+            // Each statement's source is the text of the lines it says it is on.
+            let lines = split_lines(&text);
+            for e in doc.entries() {
+                let n = e.raw.matches('\n').count();
+                let mut at = lines[e.line - 1..e.line + n].concat();
+                if e.line == 1 && at.starts_with(BOM) {
+                    at.drain(..BOM.len());
+                }
+                let at = at.strip_suffix('\n').unwrap_or(&at);
+                let at = at.strip_suffix('\r').unwrap_or(at);
+                prop_assert_eq!(&e.raw, at);
+                prop_assert!(e.raw.trim_start().starts_with(&e.key));
+            }
         }
 
         #[test]
-        fn round_trip_config_like(lines in prop::collection::vec(
-            "[ \t#]{0,2}[a-z_.]{0,6}[ \t]{0,2}=?[ \t]{0,2}(\"[a-z \"]{0,4}\"?|'[a-z]{0,3}'|[+-]?[0-9]{0,3}|\\[[ \"a-z,\\]]{0,8}|\"\"\")?[ \t;#a-z]{0,4}\r?",
-            0..12), last_newline in any::<bool>()) {
-            let mut text = lines.join("\n");
-            if last_newline { text.push('\n'); }
-            prop_assert_eq!(ConfDoc::parse(&text).to_string(), text);
+        fn set_changes_only_named_lines(bytes in file_bytes(conf_line()), key in "key|other|listen_tcp|fresh", value in value_strategy()) {
+            let text = decode(&bytes);
+            let mut doc = ConfDoc::parse(&text);
+            // The lines the edit names: the statement it rewrites, or a
+            // commented-out assignment it replaces (or none: it appends).
+            let mut named = commented_lines(&text, &key);
+            if let Some(e) = doc.get(&key) {
+                named.extend(span(e.line, e.raw.matches('\n').count()));
+            }
+            let others: Vec<Entry> = doc.entries().filter(|e| e.key != key).cloned().collect();
+            if doc.set(&key, value.clone()).is_err() {
+                prop_assert_eq!(doc.to_string(), text);
+                return Ok(());
+            }
+            let new = doc.to_string();
+            let e = doc.get(&key).unwrap().clone();
+            prop_assert_eq!(&e.value, &value);
+            let r = only_named_lines_changed(&text, &new, &named, &span(e.line, e.raw.matches('\n').count()), |_| false);
+            prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+            let others_after: Vec<(String, Value, String)> = doc.entries().filter(|e| e.key != key).map(|e| (e.key.clone(), e.value.clone(), e.raw.clone())).collect();
+            prop_assert_eq!(others_after, others.into_iter().map(|e| (e.key, e.value, e.raw)).collect::<Vec<_>>());
+            // What is printed parses to what the edit says it holds.
+            prop_assert_eq!(ConfDoc::parse(&new).entries().cloned().collect::<Vec<_>>(), doc.entries().cloned().collect::<Vec<_>>());
+            doc.set(&key, value).unwrap();
+            prop_assert_eq!(doc.to_string(), new, "idempotent");
+        }
+
+        #[test]
+        fn comment_out_changes_only_named_lines(bytes in file_bytes(conf_line()), key in "key|other") {
+            let text = decode(&bytes);
+            let mut doc = ConfDoc::parse(&text);
+            let named: BTreeSet<usize> = doc.get_all(&key).iter().flat_map(|e| span(e.line, e.raw.matches('\n').count())).collect();
+            let others: Vec<Entry> = doc.entries().filter(|e| e.key != key).cloned().collect();
+            doc.comment_out(&key, "off").unwrap();
+            let new = doc.to_string();
+            let r = only_named_lines_changed(&text, &new, &named, &BTreeSet::new(), |l| l.starts_with('#'));
+            prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+            prop_assert!(doc.get(&key).is_none());
+            let others_after: Vec<(String, Value, String)> = doc.entries().map(|e| (e.key.clone(), e.value.clone(), e.raw.clone())).collect();
+            prop_assert_eq!(others_after, others.into_iter().map(|e| (e.key, e.value, e.raw)).collect::<Vec<_>>());
         }
 
         #[test]

@@ -307,6 +307,100 @@ mod tests {
 /// Helpers shared by the format tests.
 #[cfg(test)]
 pub(crate) mod testutil {
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    /// A file as read from a host, made of `line`s: maybe a BOM first; each
+    /// line ended by `\n` or `\r\n`, the last maybe by nothing; some lines with
+    /// non-ASCII text or bytes that are not UTF-8 (latin-1) appended.
+    pub fn file_bytes(line: impl Strategy<Value = String>) -> impl Strategy<Value = Vec<u8>> {
+        let tail = prop_oneof![
+            6 => Just(Vec::new()),
+            1 => Just(b" # caf\xe9".to_vec()),
+            1 => Just(" \u{e9}t\u{e9} \u{65e5}\u{672c}".as_bytes().to_vec()),
+            1 => Just(b"\xff\xfe".to_vec()),
+            1 => Just(b"\t\r".to_vec()),
+        ];
+        let eol = prop_oneof![4 => Just("\n"), 1 => Just("\r\n")];
+        (any::<bool>(), prop::collection::vec((line, tail, eol), 0..14), any::<bool>()).prop_map(|(bom, lines, last_eol)| {
+            let mut out = if bom { "\u{feff}".as_bytes().to_vec() } else { Vec::new() };
+            let n = lines.len();
+            for (i, (line, tail, eol)) in lines.into_iter().enumerate() {
+                out.extend_from_slice(line.as_bytes());
+                out.extend_from_slice(&tail);
+                if i + 1 < n || last_eol {
+                    out.extend_from_slice(eol.as_bytes());
+                }
+            }
+            out
+        })
+    }
+
+    /// The lines of `text` with their terminators: line N is element N - 1.
+    pub fn split_lines(text: &str) -> Vec<&str> {
+        text.split_inclusive('\n').collect()
+    }
+
+    /// Checks, by a line diff, that going from `old` to `new` removed only the
+    /// lines of `old` numbered in `named` (1-based), that every line it inserted
+    /// has a number in `inserted_ok` (in `new`) or passes `also_ok`, and that all
+    /// other lines are byte-identical and in order. The old last line, when it
+    /// had no terminator, may come back with one. A leading BOM must stay, and is
+    /// not part of line 1.
+    pub fn only_named_lines_changed(
+        old: &str,
+        new: &str,
+        named: &BTreeSet<usize>,
+        inserted_ok: &BTreeSet<usize>,
+        also_ok: impl Fn(&str) -> bool,
+    ) -> Result<(), String> {
+        // A BOM is not part of the first line, and must stay first.
+        let (old, new) = match (old.strip_prefix(super::BOM), new.strip_prefix(super::BOM)) {
+            (Some(o), Some(n)) => (o, n),
+            (None, None) => (old, new),
+            _ => return Err(format!("the BOM was added or lost\nold: {old:?}\nnew: {new:?}")),
+        };
+        let (a, b) = (split_lines(old), split_lines(new));
+        let last_open = a.last().filter(|l| !l.ends_with('\n')).copied();
+        // Content equal to a named line's is as good as that line (a diff may pair
+        // repeated lines either way).
+        let named_text: BTreeSet<&str> = named.iter().filter_map(|n| a.get(n - 1).copied()).collect();
+        let ok_text: BTreeSet<&str> = inserted_ok.iter().filter_map(|n| b.get(n - 1).copied()).collect();
+        for op in similar::capture_diff_slices(similar::Algorithm::Myers, &a, &b) {
+            let (_, old_range, new_range) = op.as_tag_tuple();
+            for i in old_range.clone().filter(|_| op.tag() != similar::DiffTag::Equal) {
+                let completed = Some(a[i]) == last_open && i + 1 == a.len();
+                if !named.contains(&(i + 1)) && !named_text.contains(a[i]) && !completed {
+                    return Err(format!("line {} {:?} changed; the edit names {named:?}\nold: {old:?}\nnew: {new:?}", i + 1, a[i]));
+                }
+            }
+            for j in new_range.filter(|_| op.tag() != similar::DiffTag::Equal) {
+                let completes = last_open.is_some_and(|l| {
+                    [format!("{l}\n"), format!("{l}\r\n")].contains(&b[j].to_string())
+                });
+                if !inserted_ok.contains(&(j + 1)) && !ok_text.contains(b[j]) && !also_ok(b[j]) && !completes {
+                    return Err(format!("new line {} {:?} inserted; allowed {inserted_ok:?}\nold: {old:?}\nnew: {new:?}", j + 1, b[j]));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// 1-based numbers of the lines of `text` that `commented_assignment` takes
+    /// for a commented-out assignment of `key`.
+    pub fn commented_lines(text: &str, key: &str) -> BTreeSet<usize> {
+        super::lines(text)
+            .enumerate()
+            .filter(|(_, l)| super::commented_assignment(&text[l.start..l.end], key).is_some())
+            .map(|(i, _)| i + 1)
+            .collect()
+    }
+
+    /// `first..=first + extra` as a set.
+    pub fn span(first: usize, extra: usize) -> BTreeSet<usize> {
+        (first..=first + extra).collect()
+    }
+
     /// A real file from tests/fixtures/files/.
     pub fn fixture(name: &str) -> String {
         let path = format!("{}/tests/fixtures/files/{name}", env!("CARGO_MANIFEST_DIR"));

@@ -227,4 +227,6 @@ pub fn duplicate_uuid_hosts(facts: &[(&str, &HostFacts)]) -> Vec<String> {
 }
 
 #[cfg(test)]
+mod arbitrary_tests;
+#[cfg(test)]
 mod tests;

@@ -75,7 +75,9 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
     if fix_libvirt {
         wanted.push(Wanted { what: "libvirt", lo: port, hi: port });
     }
-    if fix_migration {
+    if fix_migration && lo > hi {
+        notes.push(format!("firewall.migration: qemu.conf migration_port_min {lo} is above migration_port_max {hi}; correct qemu.conf by hand"));
+    } else if fix_migration {
         wanted.push(Wanted { what: "migration", lo, hi });
     }
     if let Some(cfg) = firewalld {

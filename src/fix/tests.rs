@@ -380,3 +380,15 @@ fn symlinked_files_are_edited_by_their_path() {
     edit_of(&p, "/etc/sysconfig/libvirtd");
     assert!(!p.steps.iter().any(|s| matches!(s, Step::Edit { path, .. } if path.starts_with("/srv") || path.ends_with(".local"))));
 }
+
+#[test]
+fn migration_range_upside_down_is_a_note() {
+    let mut r = raw("bookworm-traditional-reject");
+    edit(&mut r, "qemu_conf", |t| format!("{t}migration_port_min = 49300\nmigration_port_max = 49200\n"));
+    let fleet = Fleet::new(vec![("cmp3", "198.18.42.13", r), ("cmp1", "198.18.42.11", raw("bookworm-socket"))]);
+    assert_eq!(fleet.finding(0, "firewall.migration").status, Status::Fail);
+    let p = plan_of(&fleet, 0);
+    assert!(p.notes.iter().any(|n| n == "firewall.migration: qemu.conf migration_port_min 49300 is above migration_port_max 49200; correct qemu.conf by hand"), "{:?}", p.notes);
+    // The libvirt port is still opened.
+    assert!(commands(&p).iter().any(|c| c.contains("--dport 16509 ")), "{:?}", commands(&p));
+}

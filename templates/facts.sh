@@ -21,7 +21,7 @@ fact() { # fact NAME COMMAND...; leaves its exit status in $rc, its output file 
     out=$t/$n.o
     printf '%s %s\n' "$name" "$rc" >>"$t/index"
 }
-file() { # file NAME PATH
+file() { # file NAME PATH; a symbolic link PATH also gets link:NAME, its target
     if [ -e "$2" ]; then fact "$1" cat "$2"
     else
         n=$((n + 1))
@@ -29,6 +29,8 @@ file() { # file NAME PATH
         printf 'no such file: %s' "$2" >"$t/$n.e"
         printf '%s 127\n' "$1" >>"$t/index"
     fi
+    # fix edits the target, not the link (a rename over the path would replace the link).
+    if [ -L "$2" ]; then fact "link:$1" readlink -f "$2"; fi
 }
 has() { command -v "$1" >/dev/null 2>&1; }
 

@@ -21,7 +21,7 @@ pub fn check(ctx: &Ctx) -> Outcome {
     }
     let free = f.instances_free_bytes;
     let gib = |b: u64| format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64);
-    let mem = f.mem_available_kib.map(|k| gib(k * 1024)).unwrap_or_else(|| "?".into());
+    let mem = f.mem_available_kib.map(|k| gib(k.saturating_mul(1024))).unwrap_or_else(|| "?".into());
     let df = format!("df {path}: {} free; MemAvailable {mem}", free.map(gib).unwrap_or_else(|| "?".into()));
     match free {
         None => Outcome::warn(format!("free space under {path} unknown")).with(ev).with(df),

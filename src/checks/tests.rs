@@ -349,3 +349,15 @@ fn firewalld_not_running_falls_back_to_iptables() {
     let fleet = Fleet::new(vec![("cmp2", "198.18.47.12", r), ("cmp1", "198.18.47.11", raw("bookworm-socket"))]);
     assert_finding(&fleet.finding(0, "firewall.libvirt"), Warn, "firewalld runs but its zones could not be read: firewall-cmd --list-all-zones: line 9: zone block: bad port `65536/tcp`");
 }
+
+#[test]
+fn extreme_numbers_from_a_host_are_no_panic() {
+    // MemAvailable near u64::MAX (in KiB) used to overflow when shown in GiB.
+    let mut r = raw("bookworm-socket");
+    edit(&mut r, "meminfo", |t| {
+        t.lines().map(|l| if l.starts_with("MemAvailable:") { "MemAvailable:   18446744073709551615 kB".to_string() } else { l.to_string() }).collect::<Vec<_>>().join("\n")
+    });
+    let fleet = Fleet::new(vec![("cmp1", "198.18.42.11", r)]);
+    let f = fleet.finding(0, "storage.instances");
+    assert!(f.evidence.iter().any(|e| e.contains("MemAvailable 17179869184.0 GiB")), "{:?}", f.evidence);
+}

@@ -47,7 +47,11 @@ impl Version {
 /// text: one copy per file).
 #[derive(Debug, Clone)]
 pub struct ConfigFile<D> {
+    /// The path it was read at (what plans name in `Step::Edit`).
     pub path: String,
+    /// When `path` is a symbolic link: its canonical target (`readlink -f`), the
+    /// file a write must replace so that the link stays a link.
+    pub real_path: Option<String>,
     pub doc: D,
 }
 
@@ -201,6 +205,11 @@ pub struct HostFacts {
     pub firewalld: Option<Firewalld>,
     /// Files that persist firewall rules on this host, by path.
     pub persisted_rules: Vec<String>,
+    /// The files the facts script read (or found missing) whose path is a
+    /// symbolic link: path -> canonical target (`readlink -f`). The same as
+    /// [`ConfigFile::real_path`] for the parsed ones; also the persisted rule files
+    /// and dangling links.
+    pub symlinks: BTreeMap<String, String>,
     pub nova_conf: Option<ConfigFile<IniDoc>>,
     pub nova_compute_conf: Option<ConfigFile<IniDoc>>,
     pub nova_version: Option<String>,
@@ -221,9 +230,33 @@ pub struct HostFacts {
     pub boot_id: Option<String>,
 }
 
-fn conf_file<D>(raw: &RawFacts, name: &str, path: &str, parse: fn(&str) -> D) -> Option<ConfigFile<D>> {
+fn conf_file<D>(raw: &RawFacts, name: &str, parse: fn(&str) -> D) -> Option<ConfigFile<D>> {
     let text = raw.ok(name)?;
-    Some(ConfigFile { path: path.to_string(), doc: parse(text) })
+    let path = record_path(name)?;
+    Some(ConfigFile { path: path.to_string(), real_path: link_target(raw, name, path), doc: parse(text) })
+}
+
+/// The path of the file record `name` holds (`cat PATH` in the facts script).
+fn record_path(name: &str) -> Option<&str> {
+    match name {
+        "libvirtd_conf" => Some("/etc/libvirt/libvirtd.conf"),
+        "virtproxyd_conf" => Some("/etc/libvirt/virtproxyd.conf"),
+        "qemu_conf" => Some("/etc/libvirt/qemu.conf"),
+        "nova_conf" => Some("/etc/nova/nova.conf"),
+        "nova_compute_conf" => Some("/etc/nova/nova-compute.conf"),
+        "firewalld_conf" => Some("/etc/firewalld/firewalld.conf"),
+        _ => name
+            .strip_prefix("persist:")
+            .or_else(|| name.strip_prefix("envfile:").and_then(|k| k.split_once(':')).map(|(_, p)| p)),
+    }
+}
+
+/// The canonical target of the file of record `name` (read at `path`), when the
+/// facts script found `path` to be a symbolic link (record `link:NAME`) to
+/// something else.
+fn link_target(raw: &RawFacts, name: &str, path: &str) -> Option<String> {
+    let target = raw.ok(&format!("link:{name}"))?.strip_suffix('\n')?;
+    (!target.is_empty() && target != path).then(|| target.to_string())
 }
 
 fn parse_firewall(raw: &RawFacts, name: &str) -> Option<Firewall> {
@@ -261,7 +294,8 @@ impl HostFacts {
         let mut env_files = Vec::new();
         for (key, rec) in raw.with_prefix("envfile:") {
             let Some((unit, path)) = key.split_once(':') else { continue };
-            let file = (rec.status == 0).then(|| ConfigFile { path: path.to_string(), doc: EnvFile::parse(&rec.stdout) });
+            let real_path = link_target(&raw, &format!("envfile:{key}"), path);
+            let file = (rec.status == 0).then(|| ConfigFile { path: path.to_string(), real_path, doc: EnvFile::parse(&rec.stdout) });
             env_files.push(EnvFileFact { unit: unit.to_string(), path: path.to_string(), file });
         }
 
@@ -310,9 +344,9 @@ impl HostFacts {
                 .and_then(Version::find),
             qemu_version: raw.ok("qemu_version").and_then(|t| t.split("version").nth(1)).and_then(Version::find),
             units,
-            libvirtd_conf: conf_file(&raw, "libvirtd_conf", "/etc/libvirt/libvirtd.conf", ConfDoc::parse),
-            virtproxyd_conf: conf_file(&raw, "virtproxyd_conf", "/etc/libvirt/virtproxyd.conf", ConfDoc::parse),
-            qemu_conf: conf_file(&raw, "qemu_conf", "/etc/libvirt/qemu.conf", ConfDoc::parse),
+            libvirtd_conf: conf_file(&raw, "libvirtd_conf", ConfDoc::parse),
+            virtproxyd_conf: conf_file(&raw, "virtproxyd_conf", ConfDoc::parse),
+            qemu_conf: conf_file(&raw, "qemu_conf", ConfDoc::parse),
             env_files,
             host_uuid,
             machine_types,
@@ -321,8 +355,15 @@ impl HostFacts {
             ip6tables: parse_firewall(&raw, "ip6tables_save"),
             firewalld: parse_firewalld(&raw),
             persisted_rules: raw.with_prefix("persist:").map(|(p, _)| p.to_string()).collect(),
-            nova_conf: conf_file(&raw, "nova_conf", "/etc/nova/nova.conf", IniDoc::parse),
-            nova_compute_conf: conf_file(&raw, "nova_compute_conf", "/etc/nova/nova-compute.conf", IniDoc::parse),
+            symlinks: raw
+                .with_prefix("link:")
+                .filter_map(|(name, _)| {
+                    let path = record_path(name)?;
+                    Some((path.to_string(), link_target(&raw, name, path)?))
+                })
+                .collect(),
+            nova_conf: conf_file(&raw, "nova_conf", IniDoc::parse),
+            nova_compute_conf: conf_file(&raw, "nova_compute_conf", IniDoc::parse),
             nova_version: ok("nova_version"),
             instances_path,
             instances_free_bytes,
@@ -349,6 +390,11 @@ impl HostFacts {
     /// [`HostFacts::parse`] of the facts script's raw output (either framing).
     pub fn parse_bytes(output: &[u8]) -> Result<HostFacts, RawError> {
         RawFacts::parse_bytes(output).map(HostFacts::from_raw)
+    }
+
+    /// The canonical target of `path` when the facts found it to be a symbolic link.
+    pub fn real_path(&self, path: &str) -> Option<&str> {
+        self.symlinks.get(path).map(String::as_str)
     }
 
     pub fn unit(&self, id: &str) -> Option<&Unit> {

@@ -14,8 +14,33 @@ use std::collections::BTreeMap;
 pub struct Record {
     /// Exit status of the command (127 for a missing file or command).
     pub status: i32,
+    /// The output as text: for the configuration files fix may edit (see
+    /// [`is_config_file`]) decoded losslessly with [`crate::formats::bytes::decode`]
+    /// (`encode(&stdout)` gives back the host's bytes, valid UTF-8 or not); for
+    /// everything else decoded lossily (invalid UTF-8 becomes U+FFFD).
     pub stdout: String,
     pub stderr: String,
+}
+
+/// Whether the record `name` holds a configuration file that fix may edit:
+/// libvirtd.conf, virtproxyd.conf, qemu.conf, nova.conf, nova-compute.conf, the
+/// daemons' environment files (`envfile:UNIT:PATH`) and the files that persist
+/// firewall rules (`persist:PATH`). Their text must map back to the exact bytes
+/// read, or a write would change bytes no edit touched and the "changed since
+/// read" test would always fail.
+pub fn is_config_file(name: &str) -> bool {
+    matches!(name, "libvirtd_conf" | "virtproxyd_conf" | "qemu_conf" | "nova_conf" | "nova_compute_conf")
+        || name.starts_with("envfile:")
+        || name.starts_with("persist:")
+}
+
+/// The text of record `name`'s output.
+fn stdout_text(name: &str, bytes: &[u8]) -> String {
+    if is_config_file(name) {
+        crate::formats::bytes::decode(bytes)
+    } else {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
 }
 
 impl Record {
@@ -56,8 +81,10 @@ impl RawFacts {
                 return Err(err("expected 4 fields"));
             }
             let status = fields[1].parse::<i32>().map_err(|_| err("bad exit status"))?;
-            let stdout = decode(fields[2]).ok_or_else(|| err("bad base64 in stdout"))?;
-            let stderr = decode(fields[3]).ok_or_else(|| err("bad base64 in stderr"))?;
+            let stdout = base64_field(fields[2]).ok_or_else(|| err("bad base64 in stdout"))?;
+            let stderr = base64_field(fields[3]).ok_or_else(|| err("bad base64 in stderr"))?;
+            let stdout = stdout_text(fields[0], &stdout);
+            let stderr = String::from_utf8_lossy(&stderr).into_owned();
             records.insert(fields[0].to_string(), Record { status, stdout, stderr });
         }
         if records.is_empty() {
@@ -80,17 +107,17 @@ impl RawFacts {
             let fields: Vec<&str> = rest.split(' ').collect();
             let [name, status, out_len, err_len] = fields[..] else { return Err(err("expected 4 fields".into())) };
             let status = status.parse::<i32>().map_err(|_| err("bad exit status".into()))?;
-            let mut take = |len: &str, what: &str| -> Result<String, RawError> {
+            let mut take = |len: &str, what: &str| -> Result<&[u8], RawError> {
                 let n = len.parse::<usize>().map_err(|_| err(format!("bad {what} size")))?;
                 if n > data.len() {
                     return Err(err(format!("{name}: {what} of {n} bytes, only {} left (output cut short)", data.len())));
                 }
                 let (head, rest) = data.split_at(n);
                 data = rest;
-                Ok(String::from_utf8_lossy(head).into_owned())
+                Ok(head)
             };
-            let stdout = take(out_len, "stdout")?;
-            let stderr = take(err_len, "stderr")?;
+            let stdout = stdout_text(name, take(out_len, "stdout")?);
+            let stderr = String::from_utf8_lossy(take(err_len, "stderr")?).into_owned();
             records.insert(name.to_string(), Record { status, stdout, stderr });
         }
         if records.is_empty() {
@@ -121,12 +148,11 @@ impl RawFacts {
     }
 }
 
-fn decode(field: &str) -> Option<String> {
+fn base64_field(field: &str) -> Option<Vec<u8>> {
     if field == "-" {
-        return Some(String::new());
+        return Some(Vec::new());
     }
-    let bytes = base64::engine::general_purpose::STANDARD.decode(field).ok()?;
-    Some(String::from_utf8_lossy(&bytes).into_owned())
+    base64::engine::general_purpose::STANDARD.decode(field).ok()
 }
 
 #[cfg(test)]
@@ -169,6 +195,19 @@ mod tests {
         assert_eq!(raw.get("a").unwrap(), &Record { status: 0, stdout: "x\n@@MIGREADY\n".into(), stderr: String::new() });
         assert_eq!(raw.get("b").unwrap(), &Record { status: 127, stdout: String::new(), stderr: "oops!".into() });
         assert_eq!(raw.ok("c"), Some("o\u{fffd}k"));
+        // A configuration file's bytes map back exactly, valid UTF-8 or not.
+        let mut conf = b"@@MIGREADY-SIZED@@ libvirtd_conf 0 22 0\n@@MIGREADY-SIZED@@ persist:/etc/sysconfig/iptables 0 2 0\n@@MIGREADY-DATA@@\n".to_vec();
+        conf.extend_from_slice(b"# caf\xe9\nlisten_tcp = 1\n\xff\n");
+        let raw = RawFacts::parse_bytes(&conf).unwrap();
+        let text = raw.ok("libvirtd_conf").unwrap();
+        assert_eq!(text, "# caf\u{10ffe9}\nlisten_tcp = 1\n");
+        assert_eq!(crate::formats::bytes::encode(text), b"# caf\xe9\nlisten_tcp = 1\n");
+        assert_eq!(crate::formats::bytes::encode(raw.ok("persist:/etc/sysconfig/iptables").unwrap()), b"\xff\n");
+        // Line records too.
+        let raw = RawFacts::parse("@@MIGREADY@@ qemu_conf 0 6Q== 6Q==\n@@MIGREADY@@ id 0 6Q== -\n").unwrap();
+        let r = raw.get("qemu_conf").unwrap();
+        assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("\u{10ffe9}", "\u{fffd}"));
+        assert_eq!(raw.ok("id"), Some("\u{fffd}"));
         // Cut short: named, not silently shortened.
         let e = RawFacts::parse_bytes(&out[..out.len() - 2]).unwrap_err();
         assert!(e.message.contains("c: stdout of 3 bytes, only 1 left"), "{e}");
@@ -179,6 +218,32 @@ mod tests {
         // Line records still parse through the same entry point.
         let raw = RawFacts::parse_bytes(b"@@MIGREADY@@ id 0 MAo= -\n").unwrap();
         assert_eq!(raw.ok("id"), Some("0\n"));
+    }
+
+    /// The real facts script with libvirtd.conf and an environment file at
+    /// symbolic links (a dangling one too): each gets its `link:` record.
+    #[test]
+    fn facts_script_reports_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir(d.join("real")).unwrap();
+        std::fs::write(d.join("real/libvirtd.conf"), "listen_tcp = 1\n").unwrap();
+        std::os::unix::fs::symlink("real/libvirtd.conf", d.join("libvirtd.conf")).unwrap();
+        std::os::unix::fs::symlink(d.join("real/missing"), d.join("nova.conf")).unwrap();
+        std::fs::write(d.join("plain.conf"), "x = 1\n").unwrap();
+        let script = crate::facts::SCRIPT
+            .replace("file libvirtd_conf /etc/libvirt/libvirtd.conf", &format!("file libvirtd_conf {}/libvirtd.conf", d.display()))
+            .replace("file nova_conf /etc/nova/nova.conf", &format!("file nova_conf {}/nova.conf", d.display()))
+            .replace("file qemu_conf /etc/libvirt/qemu.conf", &format!("file qemu_conf {}/plain.conf", d.display()));
+        assert_eq!(script.matches(&d.display().to_string()).count(), 3, "the script's file lines changed");
+        let out = std::process::Command::new("sh").arg("-c").arg(&script).stdin(std::process::Stdio::null()).output().expect("sh");
+        let raw = RawFacts::parse_bytes(&out.stdout).unwrap();
+        assert_eq!(raw.ok("libvirtd_conf"), Some("listen_tcp = 1\n"));
+        assert_eq!(raw.ok("link:libvirtd_conf").unwrap(), format!("{}/real/libvirtd.conf\n", d.display()));
+        assert_eq!(raw.get("nova_conf").unwrap().status, 127);
+        assert_eq!(raw.ok("link:nova_conf").unwrap(), format!("{}/real/missing\n", d.display()));
+        assert_eq!(raw.ok("qemu_conf"), Some("x = 1\n"));
+        assert!(raw.get("link:qemu_conf").is_none());
     }
 
     /// The real facts script, run on this machine: every fact framed, files byte for byte.

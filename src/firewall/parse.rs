@@ -52,8 +52,10 @@ const GENERIC_OPTIONS: &[&str] = &[
 /// headers `:NAME POLICY [pkts:bytes]` and rules `-A CHAIN ...`, optionally
 /// prefixed by `[pkts:bytes]` as `iptables-save -c` prints them. Rule text is
 /// split like a shell would (double and single quotes, backslash escapes).
-/// Empty text is an empty ruleset.
+/// Empty text is an empty ruleset. A leading UTF-8 byte order mark (a saved
+/// rules file edited on Windows) is skipped.
 pub fn parse(text: &str) -> Result<Ruleset, ParseError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut tables: Vec<Table> = Vec::new();
     // The table being read, and the line of its `*name` header.
     let mut open: Option<(Table, usize)> = None;

@@ -116,6 +116,14 @@ fn rhel7_default_is_parsed_with_chains_policies_and_positions() {
 }
 
 #[test]
+fn leading_bom_is_skipped() {
+    let text = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j REJECT\nCOMMIT\n";
+    let with_bom = parse(&format!("\u{feff}{text}")).unwrap();
+    assert_eq!(with_bom, parse(text).unwrap());
+    assert_eq!(with_bom.table("filter").unwrap().chain("INPUT").unwrap().rules[0].line, 3);
+}
+
+#[test]
 fn rhel7_default_rejects_libvirt_and_accepts_ssh() {
     let rules = fixture!("rhel7-default.rules");
     let d = tcp(&rules, PEER, 16509);

@@ -14,6 +14,7 @@ pub mod run;
 
 use crate::checks::{Ctx, Finding, Status};
 use crate::facts::HostFacts;
+use crate::formats::EditError;
 use std::collections::BTreeMap;
 
 /// Something `systemctl` does to a unit.
@@ -122,17 +123,29 @@ pub(crate) struct Edits {
 }
 
 impl Edits {
-    /// Edit `path`, whose current content is `original` (None: a new file).
-    pub(crate) fn edit(&mut self, path: &str, original: Option<&str>, why: &str, f: impl FnOnce(&str) -> String) {
+    /// Edit `path`, whose current content is `original` (None: a new file):
+    /// `f` gets the content so far (with the earlier edits of this plan) and
+    /// gives the new one. When `f` fails the file stays as it was, and the error
+    /// is returned for the planner to turn into a note. Ok(true) when the
+    /// content changed.
+    pub(crate) fn edit(
+        &mut self,
+        path: &str,
+        original: Option<&str>,
+        why: &str,
+        f: impl FnOnce(&str) -> Result<String, EditError>,
+    ) -> Result<bool, EditError> {
         let entry = self
             .files
             .entry(path.to_string())
             .or_insert_with(|| (original.map(str::to_string), original.unwrap_or("").to_string(), Vec::new()));
-        let new = f(&entry.1);
-        if new != entry.1 {
-            entry.1 = new;
-            entry.2.push(why.to_string());
+        let new = f(&entry.1)?;
+        if new == entry.1 {
+            return Ok(false);
         }
+        entry.1 = new;
+        entry.2.push(why.to_string());
+        Ok(true)
     }
 
     /// How many edits so far changed something.
@@ -147,6 +160,14 @@ impl Edits {
             .map(|(path, (original, new, why))| Step::Edit { path, original, new, why })
             .collect()
     }
+}
+
+/// The plan note for an edit that was refused: `CHECK: PATH line N: why; not
+/// edited`. `line_as_read` is the line concerned in the file as the facts read it
+/// (the error's own line counts in the text with this plan's earlier edits).
+pub(crate) fn refused(check: &str, path: &str, line_as_read: Option<usize>, e: EditError) -> String {
+    let e = EditError { line: line_as_read.or(e.line), ..e };
+    format!("{check}: {}", e.note(path))
 }
 
 /// The status of check `id` among `findings`.
@@ -207,5 +228,7 @@ pub fn duplicate_uuid_hosts(facts: &[(&str, &HostFacts)]) -> Vec<String> {
     out
 }
 
+#[cfg(test)]
+mod arbitrary_tests;
 #[cfg(test)]
 mod tests;

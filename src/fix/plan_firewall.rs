@@ -13,11 +13,12 @@
 //!   /etc/iptables/rules.v6), the same lines go into that file, before the same
 //!   blocking rule.
 
-use super::{status, Edits, Step};
+use super::{refused, status, Edits, Step};
 use crate::checks::{Ctx, Finding, Status};
 use crate::facts::{Firewall, Firewalld};
 use crate::firewalld as fwd;
 use crate::firewall::{self, Decision, Probe};
+use crate::formats::EditError;
 use std::net::IpAddr;
 
 /// Comment prefix that marks migready's own rules.
@@ -74,7 +75,9 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
     if fix_libvirt {
         wanted.push(Wanted { what: "libvirt", lo: port, hi: port });
     }
-    if fix_migration {
+    if fix_migration && lo > hi {
+        notes.push(format!("firewall.migration: qemu.conf migration_port_min {lo} is above migration_port_max {hi}; correct qemu.conf by hand"));
+    } else if fix_migration {
         wanted.push(Wanted { what: "migration", lo, hi });
     }
     if let Some(cfg) = firewalld {
@@ -244,17 +247,16 @@ fn plan_iptables(ctx: &Ctx, ipv6: bool, wanted: &[Wanted], sources: &[&(String, 
         return;
     };
     let Some(text) = f.raw.ok(&format!("persist:{path}")) else { return };
-    match persist_edit(text, &inserts) {
-        Ok(new) => edits.edit(path, Some(text), "persist the new rules", |_| new),
-        Err(why) => notes.push(format!("firewall: {path} not updated: {why}")),
+    if let Err(e) = edits.edit(path, Some(text), "persist the new rules", |cur| persist_edit(cur, &inserts)) {
+        notes.push(refused("firewall", path, None, e));
     }
 }
 
 /// Insert `-A` lines for `inserts` into a saved ruleset, each before the line of
 /// the rule it must precede (or before the first INPUT rule under a DROP policy).
-fn persist_edit(text: &str, inserts: &[Insert]) -> Result<String, String> {
-    let saved = firewall::parse(text).map_err(|e| format!("cannot parse it: {e}"))?;
-    let filter = saved.table("filter").ok_or("it has no *filter table")?;
+fn persist_edit(text: &str, inserts: &[Insert]) -> Result<String, EditError> {
+    let saved = firewall::parse(text).map_err(|e| EditError::new(Some(e.line), format!("cannot parse it: {}", e.message)))?;
+    let filter = saved.table("filter").ok_or_else(|| EditError::new(None, "it has no *filter table"))?;
     let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
     // line number (1-based) -> lines to insert before it
     let mut at: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
@@ -267,12 +269,12 @@ fn persist_edit(text: &str, inserts: &[Insert]) -> Result<String, String> {
                 .flat_map(|c| &c.rules)
                 .find(|r| &r.text == before)
                 .map(|r| r.line)
-                .ok_or_else(|| format!("the rule `{before}` is not in it (the live rules differ from the saved ones)"))?,
+                .ok_or_else(|| EditError::new(None, format!("the rule `{before}` is not in it (the live rules differ from the saved ones)")))?,
             None => filter
                 .chain("INPUT")
                 .and_then(|c| c.rules.first().map(|r| r.line))
                 .or_else(|| text.lines().enumerate().skip_while(|(_, l)| l.trim() != "*filter").find(|(_, l)| l.trim() == "COMMIT").map(|(i, _)| i + 1))
-                .ok_or("no place for INPUT rules in it")?,
+                .ok_or_else(|| EditError::new(None, "no place for INPUT rules in it"))?,
         };
         at.entry(line).or_default().push(rule_text + "\n");
     }

@@ -8,20 +8,27 @@
 //! - modular: the same as socket activation through virtproxyd.
 //! - duplicate host UUIDs: a fresh `host_uuid` in the daemon's config.
 
-use super::{status, Edits, HostPlan, Step, UnitAction, Verify};
+use super::{refused, status, Edits, HostPlan, Step, UnitAction, Verify};
 use crate::checks::{Ctx, Finding, Status};
-use crate::facts::DaemonMode;
-use crate::formats::envfile::{split_words, EnvFile};
+use crate::facts::{ConfigFile, DaemonMode};
+use crate::formats::envfile::{join_words, split_words, EnvFile};
 use crate::formats::libvirt_conf::{ConfDoc, Value};
 
-fn conf_set(edits: &mut Edits, path: &str, original: Option<&str>, key: &str, value: Value, why: &str) {
-    edits.edit(path, original, why, |cur| {
+/// Sets `key` in the daemon's config; false (and a note) when the edit was refused.
+#[allow(clippy::too_many_arguments)]
+fn conf_set(edits: &mut Edits, notes: &mut Vec<String>, check: &str, path: &str, conf: Option<&ConfigFile<ConfDoc>>, key: &str, value: Value, why: &str) -> bool {
+    let result = edits.edit(path, conf.map(|c| c.text()), why, |cur| {
         let mut d = ConfDoc::parse(cur);
-        if d.get(key).map(|e| &e.value) != Some(&value) {
-            d.set(key, value);
-        }
-        d.to_string()
+        d.set(key, value)?;
+        Ok(d.to_string())
     });
+    match result {
+        Ok(_) => true,
+        Err(e) => {
+            notes.push(refused(check, path, conf.and_then(|c| c.doc.get(key)).map(|e| e.line), e));
+            false
+        }
+    }
 }
 
 pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, edits: &mut Edits, units: &mut Vec<Step>, plan: &mut HostPlan) {
@@ -36,7 +43,6 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, edit
     let (daemon, conf, tcp_socket, _) = f.remote_daemon();
     let service = format!("{daemon}.service");
     let conf_path = format!("/etc/libvirt/{daemon}.conf");
-    let conf_text = conf.map(|c| c.text());
     let var = format!("{}_ARGS", daemon.to_uppercase());
     let fix_mode = status(findings, "libvirt.mode") == Status::Fail;
     let fix_listen = status(findings, "libvirt.listen") == Status::Fail;
@@ -45,12 +51,12 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, edit
 
     if fix_auth {
         let want = ctx.policy.auth_tcp.as_str();
-        conf_set(edits, &conf_path, conf_text, "auth_tcp", Value::Str(want.into()), &format!("auth_tcp = \"{want}\" (inventory policy)"));
-        config_changed = true;
+        let why = format!("auth_tcp = \"{want}\" (inventory policy)");
+        config_changed |= conf_set(edits, &mut plan.notes, "libvirt.auth", &conf_path, conf, "auth_tcp", Value::Str(want.into()), &why);
     }
     if let Some(uuid) = new_uuid {
-        conf_set(edits, &conf_path, conf_text, "host_uuid", Value::Str(uuid.into()), "a host UUID of its own (another host has the same)");
-        config_changed = true;
+        let why = "a host UUID of its own (another host has the same)";
+        config_changed |= conf_set(edits, &mut plan.notes, "libvirt.host-uuid", &conf_path, conf, "host_uuid", Value::Str(uuid.into()), why);
     }
     let libvirtd_unit = f.unit(&service);
     let failed = libvirtd_unit.is_some_and(|u| u.active_state == "failed");
@@ -60,24 +66,31 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, edit
             if fix_mode {
                 // `--listen` under socket activation: remove it where it is set.
                 let mut removed = false;
+                let mut refused_env = false;
                 for ef in f.env_files.iter().filter(|e| e.unit == service) {
                     let Some(file) = &ef.file else { continue };
                     let Some(entry) = file.doc.get(&var) else { continue };
                     let words = split_words(&entry.value);
                     if words.iter().any(|w| w == "--listen" || w == "-l") {
-                        edits.edit(&ef.path, Some(file.text()), "remove --listen: refused under socket activation", |cur| {
+                        let result = edits.edit(&ef.path, Some(file.text()), "remove --listen: refused under socket activation", |cur| {
                             let mut d = EnvFile::parse(cur);
-                            d.remove_word(&var, "--listen");
-                            d.remove_word(&var, "-l");
-                            d.to_string()
+                            d.remove_word(&var, "--listen")?;
+                            d.remove_word(&var, "-l")?;
+                            Ok(d.to_string())
                         });
-                        removed = true;
+                        match result {
+                            Ok(_) => removed = true,
+                            Err(e) => {
+                                refused_env = true;
+                                plan.notes.push(refused("libvirt.mode", &ef.path, Some(entry.line), e));
+                            }
+                        }
                     }
                 }
-                if !removed {
+                if !removed && !refused_env {
                     plan.notes.push(format!("libvirt.mode: --listen is not set in an environment file of {service}; remove it from the unit (drop-in ExecStart) by hand"));
                 }
-                config_changed = true;
+                config_changed |= removed;
             }
             let tcp = f.units.get(tcp_socket).filter(|u| u.exists());
             let need_socket = fix_listen && tcp.is_some_and(|u| !u.is_masked() && (!u.is_enabled() || !u.is_active()));
@@ -105,43 +118,61 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, edit
             }
         }
         DaemonMode::Traditional => {
+            let mut listen_refused = false;
             if fix_listen || fix_mode {
-                conf_set(edits, &conf_path, conf_text, "listen_tls", Value::Int(0), "listen_tls = 0 (no TLS certificates needed)");
-                conf_set(edits, &conf_path, conf_text, "listen_tcp", Value::Int(1), "listen_tcp = 1");
+                let check = if fix_listen { "libvirt.listen" } else { "libvirt.mode" };
+                let mut listen_ok = conf_set(edits, &mut plan.notes, check, &conf_path, conf, "listen_tls", Value::Int(0), "listen_tls = 0 (no TLS certificates needed)");
+                listen_ok &= conf_set(edits, &mut plan.notes, check, &conf_path, conf, "listen_tcp", Value::Int(1), "listen_tcp = 1");
                 // The environment file the unit really reads: the last one it lists.
                 let ef = f.env_files.iter().rfind(|e| e.unit == service);
                 match ef {
                     None => plan.notes.push(format!("libvirt.listen: {service} reads no environment file; add --listen to its ExecStart by hand")),
                     Some(ef) => {
                         let original = ef.file.as_ref().map(|c| c.text());
-                        let (current, _) = f.daemon_args(daemon);
-                        edits.edit(&ef.path, original, "--listen: traditional libvirtd reads listen_tcp only with it", |cur| {
+                        // Not set in the file: the unit's own Environment= default applies.
+                        let unit_default: Vec<String> = libvirtd_unit
+                            .and_then(|u| u.environment.iter().find_map(|e| e.strip_prefix(&format!("{var}="))))
+                            .map(split_words)
+                            .unwrap_or_default();
+                        let result = edits.edit(&ef.path, original, "--listen: traditional libvirtd reads listen_tcp only with it", |cur| {
                             let mut d = EnvFile::parse(cur);
-                            let mut words: Vec<String> = match d.get(&var) {
+                            let words = match d.get(&var) {
                                 Some(e) => split_words(&e.value),
-                                // Not set in the file: the unit's own default applies; keep its words.
-                                None => current.clone(),
+                                None => unit_default.clone(),
                             };
                             // Drop --timeout N: with masked sockets an idle libvirtd would exit for good.
-                            if let Some(i) = words.iter().position(|w| w == "--timeout" || w == "-t") {
-                                words.drain(i..(i + 2).min(words.len()));
+                            let remove: Vec<usize> = match words.iter().position(|w| w == "--timeout" || w == "-t") {
+                                Some(i) => (i..(i + 2).min(words.len())).collect(),
+                                None => Vec::new(),
+                            };
+                            let listen = (!words.iter().any(|w| w == "--listen" || w == "-l")).then_some("--listen");
+                            if d.get(&var).is_some() {
+                                // Every other word stays as written, quotes included.
+                                d.edit_words(&var, &remove, listen)?;
+                            } else {
+                                let mut words: Vec<String> = words.iter().enumerate().filter(|(i, _)| !remove.contains(i)).map(|(_, w)| w.clone()).collect();
+                                if let Some(l) = listen {
+                                    words.insert(0, l.to_string());
+                                }
+                                d.set(&var, &join_words(&words))?;
                             }
-                            if !words.iter().any(|w| w == "--listen" || w == "-l") {
-                                words.insert(0, "--listen".into());
-                            }
-                            let value = words.join(" ");
-                            if d.get(&var).map(|e| e.value.as_str()) != Some(value.as_str()) {
-                                d.set(&var, &value);
-                            }
-                            d.to_string()
+                            Ok(d.to_string())
                         });
+                        if let Err(e) = result {
+                            let line = ef.file.as_ref().and_then(|c| c.doc.get(&var)).map(|e| e.line);
+                            plan.notes.push(refused(check, &ef.path, line, e));
+                            listen_ok = false;
+                        }
                     }
                 }
-                config_changed = true;
+                config_changed |= listen_ok;
+                // Listening is what these edits establish: without them, do not wait for it.
+                listen_refused = !listen_ok;
             }
             if config_changed {
                 units.push(Step::Unit { action: UnitAction::Restart, unit: service.clone(), why: "apply the new configuration (running guests are not affected)".into() });
-                plan.verify = Some(Verify { active: vec![service.clone()], port: Some(ctx.policy.libvirt_port) });
+                let port = (!listen_refused).then_some(ctx.policy.libvirt_port);
+                plan.verify = Some(Verify { active: vec![service.clone()], port });
             }
         }
         DaemonMode::Absent => {}

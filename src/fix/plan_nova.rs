@@ -4,8 +4,9 @@
 //! and `live_migration_tunnelled` made false. Commented defaults are replaced in
 //! place (IniDoc::set). nova-compute is restarted only if it was running.
 
-use super::{status, Edits, Step, UnitAction};
+use super::{refused, status, Edits, Step, UnitAction};
 use crate::checks::{Ctx, Finding, Status};
+use crate::facts::ConfigFile;
 use crate::formats::ini::IniDoc;
 use crate::nova_release::NovaRelease;
 
@@ -57,11 +58,14 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
             let current = f.nova_option("libvirt", key).map(|(v, _)| v);
             let want = merged(current.as_deref(), &required, drop_tunnelled);
             if current.as_deref() != Some(want.as_str()) {
-                edits.edit(&c.path, Some(c.text()), &format!("[libvirt] {key} = {want} (Nova {release})"), |cur| {
+                let result = edits.edit(&c.path, Some(c.text()), &format!("[libvirt] {key} = {want} (Nova {release})"), |cur| {
                     let mut d = IniDoc::parse(cur);
-                    d.set("libvirt", key, &want);
-                    d.to_string()
+                    d.set("libvirt", key, &want)?;
+                    Ok(d.to_string())
                 });
+                if let Err(e) = result {
+                    notes.push(refused("nova.flags", &c.path, line_of(c, key), e));
+                }
             }
         }
     } else {
@@ -69,11 +73,14 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
             for c in [f.nova_compute_conf.as_ref(), Some(nova_conf)].into_iter().flatten() {
                 if c.doc.get("libvirt", key).is_some() {
                     let note = format!("migready: {key} is obsolete since Newton (14); Nova {release} ignores it");
-                    edits.edit(&c.path, Some(c.text()), &format!("comment out obsolete {key}"), |cur| {
+                    let result = edits.edit(&c.path, Some(c.text()), &format!("comment out obsolete {key}"), |cur| {
                         let mut d = IniDoc::parse(cur);
-                        d.comment_out("libvirt", key, &note);
-                        d.to_string()
+                        d.comment_out("libvirt", key, &note)?;
+                        Ok(d.to_string())
                     });
+                    if let Err(e) = result {
+                        notes.push(refused("nova.flags", &c.path, line_of(c, key), e));
+                    }
                 }
             }
         }
@@ -81,11 +88,14 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
             && matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on")
         {
             let c = file_of("live_migration_tunnelled");
-            edits.edit(&c.path, Some(c.text()), "live_migration_tunnelled = false (no NBD when tunnelled)", |cur| {
+            let result = edits.edit(&c.path, Some(c.text()), "live_migration_tunnelled = false (no NBD when tunnelled)", |cur| {
                 let mut d = IniDoc::parse(cur);
-                d.set("libvirt", "live_migration_tunnelled", "false");
-                d.to_string()
+                d.set("libvirt", "live_migration_tunnelled", "false")?;
+                Ok(d.to_string())
             });
+            if let Err(e) = result {
+                notes.push(refused("nova.flags", &c.path, line_of(c, "live_migration_tunnelled"), e));
+            }
         }
     }
     if edits_len(edits) != before
@@ -98,4 +108,9 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
 
 fn edits_len(edits: &Edits) -> usize {
     edits.changed()
+}
+
+/// The line of `[libvirt] key` in `c` as read.
+fn line_of(c: &ConfigFile<IniDoc>, key: &str) -> Option<usize> {
+    c.doc.get("libvirt", key).map(|e| e.line)
 }

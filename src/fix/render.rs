@@ -8,11 +8,13 @@ use crate::report::escape::{for_terminal as esc, lines_for_terminal};
 use similar::TextDiff;
 use std::io::{self, Write};
 
-/// Unified diff of one edit, paths as `a/PATH` and `b/PATH`.
+/// Unified diff of one edit, paths as `a/PATH` and `b/PATH`. Bytes of the file
+/// that are not UTF-8 (see [`crate::formats::bytes`]) show as `\xNN`.
 pub fn diff(path: &str, original: Option<&str>, new: &str) -> String {
     let old = original.unwrap_or("");
     let from = if original.is_some() { format!("a{path}") } else { "/dev/null".into() };
-    TextDiff::from_lines(old, new).unified_diff().context_radius(2).header(&from, &format!("b{path}")).to_string()
+    let diff = TextDiff::from_lines(old, new).unified_diff().context_radius(2).header(&from, &format!("b{path}")).to_string();
+    crate::formats::bytes::display(&diff).into_owned()
 }
 
 pub fn print_plan(out: &mut dyn Write, plan: &HostPlan) -> io::Result<()> {

@@ -148,8 +148,8 @@ fn edits_are_idempotent() {
             && path.ends_with(".conf")
         {
             let mut d = crate::formats::libvirt_conf::ConfDoc::parse(new);
-            d.set("listen_tcp", crate::formats::libvirt_conf::Value::Int(1));
-            d.set("auth_tcp", crate::formats::libvirt_conf::Value::Str("none".into()));
+            d.set("listen_tcp", crate::formats::libvirt_conf::Value::Int(1)).unwrap();
+            d.set("auth_tcp", crate::formats::libvirt_conf::Value::Str("none".into())).unwrap();
             assert_eq!(&d.to_string(), new);
         }
     }
@@ -297,4 +297,98 @@ fn ipv6_peer_without_persistence_is_a_note() {
     fleet.hosts[0].1.persisted_rules.retain(|p| p != "/etc/sysconfig/ip6tables");
     let p = plan_of(&fleet, 0);
     assert!(p.notes.iter().any(|n| n.contains("nothing on this host persists ip6tables rules")), "{:?}", p.notes);
+}
+
+#[test]
+fn nova_option_with_a_continuation_line_is_a_note_not_a_panic() {
+    // A flag list continued on an indented line: the merged value would span lines.
+    let p = nova_plan("mitaka", "live_migration_flag = VIR_MIGRATE_UNDEFINE_SOURCE\n  VIR_MIGRATE_PEER2PEER\n");
+    let note = p.notes.iter().find(|n| n.contains("live_migration_flag")).unwrap_or_else(|| panic!("{:?}", p.notes));
+    assert!(note.starts_with("nova.flags: /etc/nova/nova.conf line "), "{note}");
+    assert!(note.ends_with("not edited"), "{note}");
+    // The other key is still fixed.
+    let (orig, new) = edit_of(&p, "/etc/nova/nova.conf");
+    let ch = changed_lines(orig, new);
+    assert!(ch.iter().all(|l| !l.contains("live_migration_flag")), "{ch:?}");
+    assert!(ch.iter().any(|l| l.starts_with("+block_migration_flag = ")), "{ch:?}");
+}
+
+#[test]
+fn env_file_words_keep_their_quoting() {
+    // Traditional: --listen added, --timeout N dropped, the quoted path kept as written.
+    let mut r = raw("bookworm-traditional-reject");
+    let line = "LIBVIRTD_ARGS=\"--timeout 120 --config '/etc/libvirt/my libvirtd.conf'\"";
+    edit(&mut r, "envfile:libvirtd.service:/etc/sysconfig/libvirtd", |t| format!("{t}{line}\n"));
+    let fleet = Fleet::new(vec![("cmp3", "198.18.42.13", r)]);
+    let p = plan_of(&fleet, 0);
+    let (orig, new) = edit_of(&p, "/etc/sysconfig/libvirtd");
+    assert_eq!(changed_lines(orig, new), vec![format!("-{line}"), "+LIBVIRTD_ARGS=\"--listen --config '/etc/libvirt/my libvirtd.conf'\"".to_string()]);
+
+    // Socket activation: --listen removed, the rest as written.
+    let mut r = raw("bookworm-seed");
+    let line = "LIBVIRTD_ARGS=\"--listen  --config \\\"/etc/libvirt/my libvirtd.conf\\\" -v\"";
+    edit(&mut r, "envfile:libvirtd.service:/etc/default/libvirtd", |t| t.replace("LIBVIRTD_ARGS=\"--listen\"", line));
+    let fleet = Fleet::new(vec![("cmp5", "198.18.42.15", r)]);
+    let p = plan_of(&fleet, 0);
+    let (orig, new) = edit_of(&p, "/etc/default/libvirtd");
+    assert_eq!(changed_lines(orig, new), vec![format!("-{line}"), "+LIBVIRTD_ARGS=\"--config \\\"/etc/libvirt/my libvirtd.conf\\\" -v\"".to_string()]);
+}
+
+#[test]
+fn latin1_config_file_keeps_its_bytes() {
+    use crate::formats::bytes::{decode, encode};
+    let mut r = raw("bookworm-traditional-reject");
+    let stock = r.ok("libvirtd_conf").unwrap().to_string();
+    let mut bytes = b"# Konfiguration f\xfcr cmp3, caf\xe9\n".to_vec();
+    let (before, after) = stock.split_once("#auth_tcp = \"sasl\"").unwrap();
+    bytes.extend_from_slice(before.as_bytes());
+    bytes.extend_from_slice(b"auth_tcp = \"sasl\" # \xe9t\xe9");
+    bytes.extend_from_slice(after.as_bytes());
+    // As RawFacts::parse_bytes decodes it from the host's bytes.
+    crate::checks::testutil::set(&mut r, "libvirtd_conf", &decode(&bytes));
+    let fleet = Fleet::new(vec![("cmp3", "198.18.42.13", r)]);
+    assert_eq!(fleet.finding(0, "libvirt.auth").status, Status::Fail);
+    let p = plan_of(&fleet, 0);
+    let (orig, new) = edit_of(&p, "/etc/libvirt/libvirtd.conf");
+    // What the apply step compares with the host (sha256 of encode(original)) is the host's bytes.
+    assert_eq!(encode(orig), bytes);
+    let new = encode(new);
+    assert!(new.starts_with(b"# Konfiguration f\xfcr cmp3, caf\xe9\n"));
+    assert!(new.windows(23).any(|w| w == b"auth_tcp = \"none\" # \xe9t\xe9"), "{}", String::from_utf8_lossy(&new));
+    assert!(!new.windows(3).any(|w| w == "\u{fffd}".as_bytes()));
+    // Only the edited lines differ, byte for byte.
+    let (old_lines, new_lines): (Vec<&[u8]>, Vec<&[u8]>) = (bytes.split(|b| *b == b'\n').collect(), new.split(|b| *b == b'\n').collect());
+    assert_eq!(old_lines.len(), new_lines.len());
+    let changed = old_lines.iter().zip(&new_lines).filter(|(a, b)| a != b).count();
+    assert_eq!(changed, 3, "auth_tcp, listen_tls, listen_tcp");
+    // The diff shows the bytes as \xNN.
+    let mut out = Vec::new();
+    render::print_plan(&mut out, &p).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("-auth_tcp = \"sasl\" # \\xe9t\\xe9\n+auth_tcp = \"none\" # \\xe9t\\xe9\n"), "{out}");
+}
+
+#[test]
+fn symlinked_files_are_edited_by_their_path() {
+    let mut r = raw("bookworm-traditional-reject");
+    crate::checks::testutil::set(&mut r, "link:libvirtd_conf", "/srv/config/libvirtd.conf\n");
+    crate::checks::testutil::set(&mut r, "link:envfile:libvirtd.service:/etc/sysconfig/libvirtd", "/etc/sysconfig/libvirtd.local\n");
+    let fleet = Fleet::new(vec![("cmp3", "198.18.42.13", r)]);
+    assert_eq!(fleet.hosts[0].1.real_path("/etc/libvirt/libvirtd.conf"), Some("/srv/config/libvirtd.conf"));
+    let p = plan_of(&fleet, 0);
+    edit_of(&p, "/etc/libvirt/libvirtd.conf");
+    edit_of(&p, "/etc/sysconfig/libvirtd");
+    assert!(!p.steps.iter().any(|s| matches!(s, Step::Edit { path, .. } if path.starts_with("/srv") || path.ends_with(".local"))));
+}
+
+#[test]
+fn migration_range_upside_down_is_a_note() {
+    let mut r = raw("bookworm-traditional-reject");
+    edit(&mut r, "qemu_conf", |t| format!("{t}migration_port_min = 49300\nmigration_port_max = 49200\n"));
+    let fleet = Fleet::new(vec![("cmp3", "198.18.42.13", r), ("cmp1", "198.18.42.11", raw("bookworm-socket"))]);
+    assert_eq!(fleet.finding(0, "firewall.migration").status, Status::Fail);
+    let p = plan_of(&fleet, 0);
+    assert!(p.notes.iter().any(|n| n == "firewall.migration: qemu.conf migration_port_min 49300 is above migration_port_max 49200; correct qemu.conf by hand"), "{:?}", p.notes);
+    // The libvirt port is still opened.
+    assert!(commands(&p).iter().any(|c| c.contains("--dport 16509 ")), "{:?}", commands(&p));
 }

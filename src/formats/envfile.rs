@@ -18,7 +18,7 @@
 use std::fmt;
 use std::ops::Range;
 
-use super::{Line, append_line, best_commented, commented_assignment, lines};
+use super::{EditError, Line, append_line, best_commented, commented_assignment, lines};
 
 /// An active assignment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,21 +94,23 @@ impl EnvFile {
     /// `'...'`); an unquoted value is written bare unless it is empty or holds
     /// whitespace or shell-special characters, which get double quotes.
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// If `key` is not a valid variable name or `value` contains a line break.
-    pub fn set(&mut self, key: &str, value: &str) {
-        assert!(
-            is_valid_key(key),
-            "invalid environment variable name {key:?}"
-        );
-        assert!(
-            !value.contains(['\n', '\r']),
-            "environment value {value:?} spans lines"
-        );
+    /// Nothing changes if `key` is not a valid variable name or `value`
+    /// contains a line break.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), EditError> {
+        if !is_valid_key(key) {
+            return Err(EditError::new(None, format!("invalid environment variable name {key:?}")));
+        }
+        if value.contains(['\n', '\r']) {
+            let line = self.get(key).map(|e| e.line);
+            return Err(EditError::new(line, format!("{key}: the new value {value:?} spans lines")));
+        }
+        let old_text = self.text.clone();
+        let others: Vec<EnvEntry> = self.entries().filter(|e| e.key != key).cloned().collect();
         if let Some(node) = self.nodes.iter().rev().find(|n| n.entry.key == key) {
             if node.entry.value == value {
-                return;
+                return Ok(());
             }
             let range = node.value.clone();
             let rendered = render(value, &self.text[range.clone()]);
@@ -119,36 +121,140 @@ impl EnvFile {
             append_line(&mut self.text, &format!("{key}={}", render(value, "")));
         }
         self.reparse();
+        // Read back: the key has the value, every other assignment is as before.
+        let same_others = self.entries().filter(|e| e.key != key).map(|e| (&e.key, &e.value)).eq(others.iter().map(|e| (&e.key, &e.value)));
+        if self.get(key).map(|e| e.value.as_str()) != Some(value) || !same_others {
+            let line = self.get(key).map(|e| e.line);
+            *self = EnvFile::parse(&old_text);
+            return Err(EditError::new(line, format!("{key} = {value:?} would not read back as written, or would change other lines")));
+        }
+        Ok(())
     }
 
     /// Removes the word `word` from every assignment of `key`, keeping the other
-    /// words as written: `LIBVIRTD_ARGS="--listen --timeout 120"` becomes
+    /// words exactly as written (quotes, escapes, the blanks between them):
+    /// `LIBVIRTD_ARGS="--listen --timeout 120"` becomes
     /// `LIBVIRTD_ARGS="--timeout 120"`. An assignment left with no word is
     /// commented out instead (`#LIBVIRTD_ARGS="--listen"`). Words are split as by
     /// [`split_words`]; call once per spelling (`--listen`, then `-l`).
-    pub fn remove_word(&mut self, key: &str, word: &str) {
+    ///
+    /// # Errors
+    ///
+    /// Nothing changes if a value could not be rewritten so that it reads as
+    /// its other words (a quote that would have to move).
+    pub fn remove_word(&mut self, key: &str, word: &str) -> Result<(), EditError> {
         let mut edits: Vec<(Range<usize>, String)> = Vec::new();
         for node in self.nodes.iter().filter(|n| n.entry.key == key) {
-            let words = word_spans(&node.entry.value);
-            if !words.iter().any(|(_, w)| w == word) {
-                continue;
-            }
-            let kept: Vec<&str> = words
+            let remove: Vec<usize> = split_words(&node.entry.value)
                 .iter()
-                .filter(|(_, w)| w != word)
-                .map(|(span, _)| &node.entry.value[span.clone()])
+                .enumerate()
+                .filter(|(_, w)| *w == word)
+                .map(|(i, _)| i)
                 .collect();
-            if kept.is_empty() {
-                let content = &self.text[node.line.start..node.line.end];
-                edits.push((
-                    node.line.start..node.line.end,
-                    format!("#{}", content.trim_start()),
-                ));
-            } else {
-                let rendered = render(&kept.join(" "), &self.text[node.value.clone()]);
-                edits.push((node.value.clone(), rendered));
+            if !remove.is_empty() {
+                edits.push(self.word_edit(node, &remove, None)?);
             }
         }
+        self.apply(edits);
+        Ok(())
+    }
+
+    /// Rewrites the words of the assignment of `key` in effect (the last one):
+    /// removes the words at the indices `remove` (counted as by [`split_words`]
+    /// over its value) and, if `prepend` is given, adds that word first. Every
+    /// other word keeps its text as written, quotes and escapes included:
+    /// `LIBVIRTD_ARGS="--timeout 120 --config '/etc/my libvirtd.conf'"` with
+    /// `remove` `[0, 1]` and `prepend` `--listen` becomes
+    /// `LIBVIRTD_ARGS="--listen --config '/etc/my libvirtd.conf'"`. An assignment
+    /// left with no word is commented out.
+    ///
+    /// # Errors
+    ///
+    /// Nothing changes if `key` has no assignment, an index is out of range, or
+    /// the value could not be rewritten so that it reads as the words wanted.
+    pub fn edit_words(&mut self, key: &str, remove: &[usize], prepend: Option<&str>) -> Result<(), EditError> {
+        let Some(node) = self.nodes.iter().rev().find(|n| n.entry.key == key) else {
+            return Err(EditError::new(None, format!("{key} is not set")));
+        };
+        if remove.is_empty() && prepend.is_none() {
+            return Ok(());
+        }
+        let edit = self.word_edit(node, remove, prepend)?;
+        self.apply(vec![edit]);
+        Ok(())
+    }
+
+    /// The text replacement that removes the words at `remove` from `node`'s
+    /// value and puts `prepend` first: the value's own text with only those words
+    /// (and one blank run each) cut out, or the line commented out if no word is
+    /// left.
+    fn word_edit(&self, node: &Node, remove: &[usize], prepend: Option<&str>) -> Result<(Range<usize>, String), EditError> {
+        let line = Some(node.entry.line);
+        let value = node.entry.value.as_str();
+        let spans = word_spans(value);
+        if let Some(&i) = remove.iter().find(|&&i| i >= spans.len()) {
+            return Err(EditError::new(line, format!("{}: no word {i} in {value:?}", node.entry.key)));
+        }
+        let removed = |i: usize| remove.contains(&i);
+        let mut wanted: Vec<String> = spans.iter().enumerate().filter(|(i, _)| !removed(*i)).map(|(_, (_, w))| w.clone()).collect();
+        if wanted.is_empty() && prepend.is_none() {
+            let content = &self.text[node.line.start..node.line.end];
+            return Ok((node.line.start..node.line.end, format!("#{}", content.trim_start())));
+        }
+        // The edits of the value, as (range of the value, replacement).
+        let mut ops: Vec<(Range<usize>, String)> = Vec::new();
+        let mut i = 0;
+        while i < spans.len() {
+            if !removed(i) {
+                i += 1;
+                continue;
+            }
+            let first = i;
+            while i + 1 < spans.len() && removed(i + 1) {
+                i += 1;
+            }
+            let last = i;
+            i += 1;
+            let range = if last + 1 < spans.len() {
+                // Up to the next word: the run and the blanks after it.
+                spans[first].0.start..spans[last + 1].0.start
+            } else if first > 0 {
+                // The last words: the blanks before them and the run.
+                spans[first - 1].0.end..spans[last].0.end
+            } else {
+                spans[first].0.start..spans[last].0.end
+            };
+            ops.push((range, String::new()));
+        }
+        if let Some(word) = prepend {
+            let at = (0..spans.len()).find(|&i| !removed(i)).map_or_else(
+                || ops.first().map_or(value.len(), |(r, _)| r.start),
+                |i| spans[i].0.start,
+            );
+            let sep = if wanted.is_empty() { "" } else { " " };
+            ops.push((at..at, format!("{}{sep}", quote_word(word))));
+            wanted.insert(0, word.to_string());
+        }
+        // Right to left, so that earlier ranges stay valid (no two ranges overlap).
+        ops.sort_by_key(|(r, _)| std::cmp::Reverse(r.start));
+        let mut new_value = value.to_string();
+        for (range, text) in &ops {
+            new_value.replace_range(range.clone(), text);
+        }
+        let refused = || EditError::new(line, format!("{}: cannot rewrite {:?} as the words {wanted:?}", node.entry.key, value));
+        if split_words(&new_value) != wanted {
+            return Err(refused());
+        }
+        let raw = &self.text[node.value.clone()];
+        let new_raw = splice_quoted(raw, &ops).unwrap_or_else(|| render(&new_value, raw));
+        if unquote(&new_raw).as_deref() != Some(new_value.as_str()) {
+            return Err(refused());
+        }
+        Ok((node.value.clone(), new_raw))
+    }
+
+    /// Replaces ranges of the text (in file order, not overlapping), then re-parses.
+    fn apply(&mut self, edits: Vec<(Range<usize>, String)>) {
         if edits.is_empty() {
             return;
         }
@@ -288,6 +394,81 @@ fn render(value: &str, old: &str) -> String {
     }
 }
 
+/// For a value written as one quoted string (`"..."` or `'...'` and nothing
+/// after the closing quote), the byte offset in `raw` where each byte of the
+/// unquoted value comes from, plus one entry for the value's end (the closing
+/// quote). `None` for any other value.
+fn quoted_offsets(raw: &str) -> Option<(char, Vec<usize>)> {
+    let q = quote_style(raw)?;
+    let mut offsets = Vec::with_capacity(raw.len());
+    let mut chars = raw.char_indices().skip(1).peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == q {
+            // The closing quote must end the value.
+            return (i + 1 == raw.len()).then(|| {
+                offsets.push(i);
+                (q, offsets)
+            });
+        }
+        if q == '"' && c == '\\' {
+            match chars.next() {
+                Some((_, e @ ('"' | '\\' | '`' | '$'))) => offsets.extend(std::iter::repeat_n(i, e.len_utf8())),
+                Some((j, e)) => {
+                    offsets.push(i);
+                    offsets.extend((0..e.len_utf8()).map(|k| j + k));
+                }
+                None => return None,
+            }
+            continue;
+        }
+        offsets.extend((0..c.len_utf8()).map(|k| i + k));
+    }
+    None
+}
+
+/// Applies `ops` (edits of the unquoted value, right to left) to the quoted
+/// text `raw` itself, so that everything else in it stays as written; `None` if
+/// `raw` is not one quoted string, or a replacement cannot be written inside
+/// its quotes.
+fn splice_quoted(raw: &str, ops: &[(Range<usize>, String)]) -> Option<String> {
+    let (q, offsets) = quoted_offsets(raw)?;
+    let mut out = raw.to_string();
+    for (range, text) in ops {
+        let escaped = match q {
+            '\'' if text.contains('\'') => return None,
+            '\'' => text.clone(),
+            _ => {
+                let mut e = String::with_capacity(text.len());
+                for c in text.chars() {
+                    if matches!(c, '"' | '\\' | '`' | '$') {
+                        e.push('\\');
+                    }
+                    e.push(c);
+                }
+                e
+            }
+        };
+        out.replace_range(offsets[range.start]..offsets[range.end], &escaped);
+    }
+    Some(out)
+}
+
+/// `word` written so that [`split_words`] reads it back as one word: as is when
+/// it holds only safe characters, else in single quotes.
+pub fn quote_word(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// `words` as one value that [`split_words`] splits back into them.
+pub fn join_words(words: &[String]) -> String {
+    words.iter().map(|w| quote_word(w)).collect::<Vec<_>>().join(" ")
+}
+
 /// Splits an (already unquoted) value into words like a shell: blanks separate
 /// words; `'...'`, `"..."` and backslashes quote. `--config "/a b" -v` gives
 /// `--config`, `/a b`, `-v`. An unterminated quote runs to the end.
@@ -348,7 +529,23 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    use crate::formats::testutil::{changed_lines, fixture};
+    use crate::formats::BOM;
+    use crate::formats::bytes::{decode, encode};
+    use crate::formats::testutil::{changed_lines, commented_lines, file_bytes, fixture, only_named_lines_changed, span, split_lines};
+    use std::collections::BTreeSet;
+
+    /// Lines of an environment file: assignments in every quoting, `export`,
+    /// commented-out defaults, comments, unterminated quotes, junk.
+    fn env_line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            5 => "[ \t]{0,2}(export )?(KEY|OTHER)[ ]?=[ ]?(\"[a-z \u{e9}'$-]{0,8}\"|\"--listen -v\"|'[a-z \"-]{0,6}'|[a-z\\\\-]{0,6}|\"open|\"a\\\\\" b\")[ \t]{0,2}",
+            2 => "(export )?KEY=(\"|')(--listen|-l|a|-v|x y)([ \t]{1,2}(--listen|-l|a|-v|\\\\\"b c\\\\\")){0,3}(\"|')",
+            2 => "#( )?(KEY|OTHER)=(\"[a-z -]{0,6}\"|[a-z]{0,3})",
+            1 => "[#;][a-z \u{e9}]{0,8}",
+            1 => "[ \t]{0,2}",
+            1 => "[a-zA-Z0-9_ \t=\"'$#;\\\\\u{e9}\u{65e5}-]{0,10}",
+        ]
+    }
 
     fn value_of(file: &EnvFile, key: &str) -> Option<String> {
         file.get(key).map(|e| e.value.clone())
@@ -382,6 +579,21 @@ mod tests {
     }
 
     #[test]
+    fn bom_is_kept_and_skipped() {
+        let text = "\u{feff}LIBVIRTD_ARGS=\"--listen\"\n";
+        let mut file = EnvFile::parse(text);
+        assert_eq!(file.get("LIBVIRTD_ARGS").map(|e| (e.value.as_str(), e.line)), Some(("--listen", 1)));
+        assert_eq!(file.to_string(), text);
+        file.remove_word("LIBVIRTD_ARGS", "--listen").unwrap();
+        assert_eq!(file.to_string(), "\u{feff}#LIBVIRTD_ARGS=\"--listen\"\n");
+        file.set("LIBVIRTD_ARGS", "--listen").unwrap();
+        assert_eq!(file.to_string(), text);
+        let mut file = EnvFile::parse("\u{feff}");
+        file.set("A", "1").unwrap();
+        assert_eq!(file.to_string(), "\u{feff}A=1\n");
+    }
+
+    #[test]
     fn last_assignment_wins() {
         let file = EnvFile::parse("A=1\nA=2\n");
         assert_eq!(file.get("A").unwrap().line, 2);
@@ -404,15 +616,15 @@ mod tests {
     #[test]
     fn set_keeps_quote_style() {
         let mut file = EnvFile::parse("A=\"x\"\nB='y'\nC=z\nexport D=1 \n");
-        file.set("A", "--listen");
-        file.set("B", "it's");
-        file.set("C", "two words");
-        file.set("D", "2");
+        file.set("A", "--listen").unwrap();
+        file.set("B", "it's").unwrap();
+        file.set("C", "two words").unwrap();
+        file.set("D", "2").unwrap();
         assert_eq!(
             file.to_string(),
             "A=\"--listen\"\nB=\"it's\"\nC=\"two words\"\nexport D=2 \n"
         );
-        file.set("C", "$HOME");
+        file.set("C", "$HOME").unwrap();
         assert_eq!(value_of(&file, "C").as_deref(), Some("$HOME"));
         assert!(file.to_string().contains("C=\"\\$HOME\"\n"));
     }
@@ -421,8 +633,8 @@ mod tests {
     fn set_same_value_keeps_spelling() {
         let text = "A='x'\nB=\"\"\n";
         let mut file = EnvFile::parse(text);
-        file.set("A", "x");
-        file.set("B", "");
+        file.set("A", "x").unwrap();
+        file.set("B", "").unwrap();
         assert_eq!(file.to_string(), text);
     }
 
@@ -430,19 +642,19 @@ mod tests {
     fn set_uncomments_matching_default() {
         let text = "#A=\"--timeout 120\"\n\n#A=\"--listen\"\n";
         let mut file = EnvFile::parse(text);
-        file.set("A", "--listen");
+        file.set("A", "--listen").unwrap();
         assert_eq!(file.to_string(), "#A=\"--timeout 120\"\n\nA=\"--listen\"\n");
         let mut file = EnvFile::parse(text);
-        file.set("A", "--timeout 60");
+        file.set("A", "--timeout 60").unwrap();
         assert_eq!(file.to_string(), "A=\"--timeout 60\"\n\n#A=\"--listen\"\n");
     }
 
     #[test]
     fn set_appends() {
         let mut file = EnvFile::parse("# x");
-        file.set("A", "");
+        file.set("A", "").unwrap();
         assert_eq!(file.to_string(), "# x\nA=\"\"\n");
-        file.set("B", "b");
+        file.set("B", "b").unwrap();
         assert_eq!(file.to_string(), "# x\nA=\"\"\nB=b\n");
     }
 
@@ -450,10 +662,10 @@ mod tests {
     fn remove_word_keeps_other_words() {
         let mut file =
             EnvFile::parse("A=\"--listen --timeout 120\"\nB=-l\nC='-v  --listen'\nD=x\n");
-        file.remove_word("A", "--listen");
-        file.remove_word("B", "-l");
-        file.remove_word("C", "--listen");
-        file.remove_word("D", "--listen");
+        file.remove_word("A", "--listen").unwrap();
+        file.remove_word("B", "-l").unwrap();
+        file.remove_word("C", "--listen").unwrap();
+        file.remove_word("D", "--listen").unwrap();
         assert_eq!(
             file.to_string(),
             "A=\"--timeout 120\"\n#B=-l\nC='-v'\nD=x\n"
@@ -462,18 +674,78 @@ mod tests {
     }
 
     #[test]
+    fn word_edits_keep_every_other_word_as_written() {
+        // Inner quotes, escapes and the blanks between the other words stay.
+        let mut file = EnvFile::parse("A=\"--listen\t--config \\\"/a b\\\"  -v a\\x \\$HOME\"\n");
+        file.remove_word("A", "--listen").unwrap();
+        assert_eq!(file.to_string(), "A=\"--config \\\"/a b\\\"  -v a\\x \\$HOME\"\n");
+        assert_eq!(split_words(&value_of(&file, "A").unwrap()), ["--config", "/a b", "-v", "ax", "$HOME"]);
+        file.remove_word("A", "$HOME").unwrap();
+        assert_eq!(file.to_string(), "A=\"--config \\\"/a b\\\"  -v a\\x\"\n");
+
+        let text = "LIBVIRTD_ARGS=\"--timeout 120 --config '/etc/libvirt/my libvirtd.conf'\"\n";
+        let mut file = EnvFile::parse(text);
+        file.edit_words("LIBVIRTD_ARGS", &[0, 1], Some("--listen")).unwrap();
+        assert_eq!(file.to_string(), "LIBVIRTD_ARGS=\"--listen --config '/etc/libvirt/my libvirtd.conf'\"\n");
+        let mut file = EnvFile::parse("A='-v --timeout 5 --config \"/x y\"'\n");
+        file.edit_words("A", &[1, 2], Some("--listen")).unwrap();
+        assert_eq!(file.to_string(), "A='--listen -v --config \"/x y\"'\n");
+        // The last words: the blanks before them go.
+        let mut file = EnvFile::parse("A=\"-v  --timeout 5\"\n");
+        file.edit_words("A", &[1, 2], None).unwrap();
+        assert_eq!(file.to_string(), "A=\"-v\"\n");
+        // An empty value, a bare one, one with text after its quotes.
+        let mut file = EnvFile::parse("A=\"\"\nB=--timeout\nC=\"--timeout 1 \"x\n");
+        file.edit_words("A", &[], Some("--listen")).unwrap();
+        file.edit_words("B", &[0], Some("--listen")).unwrap();
+        file.edit_words("C", &[0, 1], Some("--listen")).unwrap();
+        assert_eq!(file.to_string(), "A=\"--listen\"\nB=--listen\nC=\"--listen x\"\n");
+        let mut file = EnvFile::parse("B=-v\n");
+        file.edit_words("B", &[], Some("--listen")).unwrap();
+        assert_eq!(file.to_string(), "B=\"--listen -v\"\n");
+        // Removing every word comments the assignment out.
+        let mut file = EnvFile::parse("A=\"--timeout 5\"\n");
+        file.edit_words("A", &[0, 1], None).unwrap();
+        assert_eq!(file.to_string(), "#A=\"--timeout 5\"\n");
+    }
+
+    #[test]
+    fn word_edits_refuse_what_they_cannot_do() {
+        let text = "A=\"x\"\n";
+        let mut file = EnvFile::parse(text);
+        assert!(file.edit_words("B", &[0], None).is_err());
+        let e = file.edit_words("A", &[3], None).unwrap_err();
+        assert_eq!(e.line, Some(1));
+        assert_eq!(file.to_string(), text);
+    }
+
+    #[test]
+    fn quote_and_join_words() {
+        assert_eq!(quote_word("--listen"), "--listen");
+        assert_eq!(quote_word("my file"), "'my file'");
+        assert_eq!(quote_word("it's"), "'it'\\''s'");
+        assert_eq!(quote_word(""), "''");
+        let words: Vec<String> = ["--config", "/etc/my libvirtd.conf", "it's", ""].map(String::from).to_vec();
+        assert_eq!(split_words(&join_words(&words)), words);
+    }
+
+    #[test]
     fn remove_word_comments_out_every_emptied_assignment() {
         let mut file = EnvFile::parse("A=\"--listen\"\n  A=\"--listen -l\"\n");
-        file.remove_word("A", "--listen");
-        file.remove_word("A", "-l");
+        file.remove_word("A", "--listen").unwrap();
+        file.remove_word("A", "-l").unwrap();
         assert_eq!(file.to_string(), "#A=\"--listen\"\n#A=\"-l\"\n");
         assert_eq!(file.get("A"), None);
     }
 
     #[test]
-    #[should_panic(expected = "invalid environment variable name")]
-    fn set_rejects_bad_key() {
-        EnvFile::parse("").set("A-B", "x");
+    fn set_refuses_bad_key_and_multi_line_value() {
+        let mut file = EnvFile::parse("A=1\n");
+        let e = file.set("A-B", "x").unwrap_err();
+        assert_eq!(e.message, "invalid environment variable name \"A-B\"");
+        let e = file.set("A", "x\ry").unwrap_err();
+        assert_eq!(e.note("/etc/default/libvirtd"), "/etc/default/libvirtd line 1: A: the new value \"x\\ry\" spans lines; not edited");
+        assert_eq!(file.to_string(), "A=1\n");
     }
 
     #[test]
@@ -484,7 +756,7 @@ mod tests {
         assert_eq!(file.entries().count(), 0);
 
         let mut edited = file.clone();
-        edited.set("LIBVIRTD_ARGS", "--listen");
+        edited.set("LIBVIRTD_ARGS", "--listen").unwrap();
         let after = edited.to_string();
         let changed = changed_lines(&text, &after);
         assert_eq!(changed.len(), 1);
@@ -498,10 +770,10 @@ mod tests {
             "LIBVIRTD_ARGS=\"--listen\""
         );
         assert_eq!(edited.get("LIBVIRTD_ARGS").unwrap().line, n);
-        edited.set("LIBVIRTD_ARGS", "--listen");
+        edited.set("LIBVIRTD_ARGS", "--listen").unwrap();
         assert_eq!(edited.to_string(), after, "idempotent");
 
-        edited.remove_word("LIBVIRTD_ARGS", "--listen");
+        edited.remove_word("LIBVIRTD_ARGS", "--listen").unwrap();
         assert_eq!(
             edited.to_string(),
             text,
@@ -517,7 +789,7 @@ mod tests {
         assert_eq!(file.get("LIBVIRTD_ARGS"), None);
 
         let mut edited = file.clone();
-        edited.set("LIBVIRTD_ARGS", "--listen");
+        edited.set("LIBVIRTD_ARGS", "--listen").unwrap();
         let changed = changed_lines(&text, &edited.to_string());
         assert_eq!(changed.len(), 1);
         assert_eq!(
@@ -526,8 +798,8 @@ mod tests {
         );
 
         let mut edited = file.clone();
-        edited.set("LIBVIRTD_ARGS", "--timeout 120 --listen");
-        edited.remove_word("LIBVIRTD_ARGS", "--listen");
+        edited.set("LIBVIRTD_ARGS", "--timeout 120 --listen").unwrap();
+        edited.remove_word("LIBVIRTD_ARGS", "--listen").unwrap();
         assert_eq!(
             value_of(&edited, "LIBVIRTD_ARGS").as_deref(),
             Some("--timeout 120")
@@ -537,17 +809,68 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip_any_string(text in any::<String>()) {
-            prop_assert_eq!(EnvFile::parse(&text).to_string(), text);
+        fn round_trip_and_entries_point_at_their_lines(bytes in file_bytes(env_line())) {
+            let text = decode(&bytes);
+            let file = EnvFile::parse(&text);
+            prop_assert_eq!(encode(&file.to_string()), bytes);
+            let lines = split_lines(&text);
+            for e in file.entries() {
+                let line = lines[e.line - 1];
+                let line = if e.line == 1 { line.strip_prefix(BOM).unwrap_or(line) } else { line };
+                let (key, _) = assignment(line.strip_suffix('\n').unwrap_or(line)).unwrap();
+                prop_assert_eq!(key, e.key.as_str());
+            }
         }
 
         #[test]
-        fn round_trip_env_like(lines in prop::collection::vec(
-            "[ \t#;]{0,2}(export )?[A-Z_0-9]{0,4}[ ]?=?[ ]?[a-z \"'\\\\$#-]{0,8}\r?", 0..12),
-            last_newline in any::<bool>()) {
-            let mut text = lines.join("\n");
-            if last_newline { text.push('\n'); }
-            prop_assert_eq!(EnvFile::parse(&text).to_string(), text);
+        fn set_changes_only_named_lines(bytes in file_bytes(env_line()), key in "KEY|OTHER|FRESH", value in "[a-z \u{e9}\"'$`\\\\#=;-]{0,8}") {
+            let text = decode(&bytes);
+            let mut file = EnvFile::parse(&text);
+            let mut named = commented_lines(&text, &key);
+            named.extend(file.get(&key).map(|e| e.line));
+            let others: Vec<EnvEntry> = file.entries().filter(|e| e.key != key).cloned().collect();
+            if file.set(&key, &value).is_err() {
+                prop_assert_eq!(file.to_string(), text);
+                return Ok(());
+            }
+            let new = file.to_string();
+            let e = file.get(&key).unwrap().clone();
+            prop_assert_eq!(&e.value, &value);
+            let r = only_named_lines_changed(&text, &new, &named, &span(e.line, 0), |_| false);
+            prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+            let key_of = |e: &EnvEntry| (e.key.clone(), e.value.clone());
+            prop_assert_eq!(file.entries().filter(|e| e.key != key).map(key_of).collect::<Vec<_>>(), others.iter().map(key_of).collect::<Vec<_>>());
+            prop_assert_eq!(EnvFile::parse(&new).entries().cloned().collect::<Vec<_>>(), file.entries().cloned().collect::<Vec<_>>());
+            file.set(&key, &value).unwrap();
+            prop_assert_eq!(file.to_string(), new, "idempotent");
+        }
+
+        #[test]
+        fn remove_word_changes_only_named_lines(bytes in file_bytes(env_line()), word in "--listen|-l|a") {
+            let text = decode(&bytes);
+            let mut file = EnvFile::parse(&text);
+            let named: BTreeSet<usize> = file.entries().filter(|e| e.key == "KEY" && split_words(&e.value).contains(&word)).map(|e| e.line).collect();
+            let before: Vec<EnvEntry> = file.entries().cloned().collect();
+            if file.remove_word("KEY", &word).is_err() {
+                prop_assert_eq!(file.to_string(), text);
+                return Ok(());
+            }
+            let new = file.to_string();
+            let now: BTreeSet<usize> = file.entries().filter(|e| e.key == "KEY").map(|e| e.line).collect();
+            let r = only_named_lines_changed(&text, &new, &named, &now, |l| l.starts_with('#'));
+            prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+            // Every assignment keeps its other words; emptied ones are gone.
+            let expected: Vec<(String, Vec<String>)> = before.iter().filter_map(|e| {
+                let words = split_words(&e.value);
+                if e.key == "KEY" && words.contains(&word) {
+                    let kept: Vec<String> = words.into_iter().filter(|w| *w != word).collect();
+                    (!kept.is_empty()).then(|| (e.key.clone(), kept))
+                } else {
+                    Some((e.key.clone(), words))
+                }
+            }).collect();
+            let got: Vec<(String, Vec<String>)> = file.entries().map(|e| (e.key.clone(), split_words(&e.value))).collect();
+            prop_assert_eq!(got, expected);
         }
 
         #[test]
@@ -557,20 +880,76 @@ mod tests {
             let text = lines.join("\n");
             let mut file = EnvFile::parse(&text);
             let others: Vec<EnvEntry> = file.entries().filter(|e| e.key != "KEY").cloned().collect();
-            file.set("KEY", &value);
+            file.set("KEY", &value).unwrap();
             let once = file.to_string();
             let reparsed = EnvFile::parse(&once);
             prop_assert_eq!(value_of(&reparsed, "KEY"), Some(value.clone()));
             let others_after: Vec<EnvEntry> = reparsed.entries().filter(|e| e.key != "KEY").cloned().collect();
             prop_assert_eq!(others_after, others);
-            file.set("KEY", &value);
+            file.set("KEY", &value).unwrap();
             prop_assert_eq!(file.to_string(), once);
+        }
+
+        #[test]
+        fn word_edits_change_only_their_words(
+            words in prop::collection::vec("--listen|-l|-v|--timeout|120|'a b'|\"c d\"|e\\\\ f|\\$HOME|x=1", 0..6),
+            seps in prop::collection::vec("[ \t]{1,2}", 6),
+            style in 0..3usize,
+            remove in prop::collection::btree_set(0..6usize, 0..3),
+            prepend in any::<bool>()) {
+            let mut value = String::new();
+            for (i, w) in words.iter().enumerate() {
+                if i > 0 { value.push_str(&seps[i]); }
+                value.push_str(w);
+            }
+            // The value written canonically in one of the three styles.
+            let dq = |v: &str| render(v, "\"");
+            let raw = match style {
+                1 if !value.contains('\'') => format!("'{value}'"),
+                2 if !value.starts_with(['"', '\'']) && !value.contains(['\\', ' ', '\t']) => value.clone(),
+                _ => dq(&value),
+            };
+            prop_assert_eq!(unquote(&raw), Some(value.clone()));
+            let mut file = EnvFile::parse(&format!("# c\nA={raw}\nB=1\n"));
+            let all = split_words(&value);
+            let remove: Vec<usize> = remove.into_iter().filter(|&i| i < all.len()).collect();
+            let mut expected: Vec<String> = all.iter().enumerate().filter(|(i, _)| !remove.contains(i)).map(|(_, w)| w.clone()).collect();
+            if prepend { expected.insert(0, "--listen".into()); }
+            file.edit_words("A", &remove, prepend.then_some("--listen")).unwrap();
+            let out = file.to_string();
+            let lines: Vec<&str> = out.split('\n').collect();
+            prop_assert_eq!((lines[0], lines[2], lines.len()), ("# c", "B=1", 4));
+            match file.get("A") {
+                Some(e) => {
+                    prop_assert_eq!(split_words(&e.value), expected.clone());
+                    // Each kept word's text is kept: the value is the old one
+                    // with whole words (and a blank run each) cut out.
+                    let spans = word_spans(&value);
+                    let mut rest = e.value.as_str();
+                    for (i, (span, _)) in spans.iter().enumerate() {
+                        if remove.contains(&i) { continue; }
+                        let at = rest.find(&value[span.clone()]);
+                        prop_assert!(at.is_some(), "{:?} lost {:?}", e.value, &value[span.clone()]);
+                        rest = &rest[at.unwrap_or(0) + span.len()..];
+                    }
+                    // Quoted values stay in their style, with nothing re-escaped.
+                    if raw.starts_with('\'') && !e.value.contains('\'') {
+                        prop_assert_eq!(lines[1].to_string(), format!("A='{}'", e.value));
+                    } else if raw.starts_with('"') {
+                        prop_assert_eq!(lines[1].to_string(), format!("A={}", dq(&e.value)));
+                    }
+                }
+                None => {
+                    prop_assert!(expected.is_empty());
+                    prop_assert_eq!(lines[1].to_string(), format!("#A={raw}"));
+                }
+            }
         }
 
         #[test]
         fn remove_word_removes_it(words in prop::collection::vec("--listen|-l|-v|--timeout|120|'a b'", 0..5)) {
             let mut file = EnvFile::parse(&format!("ARGS=\"{}\"\n", words.join(" ")));
-            file.remove_word("ARGS", "--listen");
+            file.remove_word("ARGS", "--listen").unwrap();
             let expected: Vec<String> = split_words(&words.join(" ")).into_iter().filter(|w| w != "--listen").collect();
             match file.get("ARGS") {
                 Some(e) => prop_assert_eq!(split_words(&e.value), expected),

@@ -28,8 +28,8 @@ use std::fmt;
 use std::ops::Range;
 
 use super::{
-    Line, append_line, best_commented, comment_out_lines, commented_assignment, lines,
-    newline_style, terminate_last_line,
+    EditError, Line, append_line, best_commented, comment_out_lines, commented_assignment,
+    content_start, is_empty_doc, lines, newline_style, terminate_last_line,
 };
 
 /// An active assignment.
@@ -61,7 +61,8 @@ struct Node {
 #[derive(Debug, Clone)]
 struct Section {
     name: String,
-    /// Start of the header line (for the implicit `""` section: 0).
+    /// Start of the header line (for the implicit `""` section: the start of the
+    /// text, after a byte order mark).
     start: usize,
     /// Start of the next header, or the text length.
     end: usize,
@@ -102,7 +103,7 @@ impl IniDoc {
         let mut nodes: Vec<Node> = Vec::new();
         let mut sections = vec![Section {
             name: String::new(),
-            start: 0,
+            start: content_start(text),
             end: text.len(),
         }];
         // The node that a continuation line would extend.
@@ -222,29 +223,39 @@ impl IniDoc {
     /// Values with leading or trailing whitespace, or wrapped in matching quotes,
     /// are written inside `"..."` so that oslo reads them back unchanged.
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// If `value` or `section` contains a line break, or `key` is not a valid
-    /// option name (empty, surrounding whitespace, `=`, `:` or a line break in it,
-    /// or starting with `[`, `#` or `;`).
-    pub fn set(&mut self, section: &str, key: &str, value: &str) {
-        assert!(!self.text_dropped, "IniDoc::set on a document whose text was dropped");
-        assert!(
-            !value.contains(['\n', '\r']),
-            "INI value {value:?} spans lines"
-        );
-        assert!(
-            !section.contains(['\n', '\r', ']']),
-            "invalid INI section name {section:?}"
-        );
-        assert!(
-            !key.is_empty()
-                && key.trim() == key
-                && !key.contains(['=', ':', '\n', '\r'])
-                && !key.starts_with(['[', '#', ';']),
-            "invalid INI option name {key:?}"
-        );
+    /// Nothing changes, and the error names the line concerned, if `value`
+    /// contains a line break (e.g. a value built from one that had continuation
+    /// lines), `section` contains a line break or `]`, `key` is not a valid option
+    /// name (empty, surrounding whitespace, `=`, `:` or a line break in it, or
+    /// starting with `[`, `#` or `;`), or the text was dropped.
+    pub fn set(&mut self, section: &str, key: &str, value: &str) -> Result<(), EditError> {
+        if self.text_dropped {
+            return Err(EditError::new(None, "the document's text was dropped; it cannot be edited"));
+        }
+        if value.contains(['\n', '\r']) {
+            let current = self.get(section, key);
+            let why = match current {
+                Some(e) if e.value.contains('\n') => "it has continuation lines, and the new value",
+                _ => "the new value",
+            };
+            let line = current.map(|e| e.line);
+            return Err(EditError::new(line, format!("[{section}] {key}: {why} {value:?} would span lines")));
+        }
+        if section.contains(['\n', '\r', ']']) {
+            return Err(EditError::new(None, format!("invalid INI section name {section:?}")));
+        }
+        if key.is_empty()
+            || key.trim() != key
+            || key.contains(['=', ':', '\n', '\r'])
+            || key.starts_with(['[', '#', ';'])
+        {
+            return Err(EditError::new(None, format!("invalid INI option name {key:?}")));
+        }
         let rendered = render_value(value);
+        let old_text = self.text.clone();
+        let others = self.others(section, key);
         let active = self
             .nodes
             .iter()
@@ -252,7 +263,7 @@ impl IniDoc {
             .find(|n| n.entry.key == key && same_section(&n.entry.section, section));
         if let Some(node) = active {
             if node.entry.value == value {
-                return;
+                return Ok(());
             }
             let range = node.value.clone();
             // `key =` with an empty value: keep the style's space after `=`.
@@ -293,7 +304,7 @@ impl IniDoc {
                 .is_some_and(|l| self.text[l.start..l.end].trim().is_empty());
             terminate_last_line(&mut self.text);
             let nl = newline_style(&self.text);
-            if !self.text.is_empty() && !ends_blank {
+            if !is_empty_doc(&self.text) && !ends_blank {
                 self.text.push_str(nl);
             }
             let new_line = format!("{key} = {rendered}");
@@ -301,13 +312,34 @@ impl IniDoc {
                 .push_str(&format!("[{section}]{nl}{}{nl}", new_line.trim_end()));
         }
         self.reparse();
+        // Read back: the option has the value, every other one reads as before.
+        if self.get(section, key).map(|e| e.value.as_str()) != Some(value) || self.others(section, key) != others {
+            let line = self.get(section, key).map(|e| e.line);
+            *self = IniDoc::parse(&old_text);
+            return Err(EditError::new(line, format!("[{section}] {key} = {value:?} would not read back as written, or would change other lines")));
+        }
+        Ok(())
+    }
+
+    /// The assignments of other options: (section, key, value).
+    fn others(&self, section: &str, key: &str) -> Vec<(String, String, String)> {
+        self.entries()
+            .filter(|e| !(e.key == key && same_section(&e.section, section)))
+            .map(|e| (e.section.clone(), e.key.clone(), e.value.clone()))
+            .collect()
     }
 
     /// Comments out every active assignment of `key` in `section`: each of its
     /// lines gets a leading `#` (`key = value` becomes `#key = value`), preceded
     /// by a line `# note` (none when `note` is empty).
-    pub fn comment_out(&mut self, section: &str, key: &str, note: &str) {
-        assert!(!self.text_dropped, "IniDoc::comment_out on a document whose text was dropped");
+    ///
+    /// # Errors
+    ///
+    /// If the text was dropped.
+    pub fn comment_out(&mut self, section: &str, key: &str, note: &str) -> Result<(), EditError> {
+        if self.text_dropped {
+            return Err(EditError::new(None, "the document's text was dropped; it cannot be edited"));
+        }
         let spans: Vec<(usize, usize)> = self
             .nodes
             .iter()
@@ -315,13 +347,14 @@ impl IniDoc {
             .map(|n| (n.start, n.end))
             .collect();
         if spans.is_empty() {
-            return;
+            return Ok(());
         }
         for &(start, end) in spans.iter().rev() {
             let commented = comment_out_lines(&self.text, start, end, note);
             self.text.replace_range(start..end, &commented);
         }
         self.reparse();
+        Ok(())
     }
 
     /// The commented-out assignment of `key` inside `section` to replace, and its
@@ -414,7 +447,23 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    use crate::formats::testutil::{changed_lines, fixture};
+    use crate::formats::BOM;
+    use crate::formats::bytes::{decode, encode};
+    use crate::formats::testutil::{changed_lines, commented_lines, file_bytes, fixture, only_named_lines_changed, span, split_lines};
+    use std::collections::BTreeSet;
+
+    /// Lines of an oslo.config file: headers, assignments, continuations,
+    /// comments and commented-out defaults, junk.
+    fn ini_line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            2 => "\\[(s|t|DEFAULT|S|default)\\][ \t]?|\\[broken|\\[\\]",
+            5 => "(key|other|k2)[ \t]{0,2}[=:][ \t]{0,2}[a-z \u{e9}\"'#=:]{0,6}[ \t]{0,2}",
+            2 => "[ \t]{1,3}[a-z\u{e9}=]{1,5}",
+            2 => "[#;]( )?(key|other)[ \t]?=[ ]?[a-z\"]{0,3}|[#;][a-z \u{e9}]{0,8}",
+            1 => "[ \t]{0,2}",
+            1 => "[a-zA-Z0-9_ \t=:\\[\\]\"';#\u{e9}\u{65e5}]{0,10}",
+        ]
+    }
 
     fn value_of(doc: &IniDoc, section: &str, key: &str) -> Option<String> {
         doc.get(section, key).map(|e| e.value.clone())
@@ -455,6 +504,27 @@ mod tests {
     }
 
     #[test]
+    fn bom_is_kept_and_skipped() {
+        let text = "\u{feff}[DEFAULT]\nx = 1\n";
+        let mut doc = IniDoc::parse(text);
+        assert_eq!(doc.get("DEFAULT", "x").map(|e| (e.value.as_str(), e.line)), Some(("1", 2)));
+        assert_eq!(doc.sections(), vec!["DEFAULT"]);
+        assert_eq!(doc.to_string(), text);
+        doc.set("DEFAULT", "y", "2").unwrap();
+        assert_eq!(doc.to_string(), "\u{feff}[DEFAULT]\nx = 1\ny = 2\n");
+        let mut doc = IniDoc::parse("\u{feff}k = 1\n");
+        assert_eq!(value_of(&doc, "", "k").as_deref(), Some("1"));
+        doc.comment_out("", "k", "").unwrap();
+        assert_eq!(doc.to_string(), "\u{feff}#k = 1\n");
+        let mut doc = IniDoc::parse("\u{feff}\n[b]\n");
+        doc.set("", "k", "v").unwrap();
+        assert_eq!(doc.to_string(), "\u{feff}k = v\n\n[b]\n");
+        let mut doc = IniDoc::parse("\u{feff}");
+        doc.set("vnc", "k", "v").unwrap();
+        assert_eq!(doc.to_string(), "\u{feff}[vnc]\nk = v\n");
+    }
+
+    #[test]
     fn rejected_lines_are_kept_and_ignored() {
         let text = "  orphan = 1\n[unclosed\n[]\nno separator\n= novalue\n[s]\n#c\n  cont = x\n";
         let doc = IniDoc::parse(text);
@@ -489,14 +559,14 @@ mod tests {
     #[test]
     fn set_rewrites_value_only() {
         let mut doc = IniDoc::parse("[libvirt]\nvirt_type=qemu   \r\nk : v\nm = a\n  b\nz = 1\n");
-        doc.set("libvirt", "virt_type", "kvm");
-        doc.set("libvirt", "k", "w");
-        doc.set("libvirt", "m", "c");
+        doc.set("libvirt", "virt_type", "kvm").unwrap();
+        doc.set("libvirt", "k", "w").unwrap();
+        doc.set("libvirt", "m", "c").unwrap();
         assert_eq!(
             doc.to_string(),
             "[libvirt]\nvirt_type=kvm   \r\nk : w\nm = c\nz = 1\n"
         );
-        doc.set("libvirt", "k", " padded ");
+        doc.set("libvirt", "k", " padded ").unwrap();
         assert_eq!(value_of(&doc, "libvirt", "k").as_deref(), Some(" padded "));
         assert!(
             doc.to_string().contains("k : \" padded \"\r\n")
@@ -508,15 +578,15 @@ mod tests {
     fn set_same_value_keeps_spelling() {
         let text = "[s]\nk = \"v\"\n";
         let mut doc = IniDoc::parse(text);
-        doc.set("s", "k", "v");
+        doc.set("s", "k", "v").unwrap();
         assert_eq!(doc.to_string(), text);
     }
 
     #[test]
     fn set_fills_empty_value() {
         let mut doc = IniDoc::parse("[s]\na =\nb=\n");
-        doc.set("s", "a", "1");
-        doc.set("s", "b", "2");
+        doc.set("s", "a", "1").unwrap();
+        doc.set("s", "b", "2").unwrap();
         assert_eq!(doc.to_string(), "[s]\na = 1\nb=2\n");
     }
 
@@ -524,36 +594,36 @@ mod tests {
     fn set_uncomments_default_in_that_section_only() {
         let text = "[DEFAULT]\n#flag = false\n\n[libvirt]\n# The flag.\n#  flag = prose\n# flag = maybe\n#flag = false\n\n[vnc]\n";
         let mut doc = IniDoc::parse(text);
-        doc.set("libvirt", "flag", "true");
+        doc.set("libvirt", "flag", "true").unwrap();
         assert_eq!(
             doc.to_string(),
             "[DEFAULT]\n#flag = false\n\n[libvirt]\n# The flag.\n#  flag = prose\n# flag = maybe\nflag = true\n\n[vnc]\n"
         );
         let mut doc = IniDoc::parse("[s]\n#scheme = <None>\n");
-        doc.set("s", "scheme", "");
+        doc.set("s", "scheme", "").unwrap();
         assert_eq!(doc.to_string(), "[s]\nscheme =\n");
         let mut doc = IniDoc::parse("[s]\n#k = 1\n  indented\n");
-        doc.set("s", "k", "2");
+        doc.set("s", "k", "2").unwrap();
         assert_eq!(doc.to_string(), "[s]\n#k = 1\n  indented\nk = 2\n");
     }
 
     #[test]
     fn set_inserts_at_end_of_section() {
         let mut doc = IniDoc::parse("[a]\nx = 1\n# tail\n\n\n[b]\ny = 2");
-        doc.set("a", "new", "v");
-        doc.set("b", "new", "w");
+        doc.set("a", "new", "v").unwrap();
+        doc.set("b", "new", "w").unwrap();
         assert_eq!(
             doc.to_string(),
             "[a]\nx = 1\n# tail\nnew = v\n\n\n[b]\ny = 2\nnew = w\n"
         );
         let mut doc = IniDoc::parse("[a]\r\n[b]\r\n");
-        doc.set("a", "k", "v");
+        doc.set("a", "k", "v").unwrap();
         assert_eq!(doc.to_string(), "[a]\r\nk = v\r\n[b]\r\n");
         let mut doc = IniDoc::parse("\n[b]\n");
-        doc.set("", "k", "v");
+        doc.set("", "k", "v").unwrap();
         assert_eq!(doc.to_string(), "k = v\n\n[b]\n");
         let mut doc = IniDoc::parse("[a]\nx = 1\n[b]\n[a]\n# second part\n");
-        doc.set("a", "k", "v");
+        doc.set("a", "k", "v").unwrap();
         assert_eq!(
             doc.to_string(),
             "[a]\nx = 1\n[b]\n[a]\n# second part\nk = v\n"
@@ -563,20 +633,20 @@ mod tests {
     #[test]
     fn set_appends_missing_section() {
         let mut doc = IniDoc::parse("[DEFAULT]\nx = 1");
-        doc.set("libvirt", "k", "v");
+        doc.set("libvirt", "k", "v").unwrap();
         assert_eq!(doc.to_string(), "[DEFAULT]\nx = 1\n\n[libvirt]\nk = v\n");
         let mut doc = IniDoc::parse("[DEFAULT]\n\n");
-        doc.set("vnc", "k", "v");
+        doc.set("vnc", "k", "v").unwrap();
         assert_eq!(doc.to_string(), "[DEFAULT]\n\n[vnc]\nk = v\n");
         let mut doc = IniDoc::parse("");
-        doc.set("vnc", "k", "v");
+        doc.set("vnc", "k", "v").unwrap();
         assert_eq!(doc.to_string(), "[vnc]\nk = v\n");
     }
 
     #[test]
     fn comment_out_active_occurrences() {
         let mut doc = IniDoc::parse("[s]\nk = 1\nk = 2\n  more\n[t]\nk = 3\n");
-        doc.comment_out("s", "k", "migready: tunnelling breaks block migration");
+        doc.comment_out("s", "k", "migready: tunnelling breaks block migration").unwrap();
         assert_eq!(
             doc.to_string(),
             "[s]\n# migready: tunnelling breaks block migration\n#k = 1\n\
@@ -587,9 +657,24 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "spans lines")]
-    fn set_rejects_multi_line_value() {
-        IniDoc::parse("").set("s", "k", "a\nb");
+    fn set_refuses_multi_line_value() {
+        let text = "[s]\nk = a\n  b\n";
+        let mut doc = IniDoc::parse(text);
+        let e = doc.set("s", "k", "a\nb").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert_eq!(
+            e.note("/etc/nova/nova.conf"),
+            "/etc/nova/nova.conf line 2: [s] k: it has continuation lines, and the new value \"a\\nb\" would span lines; not edited"
+        );
+        assert_eq!(doc.to_string(), text);
+        let e = IniDoc::parse("").set("s", "k", "x\ry").unwrap_err();
+        assert_eq!(e.line, None);
+        assert!(IniDoc::parse("").set("s", "bad=key", "v").is_err());
+        assert!(IniDoc::parse("").set("s]", "k", "v").is_err());
+        let mut dropped = IniDoc::parse(text);
+        dropped.drop_text();
+        assert!(dropped.set("s", "k", "v").is_err());
+        assert!(dropped.comment_out("s", "k", "").is_err());
     }
 
     #[test]
@@ -607,7 +692,7 @@ mod tests {
         assert_eq!(doc.get("DEFAULT", "my_ip").unwrap().line, 1329);
 
         let mut edited = doc.clone();
-        edited.set("libvirt", "live_migration_tunnelled", "false");
+        edited.set("libvirt", "live_migration_tunnelled", "false").unwrap();
         let after = edited.to_string();
         let changed = changed_lines(&text, &after);
         assert_eq!(changed.len(), 1);
@@ -628,14 +713,14 @@ mod tests {
         assert_eq!(header, Some("[libvirt]"));
         let entry = edited.get("libvirt", "live_migration_tunnelled").unwrap();
         assert_eq!((entry.value.as_str(), entry.line), ("false", n));
-        edited.set("libvirt", "live_migration_tunnelled", "false");
+        edited.set("libvirt", "live_migration_tunnelled", "false").unwrap();
         assert_eq!(edited.to_string(), after, "idempotent");
 
         // Other options land on their own documented defaults too.
-        edited.set("libvirt", "live_migration_scheme", "tcp");
-        edited.set("DEFAULT", "my_ip", "192.0.2.10");
+        edited.set("libvirt", "live_migration_scheme", "tcp").unwrap();
+        edited.set("DEFAULT", "my_ip", "192.0.2.10").unwrap();
         assert_eq!(changed_lines(&text, &edited.to_string()).len(), 3);
-        edited.comment_out("libvirt", "live_migration_tunnelled", "migready");
+        edited.comment_out("libvirt", "live_migration_tunnelled", "migready").unwrap();
         assert_eq!(edited.get("libvirt", "live_migration_tunnelled"), None);
     }
 
@@ -651,7 +736,7 @@ mod tests {
         );
         assert_eq!(doc.get("libvirt", "cpu_mode"), None);
         let mut edited = doc.clone();
-        edited.set("libvirt", "cpu_mode", "host-model");
+        edited.set("libvirt", "cpu_mode", "host-model").unwrap();
         assert_eq!(changed_lines(&text, &edited.to_string()).len(), 1);
         assert!(edited.to_string().ends_with("\ncpu_mode=host-model\n"));
     }
@@ -672,17 +757,63 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip_any_string(text in any::<String>()) {
-            prop_assert_eq!(IniDoc::parse(&text).to_string(), text);
+        fn round_trip_and_entries_point_at_their_lines(bytes in file_bytes(ini_line())) {
+            let text = decode(&bytes);
+            let doc = IniDoc::parse(&text);
+            prop_assert_eq!(encode(&doc.to_string()), bytes);
+            let lines = split_lines(&text);
+            for e in doc.entries() {
+                let first = lines[e.line - 1];
+                let first = if e.line == 1 { first.strip_prefix(BOM).unwrap_or(first) } else { first };
+                let after = first.strip_prefix(e.key.as_str());
+                prop_assert!(after.is_some_and(|a| a.trim_start().starts_with(['=', ':'])), "{:?} is not line {} {:?}", e, e.line, first);
+                // Continuation lines follow, indented.
+                for k in 0..e.value.matches('\n').count() {
+                    prop_assert!(lines[e.line + k].starts_with([' ', '\t']), "{:?} line {}", e, e.line + k + 1);
+                }
+            }
         }
 
         #[test]
-        fn round_trip_ini_like(lines in prop::collection::vec(
-            "[ \t]{0,2}[\\[\\]#;a-zA-Z_ ]{0,8}[=:]?[ \t]{0,2}[a-z\"' #=:\\]]{0,6}[ \t]{0,2}\r?", 0..12),
-            last_newline in any::<bool>()) {
-            let mut text = lines.join("\n");
-            if last_newline { text.push('\n'); }
-            prop_assert_eq!(IniDoc::parse(&text).to_string(), text);
+        fn set_changes_only_named_lines(bytes in file_bytes(ini_line()), section in "s|t|DEFAULT|S|default|new|", key in "key|other|fresh", value in "[a-z \u{e9}\"'#=:;]{0,6}") {
+            let text = decode(&bytes);
+            let mut doc = IniDoc::parse(&text);
+            let mut named = commented_lines(&text, &key);
+            if let Some(e) = doc.get(&section, &key) {
+                named.extend(span(e.line, e.value.matches('\n').count()));
+            }
+            let others: Vec<IniEntry> = doc.entries().filter(|e| !(e.key == key && same_section(&e.section, &section))).cloned().collect();
+            if doc.set(&section, &key, &value).is_err() {
+                prop_assert_eq!(doc.to_string(), text);
+                return Ok(());
+            }
+            let new = doc.to_string();
+            let e = doc.get(&section, &key).unwrap().clone();
+            prop_assert_eq!(&e.value, &value);
+            let header = format!("[{section}]");
+            let r = only_named_lines_changed(&text, &new, &named, &span(e.line, 0), |l| l.trim_end() == header || l.trim().is_empty());
+            prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+            let key_of = |e: &IniEntry| (e.section.clone(), e.key.clone(), e.value.clone());
+            let others_after: Vec<_> = doc.entries().filter(|e| !(e.key == key && same_section(&e.section, &section))).map(key_of).collect();
+            prop_assert_eq!(others_after, others.iter().map(key_of).collect::<Vec<_>>());
+            prop_assert_eq!(IniDoc::parse(&new).entries().cloned().collect::<Vec<_>>(), doc.entries().cloned().collect::<Vec<_>>());
+            doc.set(&section, &key, &value).unwrap();
+            prop_assert_eq!(doc.to_string(), new, "idempotent");
+        }
+
+        #[test]
+        fn comment_out_changes_only_named_lines(bytes in file_bytes(ini_line()), section in "s|t|DEFAULT|S|", key in "key|other") {
+            let text = decode(&bytes);
+            let mut doc = IniDoc::parse(&text);
+            let named: BTreeSet<usize> = doc.get_all(&section, &key).iter().flat_map(|e| span(e.line, e.value.matches('\n').count())).collect();
+            let key_of = |e: &IniEntry| (e.section.clone(), e.key.clone(), e.value.clone());
+            let others: Vec<_> = doc.entries().filter(|e| !(e.key == key && same_section(&e.section, &section))).map(key_of).collect();
+            doc.comment_out(&section, &key, "off").unwrap();
+            let new = doc.to_string();
+            let r = only_named_lines_changed(&text, &new, &named, &BTreeSet::new(), |l| l.starts_with('#'));
+            prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+            prop_assert_eq!(doc.get(&section, &key), None);
+            prop_assert_eq!(doc.entries().map(key_of).collect::<Vec<_>>(), others);
         }
 
         #[test]
@@ -693,7 +824,7 @@ mod tests {
             let text = lines.join("\n");
             let mut doc = IniDoc::parse(&text);
             let others: Vec<IniEntry> = doc.entries().filter(|e| e.key != "key").cloned().collect();
-            doc.set(&section, "key", &value);
+            doc.set(&section, "key", &value).unwrap();
             let once = doc.to_string();
             let reparsed = IniDoc::parse(&once);
             prop_assert_eq!(value_of(&reparsed, &section, "key"), Some(value.clone()));
@@ -702,9 +833,9 @@ mod tests {
             let others_before: Vec<(String, String, String)> = others.into_iter()
                 .map(|e| (e.section, e.key, e.value)).collect();
             prop_assert_eq!(others_after, others_before);
-            doc.set(&section, "key", &value);
+            doc.set(&section, "key", &value).unwrap();
             prop_assert_eq!(doc.to_string(), once);
-            doc.comment_out(&section, "key", "off");
+            doc.comment_out(&section, "key", "off").unwrap();
             prop_assert_eq!(doc.get(&section, "key"), None);
         }
     }

@@ -16,7 +16,10 @@
 use std::fmt;
 use std::ops::Range;
 
-use super::{Line, append_line, best_commented, comment_out_lines, commented_assignment, lines};
+use super::{
+    EditError, Line, append_line, best_commented, comment_out_lines, commented_assignment,
+    content_start, lines,
+};
 
 /// The value of a libvirt setting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +100,7 @@ impl ConfDoc {
     /// Parses `text`. Never fails: lines that are not statements are kept as-is.
     pub fn parse(text: &str) -> ConfDoc {
         let mut nodes = Vec::new();
-        let mut pos = 0;
+        let mut pos = content_start(text);
         let mut line_no = 1;
         while pos < text.len() {
             match statement(text, pos) {
@@ -156,19 +159,27 @@ impl ConfDoc {
     ///    changes: the other lines of a commented multi-line list stay comments.
     /// 3. Else `key = value` is appended as a new last line.
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// If `key` is not a valid libvirt name, or `value` holds a string libvirt
-    /// cannot express (see [`Value::render`]).
-    pub fn set(&mut self, key: &str, value: Value) {
-        assert!(!self.text_dropped, "ConfDoc::set on a document whose text was dropped");
-        assert!(is_valid_key(key), "invalid libvirt setting name {key:?}");
+    /// Nothing changes if `key` is not a valid libvirt name, `value` holds a
+    /// string libvirt cannot express (see [`Value::render`]), or the text was
+    /// dropped.
+    pub fn set(&mut self, key: &str, value: Value) -> Result<(), EditError> {
+        let current = self.get(key).map(|e| e.line);
+        if self.text_dropped {
+            return Err(EditError::new(None, "the document's text was dropped; it cannot be edited"));
+        }
+        if !is_valid_key(key) {
+            return Err(EditError::new(None, format!("invalid libvirt setting name {key:?}")));
+        }
         let Some(rendered) = value.render() else {
-            panic!("value {value:?} cannot be written in libvirt syntax");
+            return Err(EditError::new(current, format!("{key}: the value {value:?} cannot be written in libvirt syntax")));
         };
+        let old_text = self.text.clone();
+        let others = self.others(key);
         if let Some(node) = self.nodes.iter().rev().find(|n| n.entry.key == key) {
             if node.entry.value == value {
-                return;
+                return Ok(());
             }
             let range = node.value.clone();
             self.text.replace_range(range, &rendered);
@@ -178,13 +189,34 @@ impl ConfDoc {
             append_line(&mut self.text, &format!("{key} = {rendered}"));
         }
         self.reparse();
+        // Read back: the key has the value, every other statement reads as before
+        // (an unterminated `"""` elsewhere could otherwise swallow the new line).
+        if self.get(key).map(|e| &e.value) != Some(&value) || self.others(key) != others {
+            *self = ConfDoc::parse(&old_text);
+            return Err(EditError::new(current, format!("{key} = {rendered} would not read back as written, or would change other lines")));
+        }
+        Ok(())
+    }
+
+    /// The statements of other keys: (key, value, source text).
+    fn others(&self, key: &str) -> Vec<(String, Value, String)> {
+        self.entries()
+            .filter(|e| e.key != key)
+            .map(|e| (e.key.clone(), e.value.clone(), e.raw.clone()))
+            .collect()
     }
 
     /// Comments out every active assignment of `key`: each of its lines gets a
     /// leading `#` (`listen_tcp = 1` becomes `#listen_tcp = 1`), preceded by a
     /// line `# note` (none when `note` is empty).
-    pub fn comment_out(&mut self, key: &str, note: &str) {
-        assert!(!self.text_dropped, "ConfDoc::comment_out on a document whose text was dropped");
+    ///
+    /// # Errors
+    ///
+    /// If the text was dropped.
+    pub fn comment_out(&mut self, key: &str, note: &str) -> Result<(), EditError> {
+        if self.text_dropped {
+            return Err(EditError::new(None, "the document's text was dropped; it cannot be edited"));
+        }
         let spans: Vec<(usize, usize)> = self
             .nodes
             .iter()
@@ -192,13 +224,14 @@ impl ConfDoc {
             .map(|n| (n.start, n.end))
             .collect();
         if spans.is_empty() {
-            return;
+            return Ok(());
         }
         for &(start, end) in spans.iter().rev() {
             let commented = comment_out_lines(&self.text, start, end, note);
             self.text.replace_range(start..end, &commented);
         }
         self.reparse();
+        Ok(())
     }
 
     /// The commented-out assignment of `key` to replace, and its replacement line.
@@ -409,7 +442,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    use crate::formats::testutil::{changed_lines, fixture};
+    use crate::formats::BOM;
+    use crate::formats::bytes::{decode, encode};
+    use crate::formats::testutil::{changed_lines, commented_lines, file_bytes, fixture, only_named_lines_changed, span, split_lines};
+    use std::collections::BTreeSet;
 
     fn s(v: &str) -> Value {
         Value::Str(v.to_string())
@@ -476,6 +512,28 @@ mod tests {
     }
 
     #[test]
+    fn bom_is_kept_and_skipped() {
+        let text = "\u{feff}listen_tcp = 1\n#auth_tcp = \"sasl\"\n";
+        let mut doc = ConfDoc::parse(text);
+        let e = doc.get("listen_tcp").unwrap();
+        assert_eq!((&e.value, e.line, e.raw.as_str()), (&Value::Int(1), 1, "listen_tcp = 1"));
+        assert_eq!(doc.to_string(), text);
+        doc.set("listen_tcp", Value::Int(0)).unwrap();
+        assert_eq!(doc.to_string(), "\u{feff}listen_tcp = 0\n#auth_tcp = \"sasl\"\n");
+        doc.comment_out("listen_tcp", "off").unwrap();
+        assert_eq!(doc.to_string(), "\u{feff}# off\n#listen_tcp = 0\n#auth_tcp = \"sasl\"\n");
+        let mut doc = ConfDoc::parse("\u{feff}#listen_tcp = 1\n");
+        doc.set("listen_tcp", Value::Int(1)).unwrap();
+        assert_eq!(doc.to_string(), "\u{feff}listen_tcp = 1\n");
+        let mut doc = ConfDoc::parse("\u{feff}");
+        assert_eq!(doc.entries().count(), 0);
+        doc.set("x", Value::Int(2)).unwrap();
+        assert_eq!(doc.to_string(), "\u{feff}x = 2\n");
+        // Only a leading BOM is one: elsewhere U+FEFF is text.
+        assert!(ConfDoc::parse("a = 1\n\u{feff}b = 2\n").get("b").is_none());
+    }
+
+    #[test]
     fn last_assignment_wins() {
         let doc = ConfDoc::parse("x = 1\nx = 2\n");
         assert_eq!(doc.get("x").unwrap().value, Value::Int(2));
@@ -485,12 +543,12 @@ mod tests {
     #[test]
     fn set_rewrites_value_only() {
         let mut doc = ConfDoc::parse("a=1 ; # keep\nx = 1\nx  =\t\"old\"   # why\n");
-        doc.set("x", s("new"));
+        doc.set("x", s("new")).unwrap();
         assert_eq!(
             doc.to_string(),
             "a=1 ; # keep\nx = 1\nx  =\t\"new\"   # why\n"
         );
-        doc.set("a", Value::List(vec!["p".into(), "q\"".into()]));
+        doc.set("a", Value::List(vec!["p".into(), "q\"".into()])).unwrap();
         assert_eq!(
             doc.to_string(),
             "a=[ \"p\", 'q\"' ] ; # keep\nx = 1\nx  =\t\"new\"   # why\n"
@@ -501,16 +559,16 @@ mod tests {
     fn set_same_value_keeps_spelling() {
         let text = "a = 'none'\nb = [\"x\",\"y\",]\nc = +1\n";
         let mut doc = ConfDoc::parse(text);
-        doc.set("a", s("none"));
-        doc.set("b", Value::List(vec!["x".into(), "y".into()]));
-        doc.set("c", Value::Int(1));
+        doc.set("a", s("none")).unwrap();
+        doc.set("b", Value::List(vec!["x".into(), "y".into()])).unwrap();
+        doc.set("c", Value::Int(1)).unwrap();
         assert_eq!(doc.to_string(), text);
     }
 
     #[test]
     fn set_replaces_multi_line_list() {
         let mut doc = ConfDoc::parse("a = [\n \"x\",\n \"y\" ] # c\nb = 1\n");
-        doc.set("a", Value::List(vec!["z".into()]));
+        doc.set("a", Value::List(vec!["z".into()])).unwrap();
         assert_eq!(doc.to_string(), "a = [ \"z\" ] # c\nb = 1\n");
         assert_eq!(doc.get("b").unwrap().line, 2);
     }
@@ -518,8 +576,8 @@ mod tests {
     #[test]
     fn set_uncomments_documented_default() {
         let mut doc = ConfDoc::parse("# Listen\n#listen_tcp = 1\n\n#tls_priority=\"NORMAL\"\n");
-        doc.set("listen_tcp", Value::Int(0));
-        doc.set("tls_priority", s("X"));
+        doc.set("listen_tcp", Value::Int(0)).unwrap();
+        doc.set("tls_priority", s("X")).unwrap();
         assert_eq!(
             doc.to_string(),
             "# Listen\nlisten_tcp = 0\n\ntls_priority=\"X\"\n"
@@ -530,13 +588,13 @@ mod tests {
     fn set_prefers_unspaced_then_matching_comment() {
         let text = "# k = prose\n#k = 1\n#k = 2\n";
         let mut doc = ConfDoc::parse(text);
-        doc.set("k", Value::Int(2));
+        doc.set("k", Value::Int(2)).unwrap();
         assert_eq!(doc.to_string(), "# k = prose\n#k = 1\nk = 2\n");
         let mut doc = ConfDoc::parse(text);
-        doc.set("k", Value::Int(3));
+        doc.set("k", Value::Int(3)).unwrap();
         assert_eq!(doc.to_string(), "# k = prose\nk = 3\n#k = 2\n");
         let mut doc = ConfDoc::parse("#       k = \"qemu\"   # prose\n#  k = 2\n");
-        doc.set("k", Value::Int(3));
+        doc.set("k", Value::Int(3)).unwrap();
         assert_eq!(
             doc.to_string(),
             "#       k = \"qemu\"   # prose\n#  k = 2\nk = 3\n"
@@ -546,41 +604,49 @@ mod tests {
     #[test]
     fn set_ignores_comment_lookalikes_inside_strings() {
         let mut doc = ConfDoc::parse("s = \"\"\"\n#k = 1\n\"\"\"\n");
-        doc.set("k", Value::Int(2));
+        doc.set("k", Value::Int(2)).unwrap();
         assert_eq!(doc.to_string(), "s = \"\"\"\n#k = 1\n\"\"\"\nk = 2\n");
     }
 
     #[test]
     fn set_appends() {
         let mut doc = ConfDoc::parse("# nothing");
-        doc.set("x", s("y"));
+        doc.set("x", s("y")).unwrap();
         assert_eq!(doc.to_string(), "# nothing\nx = \"y\"\n");
         let mut doc = ConfDoc::parse("");
-        doc.set("x", Value::List(vec![]));
+        doc.set("x", Value::List(vec![])).unwrap();
         assert_eq!(doc.to_string(), "x = [ ]\n");
         let mut doc = ConfDoc::parse("a = 1\r\n");
-        doc.set("x", Value::Int(2));
+        doc.set("x", Value::Int(2)).unwrap();
         assert_eq!(doc.to_string(), "a = 1\r\nx = 2\r\n");
     }
 
     #[test]
     fn comment_out_all_active() {
         let mut doc = ConfDoc::parse("x = 1\n  x = [\n \"a\" ]\n#x = 3\ny = 1");
-        doc.comment_out("x", "disabled by migready");
+        doc.comment_out("x", "disabled by migready").unwrap();
         assert_eq!(
             doc.to_string(),
             "# disabled by migready\n#x = 1\n# disabled by migready\n#x = [\n# \"a\" ]\n#x = 3\ny = 1"
         );
         assert!(doc.get("x").is_none());
         let before = doc.to_string();
-        doc.comment_out("x", "again");
+        doc.comment_out("x", "again").unwrap();
         assert_eq!(doc.to_string(), before);
     }
 
     #[test]
-    #[should_panic(expected = "invalid libvirt setting name")]
-    fn set_rejects_bad_key() {
-        ConfDoc::parse("").set("a b", Value::Int(1));
+    fn set_refuses_bad_key_and_unwritable_value() {
+        let text = "a = 'x'\n";
+        let mut doc = ConfDoc::parse(text);
+        let e = doc.set("a b", Value::Int(1)).unwrap_err();
+        assert_eq!((e.line, e.message.as_str()), (None, "invalid libvirt setting name \"a b\""));
+        let e = doc.set("a", s("'\"")).unwrap_err();
+        assert_eq!(e.line, Some(1));
+        assert_eq!(doc.to_string(), text);
+        doc.drop_text();
+        assert!(doc.set("a", Value::Int(1)).is_err());
+        assert!(doc.comment_out("a", "").is_err());
     }
 
     #[test]
@@ -606,7 +672,7 @@ mod tests {
         assert_eq!(doc.entries().count(), 0, "the stock file sets nothing");
 
         let mut edited = doc.clone();
-        edited.set("listen_tcp", Value::Int(1));
+        edited.set("listen_tcp", Value::Int(1)).unwrap();
         let after = edited.to_string();
         let changed = changed_lines(&text, &after);
         assert_eq!(changed.len(), 1);
@@ -614,10 +680,10 @@ mod tests {
         assert_eq!(text.split('\n').nth(n - 1).unwrap(), "#listen_tcp = 1");
         assert_eq!(after.split('\n').nth(n - 1).unwrap(), "listen_tcp = 1");
         assert_eq!(edited.get("listen_tcp").unwrap().line, n);
-        edited.set("listen_tcp", Value::Int(1));
+        edited.set("listen_tcp", Value::Int(1)).unwrap();
         assert_eq!(edited.to_string(), after, "idempotent");
 
-        edited.set("auth_tcp", s("none"));
+        edited.set("auth_tcp", s("none")).unwrap();
         assert_eq!(edited.get("auth_tcp").unwrap().raw, "auth_tcp = \"none\"");
         assert_eq!(changed_lines(&text, &edited.to_string()).len(), 2);
     }
@@ -631,7 +697,7 @@ mod tests {
         assert_eq!(doc.entries().count(), 0);
 
         let mut edited = doc.clone();
-        edited.set("migration_port_min", Value::Int(49152));
+        edited.set("migration_port_min", Value::Int(49152)).unwrap();
         let changed = changed_lines(&text, &edited.to_string());
         assert_eq!(changed.len(), 1);
         assert_eq!(
@@ -645,7 +711,7 @@ mod tests {
 
         // A commented multi-line list: only its first line becomes active.
         let mut edited = doc.clone();
-        edited.set("cgroup_device_acl", Value::List(vec!["/dev/null".into()]));
+        edited.set("cgroup_device_acl", Value::List(vec!["/dev/null".into()])).unwrap();
         let changed = changed_lines(&text, &edited.to_string());
         assert_eq!(changed.len(), 1);
         assert_eq!(
@@ -665,6 +731,20 @@ mod tests {
         );
     }
 
+    /// Lines of a libvirt config file, as distributions and admins write them.
+    fn conf_line() -> impl Strategy<Value = String> {
+        let value = r#"([+-]?[0-9]{1,4}|"[a-z \u{e9}'#\[\],]{0,6}"|'[a-z "]{0,4}'|\[( ?"[a-z]{0,3}",?){0,3} ?\]?|"""[a-z]{0,3}|[a-z]{1,3}|"[a-z]{0,3})"#;
+        let re = |r: &str| proptest::string::string_regex(r).unwrap();
+        prop_oneof![
+            4 => re(&format!(r#"[ \t]{{0,2}}(key|other|listen_tcp)[ \t]{{0,2}}=[ \t]{{0,2}}{value}( ?;)?( # [a-z \u{{e9}}]{{0,4}})?[ \t]{{0,2}}"#)),
+            2 => re(&format!(r#"#( )?(key|other|listen_tcp)[ \t]{{0,2}}=[ \t]{{0,2}}{value}"#)),
+            1 => re(r#"[ \t]{0,2}#[ \ta-z\u{e9}=#"]{0,10}"#),
+            1 => re(r#"[ \t]{0,4}("[a-z]{0,3}",?|\]|"""|[a-z]{0,3}""")[ \t]{0,2}"#),
+            1 => re(r#"[ \t]{0,3}"#),
+            1 => re(r#"[a-zA-Z0-9_ \t=\[\]"',;#.\u{e9}\u{65e5}+-]{0,12}"#),
+        ]
+    }
+
     fn value_strategy() -> impl Strategy<Value = Value> {
         let text = "[a-z0-9 \"'#=\\[\\],\n\r-]{0,12}";
         prop_oneof![
@@ -676,17 +756,67 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip_any_string(text in any::<String>()) {
-            prop_assert_eq!(ConfDoc::parse(&text).to_string(), text);
+        fn round_trip_and_entries_point_at_their_lines(bytes in file_bytes(conf_line())) {
+            let text = decode(&bytes);
+            let doc = ConfDoc::parse(&text);
+            // parse -> print gives back the host's bytes, whatever they are.
+            prop_assert_eq!(encode(&doc.to_string()), bytes);
+            // Each statement's source is the text of the lines it says it is on.
+            let lines = split_lines(&text);
+            for e in doc.entries() {
+                let n = e.raw.matches('\n').count();
+                let mut at = lines[e.line - 1..e.line + n].concat();
+                if e.line == 1 && at.starts_with(BOM) {
+                    at.drain(..BOM.len());
+                }
+                let at = at.strip_suffix('\n').unwrap_or(&at);
+                let at = at.strip_suffix('\r').unwrap_or(at);
+                prop_assert_eq!(&e.raw, at);
+                prop_assert!(e.raw.trim_start().starts_with(&e.key));
+            }
         }
 
         #[test]
-        fn round_trip_config_like(lines in prop::collection::vec(
-            "[ \t#]{0,2}[a-z_.]{0,6}[ \t]{0,2}=?[ \t]{0,2}(\"[a-z \"]{0,4}\"?|'[a-z]{0,3}'|[+-]?[0-9]{0,3}|\\[[ \"a-z,\\]]{0,8}|\"\"\")?[ \t;#a-z]{0,4}\r?",
-            0..12), last_newline in any::<bool>()) {
-            let mut text = lines.join("\n");
-            if last_newline { text.push('\n'); }
-            prop_assert_eq!(ConfDoc::parse(&text).to_string(), text);
+        fn set_changes_only_named_lines(bytes in file_bytes(conf_line()), key in "key|other|listen_tcp|fresh", value in value_strategy()) {
+            let text = decode(&bytes);
+            let mut doc = ConfDoc::parse(&text);
+            // The lines the edit names: the statement it rewrites, or a
+            // commented-out assignment it replaces (or none: it appends).
+            let mut named = commented_lines(&text, &key);
+            if let Some(e) = doc.get(&key) {
+                named.extend(span(e.line, e.raw.matches('\n').count()));
+            }
+            let others: Vec<Entry> = doc.entries().filter(|e| e.key != key).cloned().collect();
+            if doc.set(&key, value.clone()).is_err() {
+                prop_assert_eq!(doc.to_string(), text);
+                return Ok(());
+            }
+            let new = doc.to_string();
+            let e = doc.get(&key).unwrap().clone();
+            prop_assert_eq!(&e.value, &value);
+            let r = only_named_lines_changed(&text, &new, &named, &span(e.line, e.raw.matches('\n').count()), |_| false);
+            prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+            let others_after: Vec<(String, Value, String)> = doc.entries().filter(|e| e.key != key).map(|e| (e.key.clone(), e.value.clone(), e.raw.clone())).collect();
+            prop_assert_eq!(others_after, others.into_iter().map(|e| (e.key, e.value, e.raw)).collect::<Vec<_>>());
+            // What is printed parses to what the edit says it holds.
+            prop_assert_eq!(ConfDoc::parse(&new).entries().cloned().collect::<Vec<_>>(), doc.entries().cloned().collect::<Vec<_>>());
+            doc.set(&key, value).unwrap();
+            prop_assert_eq!(doc.to_string(), new, "idempotent");
+        }
+
+        #[test]
+        fn comment_out_changes_only_named_lines(bytes in file_bytes(conf_line()), key in "key|other") {
+            let text = decode(&bytes);
+            let mut doc = ConfDoc::parse(&text);
+            let named: BTreeSet<usize> = doc.get_all(&key).iter().flat_map(|e| span(e.line, e.raw.matches('\n').count())).collect();
+            let others: Vec<Entry> = doc.entries().filter(|e| e.key != key).cloned().collect();
+            doc.comment_out(&key, "off").unwrap();
+            let new = doc.to_string();
+            let r = only_named_lines_changed(&text, &new, &named, &BTreeSet::new(), |l| l.starts_with('#'));
+            prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+            prop_assert!(doc.get(&key).is_none());
+            let others_after: Vec<(String, Value, String)> = doc.entries().map(|e| (e.key.clone(), e.value.clone(), e.raw.clone())).collect();
+            prop_assert_eq!(others_after, others.into_iter().map(|e| (e.key, e.value, e.raw)).collect::<Vec<_>>());
         }
 
         #[test]
@@ -697,7 +827,7 @@ mod tests {
             let mut doc = ConfDoc::parse(&text);
             let others: Vec<Entry> = doc.get_all("other").into_iter().cloned().collect();
             prop_assume!(value.render().is_some());
-            doc.set("key", value.clone());
+            doc.set("key", value.clone()).unwrap();
             let once = doc.to_string();
             prop_assert_eq!(&doc.get("key").unwrap().value, &value);
             let reparsed = ConfDoc::parse(&once);
@@ -705,9 +835,9 @@ mod tests {
             let others_after: Vec<(String, Value)> = reparsed.get_all("other").into_iter().map(|e| (e.raw.clone(), e.value.clone())).collect();
             let others_before: Vec<(String, Value)> = others.into_iter().map(|e| (e.raw, e.value)).collect();
             prop_assert_eq!(others_after, others_before);
-            doc.set("key", value);
+            doc.set("key", value).unwrap();
             prop_assert_eq!(doc.to_string(), once);
-            doc.comment_out("key", "off");
+            doc.comment_out("key", "off").unwrap();
             prop_assert!(doc.get("key").is_none());
         }
     }

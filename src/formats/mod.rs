@@ -8,8 +8,17 @@
 //! * [`libvirt_conf`]: `libvirtd.conf`, `qemu.conf`, `virtproxyd.conf` (libvirt's
 //!   `virconf` syntax).
 //! * [`ini`]: `nova.conf` (oslo.config INI).
+//! * [`bytes`]: a lossless `bytes <-> String` mapping for files that are not
+//!   valid UTF-8 (what the facts use to read configuration files).
 //! * [`envfile`]: `/etc/default/libvirtd`, `/etc/sysconfig/libvirtd` (systemd
 //!   `EnvironmentFile` / shell assignments).
+//!
+//! # Byte order mark
+//!
+//! A UTF-8 byte order mark (U+FEFF) at the very start of a file is not part of
+//! its first line: every parser reads that line as if the mark were not there,
+//! and the document keeps it, so it prints back (and new lines land after it).
+//! U+FEFF anywhere else is ordinary text.
 //!
 //! # Commented-out defaults
 //!
@@ -30,10 +39,48 @@ pub trait Text {
     fn text(&self) -> &str;
 }
 
+/// Why an edit was refused. The document is left as it was: edits never panic,
+/// whatever the file they were parsed from holds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct EditError {
+    /// The 1-based line of the document the edit concerns, when there is one.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl EditError {
+    pub fn new(line: Option<usize>, message: impl Into<String>) -> EditError {
+        EditError { line, message: message.into() }
+    }
+
+    /// The error as a plan note about the file at `path`:
+    /// `PATH line N: MESSAGE; not edited`.
+    pub fn note(&self, path: &str) -> String {
+        match self.line {
+            Some(n) => format!("{path} line {n}: {}; not edited", self.message),
+            None => format!("{path}: {}; not edited", self.message),
+        }
+    }
+}
+
 pub mod bytes;
 pub mod envfile;
 pub mod ini;
 pub mod libvirt_conf;
+
+/// The UTF-8 byte order mark.
+pub(crate) const BOM: &str = "\u{feff}";
+
+/// Where the content of `text` starts: after a leading byte order mark.
+pub(crate) fn content_start(text: &str) -> usize {
+    if text.starts_with(BOM) { BOM.len() } else { 0 }
+}
+
+/// Whether `text` has no content: empty, or only a byte order mark.
+pub(crate) fn is_empty_doc(text: &str) -> bool {
+    text.len() == content_start(text)
+}
 
 /// One line of a text: `start..end` is its content without the line terminator,
 /// `next` is where the following line starts (after `\n` or `\r\n`, or the text
@@ -46,10 +93,11 @@ pub(crate) struct Line {
 }
 
 /// Splits `text` into lines, keeping the byte positions of contents and terminators.
-/// A lone `\r` is content, only `\r\n` and `\n` terminate a line.
+/// A lone `\r` is content, only `\r\n` and `\n` terminate a line. A leading byte
+/// order mark is not content: the first line starts after it.
 pub(crate) fn lines(text: &str) -> impl Iterator<Item = Line> + '_ {
     let bytes = text.as_bytes();
-    let mut start = 0;
+    let mut start = content_start(text);
     std::iter::from_fn(move || {
         if start >= bytes.len() {
             return None;
@@ -98,11 +146,12 @@ pub(crate) fn append_line(text: &mut String, line: &str) {
 }
 
 /// Ends a non-empty `text` with a line terminator if it lacks one (a final lone
-/// `\r` is completed to `\r\n`).
+/// `\r` is completed to `\r\n`). A text holding only a byte order mark counts
+/// as empty.
 pub(crate) fn terminate_last_line(text: &mut String) {
     if text.ends_with('\r') {
         text.push('\n');
-    } else if !text.is_empty() && !text.ends_with('\n') {
+    } else if !is_empty_doc(text) && !text.ends_with('\n') {
         text.push_str(newline_style(text));
     }
 }
@@ -199,6 +248,10 @@ mod tests {
         assert_eq!(got, vec![("a", 3), ("b", 5), ("", 6), ("c\rd", 9)]);
         assert_eq!(lines("").count(), 0);
         assert_eq!(lines("\n").count(), 1);
+        assert_eq!(lines("\u{feff}").count(), 0);
+        let text = "\u{feff}a\n\u{feff}b";
+        let got: Vec<_> = lines(text).map(|l| &text[l.start..l.end]).collect();
+        assert_eq!(got, vec!["a", "\u{feff}b"]);
     }
 
     #[test]
@@ -254,6 +307,100 @@ mod tests {
 /// Helpers shared by the format tests.
 #[cfg(test)]
 pub(crate) mod testutil {
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    /// A file as read from a host, made of `line`s: maybe a BOM first; each
+    /// line ended by `\n` or `\r\n`, the last maybe by nothing; some lines with
+    /// non-ASCII text or bytes that are not UTF-8 (latin-1) appended.
+    pub fn file_bytes(line: impl Strategy<Value = String>) -> impl Strategy<Value = Vec<u8>> {
+        let tail = prop_oneof![
+            6 => Just(Vec::new()),
+            1 => Just(b" # caf\xe9".to_vec()),
+            1 => Just(" \u{e9}t\u{e9} \u{65e5}\u{672c}".as_bytes().to_vec()),
+            1 => Just(b"\xff\xfe".to_vec()),
+            1 => Just(b"\t\r".to_vec()),
+        ];
+        let eol = prop_oneof![4 => Just("\n"), 1 => Just("\r\n")];
+        (any::<bool>(), prop::collection::vec((line, tail, eol), 0..14), any::<bool>()).prop_map(|(bom, lines, last_eol)| {
+            let mut out = if bom { "\u{feff}".as_bytes().to_vec() } else { Vec::new() };
+            let n = lines.len();
+            for (i, (line, tail, eol)) in lines.into_iter().enumerate() {
+                out.extend_from_slice(line.as_bytes());
+                out.extend_from_slice(&tail);
+                if i + 1 < n || last_eol {
+                    out.extend_from_slice(eol.as_bytes());
+                }
+            }
+            out
+        })
+    }
+
+    /// The lines of `text` with their terminators: line N is element N - 1.
+    pub fn split_lines(text: &str) -> Vec<&str> {
+        text.split_inclusive('\n').collect()
+    }
+
+    /// Checks, by a line diff, that going from `old` to `new` removed only the
+    /// lines of `old` numbered in `named` (1-based), that every line it inserted
+    /// has a number in `inserted_ok` (in `new`) or passes `also_ok`, and that all
+    /// other lines are byte-identical and in order. The old last line, when it
+    /// had no terminator, may come back with one. A leading BOM must stay, and is
+    /// not part of line 1.
+    pub fn only_named_lines_changed(
+        old: &str,
+        new: &str,
+        named: &BTreeSet<usize>,
+        inserted_ok: &BTreeSet<usize>,
+        also_ok: impl Fn(&str) -> bool,
+    ) -> Result<(), String> {
+        // A BOM is not part of the first line, and must stay first.
+        let (old, new) = match (old.strip_prefix(super::BOM), new.strip_prefix(super::BOM)) {
+            (Some(o), Some(n)) => (o, n),
+            (None, None) => (old, new),
+            _ => return Err(format!("the BOM was added or lost\nold: {old:?}\nnew: {new:?}")),
+        };
+        let (a, b) = (split_lines(old), split_lines(new));
+        let last_open = a.last().filter(|l| !l.ends_with('\n')).copied();
+        // Content equal to a named line's is as good as that line (a diff may pair
+        // repeated lines either way).
+        let named_text: BTreeSet<&str> = named.iter().filter_map(|n| a.get(n - 1).copied()).collect();
+        let ok_text: BTreeSet<&str> = inserted_ok.iter().filter_map(|n| b.get(n - 1).copied()).collect();
+        for op in similar::capture_diff_slices(similar::Algorithm::Myers, &a, &b) {
+            let (_, old_range, new_range) = op.as_tag_tuple();
+            for i in old_range.clone().filter(|_| op.tag() != similar::DiffTag::Equal) {
+                let completed = Some(a[i]) == last_open && i + 1 == a.len();
+                if !named.contains(&(i + 1)) && !named_text.contains(a[i]) && !completed {
+                    return Err(format!("line {} {:?} changed; the edit names {named:?}\nold: {old:?}\nnew: {new:?}", i + 1, a[i]));
+                }
+            }
+            for j in new_range.filter(|_| op.tag() != similar::DiffTag::Equal) {
+                let completes = last_open.is_some_and(|l| {
+                    [format!("{l}\n"), format!("{l}\r\n")].contains(&b[j].to_string())
+                });
+                if !inserted_ok.contains(&(j + 1)) && !ok_text.contains(b[j]) && !also_ok(b[j]) && !completes {
+                    return Err(format!("new line {} {:?} inserted; allowed {inserted_ok:?}\nold: {old:?}\nnew: {new:?}", j + 1, b[j]));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// 1-based numbers of the lines of `text` that `commented_assignment` takes
+    /// for a commented-out assignment of `key`.
+    pub fn commented_lines(text: &str, key: &str) -> BTreeSet<usize> {
+        super::lines(text)
+            .enumerate()
+            .filter(|(_, l)| super::commented_assignment(&text[l.start..l.end], key).is_some())
+            .map(|(i, _)| i + 1)
+            .collect()
+    }
+
+    /// `first..=first + extra` as a set.
+    pub fn span(first: usize, extra: usize) -> BTreeSet<usize> {
+        (first..=first + extra).collect()
+    }
+
     /// A real file from tests/fixtures/files/.
     pub fn fixture(name: &str) -> String {
         let path = format!("{}/tests/fixtures/files/{name}", env!("CARGO_MANIFEST_DIR"));

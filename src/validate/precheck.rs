@@ -45,8 +45,8 @@ pub fn check(src: &HostView, dst: &HostView, need: Need) -> (Outcome, Option<Str
 
     // Room on the destination.
     match dst.facts.mem_available_kib {
-        Some(k) if k >= need.memory_kib => passes.push(format!("{} memory available on {d}", gib(k * 1024))),
-        Some(k) => fails.push(format!("{d} has {} memory available, the test guest needs {}", gib(k * 1024), gib(need.memory_kib * 1024))),
+        Some(k) if k >= need.memory_kib => passes.push(format!("{} memory available on {d}", gib(k.saturating_mul(1024)))),
+        Some(k) => fails.push(format!("{d} has {} memory available, the test guest needs {}", gib(k.saturating_mul(1024)), gib(need.memory_kib.saturating_mul(1024)))),
         None => fails.push(format!("free memory on {d} unknown (/proc/meminfo)")),
     }
     match dst.facts.instances_free_bytes {

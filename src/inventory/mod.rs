@@ -4,7 +4,10 @@
 //! The inventory is a TOML file (see `inventory.example.toml`). It is read
 //! with toml_edit's span-preserving [`Document`], so every error points at a
 //! `FILE:LINE:COLUMN`. Loading is strict: unknown keys, wrong types and
-//! out-of-range values are errors, and the first one found is returned.
+//! out-of-range values are errors, and the first one found is returned. Host
+//! names, addresses, users and sources are validated too (see `fields.rs`):
+//! what reaches a remote shell, a libvirt URI or a firewall rule is a plain
+//! word.
 
 mod fields;
 
@@ -20,7 +23,7 @@ use std::time::Duration;
 use toml_edit::{Document, Item, Table, TableLike, Value};
 
 use crate::nova_release::NovaRelease;
-use fields::{describe, expand_path, is_valid_source};
+use fields::{check_address, check_host_name, check_user, describe, expand_path, is_valid_source};
 
 /// Default SSH user.
 pub const DEFAULT_USER: &str = "root";
@@ -54,13 +57,15 @@ pub struct Inventory {
 /// One compute host, with defaults applied and paths resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostSpec {
-    /// The name peers use for this host (libvirt URIs, /etc/hosts).
+    /// The name peers use for this host (libvirt URIs, /etc/hosts): an RFC 1123
+    /// host name.
     pub name: String,
-    /// Where SSH connects; defaults to `name`.
+    /// Where SSH connects; defaults to `name`. A host name, an IPv4 address or
+    /// an IPv6 address (without brackets, also when written with them).
     pub address: String,
     /// SSH port.
     pub port: u16,
-    /// SSH user; non-root users need passwordless sudo.
+    /// SSH user (POSIX portable user name); non-root users need passwordless sudo.
     pub user: String,
     /// Private key to offer, in addition to ssh-agent keys.
     pub identity_file: Option<PathBuf>,
@@ -386,7 +391,7 @@ impl Parser<'_> {
             let Some(name_item) = table.get("name") else {
                 return Err(self.error(span, format!("{prefix}: missing required key \"name\"")));
             };
-            let name = self.host_string(name_item, &format!("{prefix}.name"))?;
+            let name = self.host_name(name_item, &format!("{prefix}.name"))?;
             let (name_line, _) = self.position(name_item.span());
             if let Some(first_line) = seen.insert(name.to_ascii_lowercase(), name_line) {
                 return Err(self.error(
@@ -396,7 +401,7 @@ impl Parser<'_> {
             }
 
             let address = match table.get("address") {
-                Some(item) => Some(self.host_string(item, &format!("{prefix}.address"))?),
+                Some(item) => Some(self.address(item, &format!("{prefix}.address"))?),
                 None => None,
             };
             let nova_release = match table.get("nova_release") {
@@ -463,7 +468,7 @@ impl Parser<'_> {
         for (key, item) in table.iter() {
             let name = format!("{prefix}.{key}");
             match key {
-                "user" => connection.user = Some(self.host_string(item, &name)?),
+                "user" => connection.user = Some(self.user(item, &name)?),
                 "port" => connection.port = Some(self.port(item, &name)?),
                 "identity_file" => connection.identity_file = Some(self.path_value(item, &name)?),
                 "known_hosts" => connection.known_hosts = Some(self.path_value(item, &name)?),
@@ -565,10 +570,12 @@ impl Parser<'_> {
                     ));
                 };
                 if !is_valid_source(source) {
-                    return Err(self.error(
-                        value.span(),
-                        format!("{name}: expected an IPv4/IPv6 address or CIDR, found {source:?}"),
-                    ));
+                    let mut message =
+                        format!("{name}: expected an IPv4/IPv6 address or CIDR, found {source:?}");
+                    if source.contains('%') {
+                        message.push_str(" (IPv6 zone ids are not supported)");
+                    }
+                    return Err(self.error(value.span(), message));
                 }
                 policy.allowed_sources.push(source.to_string());
             }
@@ -618,19 +625,33 @@ impl Parser<'_> {
         })
     }
 
-    /// A host name, address or user: non-empty, without whitespace.
-    fn host_string(&self, item: &Item, name: &str) -> Result<String, InventoryError> {
+    /// A host name (RFC 1123; see [`check_host_name`]).
+    fn host_name(&self, item: &Item, name: &str) -> Result<String, InventoryError> {
         let value = self.string(item, name)?;
-        if value.is_empty() {
-            return Err(self.error(item.span(), format!("{name}: must not be empty")));
-        }
-        if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(self.error(
-                item.span(),
-                format!("{name}: must not contain whitespace, found {value:?}"),
-            ));
-        }
+        check_host_name(value).map_err(|reason| self.value_error(item, name, value, reason))?;
         Ok(value.to_string())
+    }
+
+    /// Where SSH connects (see [`check_address`]), brackets removed.
+    fn address(&self, item: &Item, name: &str) -> Result<String, InventoryError> {
+        let value = self.string(item, name)?;
+        check_address(value).map_err(|reason| self.value_error(item, name, value, reason))
+    }
+
+    /// An SSH user name (see [`check_user`]).
+    fn user(&self, item: &Item, name: &str) -> Result<String, InventoryError> {
+        let value = self.string(item, name)?;
+        check_user(value).map_err(|reason| self.value_error(item, name, value, reason))?;
+        Ok(value.to_string())
+    }
+
+    /// `NAME: must not be empty`, or `NAME: "VALUE": REASON`, at the value.
+    fn value_error(&self, item: &Item, name: &str, value: &str, reason: String) -> InventoryError {
+        if value.is_empty() {
+            self.error(item.span(), format!("{name}: {reason}"))
+        } else {
+            self.error(item.span(), format!("{name}: {value:?}: {reason}"))
+        }
     }
 
     fn port(&self, item: &Item, name: &str) -> Result<u16, InventoryError> {

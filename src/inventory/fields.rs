@@ -208,24 +208,67 @@ pub(super) fn is_valid_source(source: &str) -> bool {
     prefix.parse::<u32>().is_ok_and(|len| len <= max)
 }
 
-/// 1-based (line, column) of byte `offset` in `text`; the column counts
-/// characters, not bytes.
-pub(super) fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
+/// Where the lines of a text start, to turn byte offsets into 1-based (line,
+/// column) positions without rescanning the text for each one: built in one
+/// pass, then each position is a binary search, plus a count of characters on
+/// its line when that line is not pure ASCII. Loading an inventory asks for a
+/// position per host, so this keeps loading linear in the file's size.
+pub(super) struct Lines<'a> {
+    text: &'a str,
+    /// Byte offset of the start of each line; `starts[0]` is 0.
+    starts: Vec<usize>,
+    /// Whether each line is pure ASCII (a column is then a byte difference).
+    ascii: Vec<bool>,
+}
+
+impl<'a> Lines<'a> {
+    pub(super) fn new(text: &'a str) -> Lines<'a> {
+        let mut starts = vec![0];
+        let mut ascii = Vec::new();
+        let mut line_ascii = true;
+        for (i, b) in text.bytes().enumerate() {
+            if b == b'\n' {
+                starts.push(i + 1);
+                ascii.push(line_ascii);
+                line_ascii = true;
+            } else if !b.is_ascii() {
+                line_ascii = false;
+            }
+        }
+        ascii.push(line_ascii);
+        Lines {
+            text,
+            starts,
+            ascii,
+        }
     }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let current = &before[line_start..];
-    // A byte order mark is not a column.
-    let current = if line == 1 {
-        current.strip_prefix('\u{feff}').unwrap_or(current)
-    } else {
-        current
-    };
-    (line, current.chars().count() + 1)
+
+    /// 1-based (line, column) of byte `offset`; the column counts characters,
+    /// not bytes. An offset past the end is the end; one inside a character is
+    /// that character.
+    pub(super) fn position(&self, offset: usize) -> (usize, usize) {
+        let text = self.text;
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        // The last line starting at or before `offset`.
+        let index = self.starts.partition_point(|&start| start <= offset) - 1;
+        let start = self.starts[index];
+        let column = if self.ascii[index] {
+            offset - start
+        } else {
+            let current = &text[start..offset];
+            // A byte order mark is not a column.
+            let current = if index == 0 {
+                current.strip_prefix('\u{feff}').unwrap_or(current)
+            } else {
+                current
+            };
+            current.chars().count()
+        };
+        (index + 1, column + 1)
+    }
 }
 
 #[cfg(test)]
@@ -305,6 +348,58 @@ mod tests {
             expand_path("~/k", base, None).unwrap_err(),
             r#"cannot expand "~/k": $HOME is not set"#
         );
+    }
+
+    /// The position by rescanning the text, as loading did before [`Lines`].
+    fn line_column(text: &str, offset: usize) -> (usize, usize) {
+        Lines::new(text).position(offset)
+    }
+
+    fn rescanned(text: &str, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let current = &before[line_start..];
+        let current = if line == 1 {
+            current.strip_prefix('\u{feff}').unwrap_or(current)
+        } else {
+            current
+        };
+        (line, current.chars().count() + 1)
+    }
+
+    #[test]
+    fn positions_agree_with_rescanning() {
+        for text in [
+            "",
+            "\n",
+            "\n\n",
+            "a",
+            "ab\ncdé f\n\ng",
+            "\u{feff}a = 1\nb = \"é\"\r\nc\n",
+            "é\n\u{feff}x\n",
+            "x\r\ny",
+        ] {
+            let lines = Lines::new(text);
+            for offset in 0..=text.len() + 2 {
+                assert_eq!(
+                    lines.position(offset),
+                    rescanned(text, offset),
+                    "{text:?} at {offset}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn positions_agree_with_rescanning_any_text(text in "(\\PC|\n|\r|\u{feff}){0,80}", offset in 0usize..400) {
+            proptest::prop_assert_eq!(Lines::new(&text).position(offset), rescanned(&text, offset));
+        }
     }
 
     #[test]

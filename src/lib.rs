@@ -17,6 +17,7 @@ pub mod inventory;
 pub mod mesh;
 pub mod nova_release;
 pub mod report;
+pub mod shell;
 pub mod transport;
 pub mod validate;
 

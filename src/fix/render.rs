@@ -30,7 +30,7 @@ pub fn print_plan(out: &mut dyn Write, plan: &HostPlan) -> io::Result<()> {
                     Step::Edit { .. } => unreachable!(),
                 };
                 let argv = other.command().unwrap_or_default();
-                writeln!(out, "$ {}", argv.iter().map(|a| super::apply::sh_quote(a)).collect::<Vec<_>>().join(" "))?;
+                writeln!(out, "$ {}", crate::shell::join(&argv))?;
                 writeln!(out, "  # {why}")?;
             }
         }

@@ -15,14 +15,21 @@ fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut reps = 3usize;
     if args.first().map(String::as_str) == Some("--reps") {
-        reps = args.get(1).and_then(|n| n.parse().ok()).filter(|n| *n > 0).unwrap_or_else(|| usage());
+        reps = args
+            .get(1)
+            .and_then(|n| n.parse().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| usage());
         args.drain(..2);
     }
     if args.is_empty() {
         usage();
     }
     let ids = migready::check_ids();
-    println!("{:>8} {:>10} {:>10} {:>10}", "hosts", "bytes", "min (s)", "median (s)");
+    println!(
+        "{:>8} {:>10} {:>10} {:>10}",
+        "hosts", "bytes", "min (s)", "median (s)"
+    );
     for file in &args {
         let path = Path::new(file);
         let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);

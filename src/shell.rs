@@ -108,16 +108,34 @@ pub(crate) mod tests {
 
     /// The words sh sees in `line` after `printf '%s\0'`, split at the NULs.
     fn words_of(line: &str) -> Vec<String> {
-        let out = Command::new("sh").arg("-c").arg(format!("printf '%s\\0' {line}")).output().expect("sh");
-        assert!(out.status.success(), "{line:?}: {}", String::from_utf8_lossy(&out.stderr));
-        let mut words: Vec<String> = String::from_utf8(out.stdout).unwrap().split('\0').map(str::to_string).collect();
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf '%s\\0' {line}"))
+            .output()
+            .expect("sh");
+        assert!(
+            out.status.success(),
+            "{line:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut words: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .split('\0')
+            .map(str::to_string)
+            .collect();
         assert_eq!(words.pop().as_deref(), Some(""), "{line:?}");
         words
     }
 
     #[test]
     fn safe_words_stay_bare() {
-        for w in ["libvirtd.service", "/etc/libvirt/qemu.conf", "--zone=public", "a,b+c@d%e:f", "A-Z_0-9"] {
+        for w in [
+            "libvirtd.service",
+            "/etc/libvirt/qemu.conf",
+            "--zone=public",
+            "a,b+c@d%e:f",
+            "A-Z_0-9",
+        ] {
             assert_eq!(quote(w), w);
         }
         assert_eq!(quote(""), "''");
@@ -125,7 +143,19 @@ pub(crate) mod tests {
         assert_eq!(quote("it's"), r"'it'\''s'");
         assert_eq!(quote("echo 'a b'"), r"'echo '\''a b'\'''");
         assert_eq!(quote("~"), "'~'");
-        assert_eq!(join(&["iptables", "-I", "INPUT", "1", "-m", "comment", "--comment", "migready: x"]), "iptables -I INPUT 1 -m comment --comment 'migready: x'");
+        assert_eq!(
+            join(&[
+                "iptables",
+                "-I",
+                "INPUT",
+                "1",
+                "-m",
+                "comment",
+                "--comment",
+                "migready: x"
+            ]),
+            "iptables -I INPUT 1 -m comment --comment 'migready: x'"
+        );
         assert_eq!(join(&["a=b", "c=d"]), "'a=b' c=d");
         assert_eq!(join(&[] as &[&str]), "");
     }
@@ -136,19 +166,34 @@ pub(crate) mod tests {
     fn hostile_words_round_trip_through_sh() {
         let marker = std::path::Path::new("/tmp/migready-shell-test-pwned");
         for w in HOSTILE {
-            assert_eq!(words_of(&quote(w)), vec![w.to_string()], "{w:?} quoted as {}", quote(w));
+            assert_eq!(
+                words_of(&quote(w)),
+                vec![w.to_string()],
+                "{w:?} quoted as {}",
+                quote(w)
+            );
             // As `$1` of a script too, the way the brief's check reads it.
             let out = Command::new("sh")
                 .arg("-c")
-                .arg(format!("set -- {}; printf %s \"$1\"; printf '|%s' \"$#\"", quote(w)))
+                .arg(format!(
+                    "set -- {}; printf %s \"$1\"; printf '|%s' \"$#\"",
+                    quote(w)
+                ))
                 .output()
                 .unwrap();
-            assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{w}|1"), "{w:?}");
+            assert_eq!(
+                String::from_utf8(out.stdout).unwrap(),
+                format!("{w}|1"),
+                "{w:?}"
+            );
         }
         // All of them at once, as one command line.
         let line = join(&[&["printf", "%s\\0"][..], HOSTILE].concat());
         let out = Command::new("sh").arg("-c").arg(&line).output().unwrap();
-        let got: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().split('\0').collect();
+        let got: Vec<&str> = std::str::from_utf8(&out.stdout)
+            .unwrap()
+            .split('\0')
+            .collect();
         assert_eq!(&got[..got.len() - 1], HOSTILE);
         assert!(!marker.exists(), "a quoted word ran a command");
     }
@@ -156,8 +201,15 @@ pub(crate) mod tests {
     #[test]
     fn a_first_word_with_equals_is_the_command() {
         // Bare, `A=b printf ran` would set a variable and run printf.
-        let out = Command::new("sh").arg("-c").arg(join(&["A=b", "printf", "ran"])).output().unwrap();
-        assert!(out.stdout.is_empty() && !out.status.success(), "`A=b` must be looked up as a command");
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(join(&["A=b", "printf", "ran"]))
+            .output()
+            .unwrap();
+        assert!(
+            out.stdout.is_empty() && !out.status.success(),
+            "`A=b` must be looked up as a command"
+        );
     }
 
     proptest::proptest! {

@@ -10,7 +10,8 @@
 #   @@MIGREADY@@ <name> <exit status> <stdout in base64 or -> <stderr in base64 or ->
 # Input (environment): MESH_TIMEOUT, MESH_LIBVIRT_PORT, MESH_PEERS (NAME PORT... lines),
 # MESH_PARALLEL (bound on live qemu+tcp probes; name lookups run in a thread each).
-# Nothing here changes the host.
+# Nothing here changes the host. No shell is involved: a peer name goes to
+# getaddrinfo(), into the qemu+tcp URI, and to virsh as one argv element after -c.
 import base64
 import errno
 import os

@@ -1,10 +1,12 @@
 # migready mesh probe: run on a compute host as root with `sh -s` (POSIX sh).
-# migready prepends MESH_TIMEOUT, MESH_LIBVIRT_PORT and MESH_PEERS (one line per
+# migready prepends MESH_TIMEOUT, MESH_LIBVIRT_PORT and MESH_PEERS (quoted; one line per
 # peer: NAME PORT...) to this script. From this host, to every peer, at most
 # MESH_PARALLEL (default 48) probes at a time:
-#   resolve:NAME        getent ahosts NAME
+#   resolve:NAME        getent ahosts -- NAME
 #   qemu-tcp:NAME       virsh -c qemu+tcp://NAME:PORT/system hostname
-#   port:NAME:PORT      nc -z -v -w TIMEOUT NAME PORT (refused = reachable)
+#   port:NAME:PORT      nc -z -v -w TIMEOUT -- NAME PORT (refused = reachable)
+# A name is always one word ("$peer"), after `--` where it is an operand, so that
+# no name can become an option (migready refuses such names anyway).
 # then prints one record per probe, as templates/facts.sh does:
 #   @@MIGREADY@@ <name> <exit status> <stdout in base64 or -> <stderr in base64 or ->
 # Where python3 is found (every Nova compute host has it) the probes run in one
@@ -45,10 +47,10 @@ if command -v nc >/dev/null 2>&1; then nc=nc; else nc=nc_missing; fi
 
 while read -r peer ports; do
     [ -n "$peer" ] || continue
-    probe "resolve:$peer" getent ahosts "$peer"
+    probe "resolve:$peer" getent ahosts -- "$peer"
     probe "qemu-tcp:$peer" timeout "$MESH_TIMEOUT" virsh -c "qemu+tcp://$peer:$MESH_LIBVIRT_PORT/system" hostname
     for p in $ports; do
-        probe "port:$peer:$p" timeout $((MESH_TIMEOUT + 1)) $nc -z -v -w "$MESH_TIMEOUT" "$peer" "$p"
+        probe "port:$peer:$p" timeout $((MESH_TIMEOUT + 1)) $nc -z -v -w "$MESH_TIMEOUT" -- "$peer" "$p"
     done
 done <"$t/peers"
 wait

@@ -22,6 +22,46 @@ fn malformed_inventory_names_file_line_and_exits_2() {
     assert!(stderr.contains(&format!("{}:6:8: hosts[0].port", inv.display())), "{stderr}");
 }
 
+/// A hostile value anywhere in the inventory stops the run before any host is
+/// contacted, the valid hosts before it included.
+#[test]
+fn hostile_inventory_value_exits_2_and_contacts_nothing() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    for (host, key) in [
+        ("name = \"cmp2';reboot;'\"", "hosts[1].name"),
+        ("name = \"cmp2$(reboot)\"", "hosts[1].name"),
+        ("name = \"cmp2\"\naddress = \"-oProxyCommand=reboot\"", "hosts[1].address"),
+        ("name = \"cmp2\"\nuser = \"root`reboot`\"", "hosts[1].user"),
+    ] {
+        let inv = dir.path().join("bad.toml");
+        std::fs::write(
+            &inv,
+            format!(
+                "[defaults]\nconnect_timeout = 1\n\n[[hosts]]\nname = \"cmp1\"\naddress = \"127.0.0.1\"\nport = {port}\n\n[[hosts]]\n{host}\n"
+            ),
+        )
+        .unwrap();
+        let line = 10 + host.lines().count() - 1;
+        let (code, stdout, stderr) = migready(&["doctor", "--mesh", "none", "-i", inv.to_str().unwrap()]);
+        assert_eq!(code, 2, "{host}: {stderr}");
+        assert!(stdout.is_empty(), "{host}: {stdout}");
+        let col = host.lines().last().unwrap().find('=').unwrap() + 3;
+        assert!(stderr.starts_with(&format!("error: {}:{line}:{col}: {key}: ", inv.display())), "{host}: {stderr}");
+        for command in [&["fix", "--dry-run"][..], &["validate", "--mesh", "none"]] {
+            let (code, _, stderr) = migready(&[command, &["-i", inv.to_str().unwrap()]].concat());
+            assert_eq!(code, 2, "{command:?} {host}: {stderr}");
+            assert!(stderr.contains(&format!("{}:{line}:{col}: {key}: ", inv.display())), "{command:?} {host}: {stderr}");
+        }
+    }
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("a host was contacted: {other:?}"),
+    }
+}
+
 #[test]
 fn unknown_skip_id_and_missing_file_exit_2() {
     let dir = tempfile::tempdir().unwrap();

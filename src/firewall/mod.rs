@@ -31,6 +31,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 pub use parse::parse;
+pub(crate) use parse::join as save_join;
 pub(crate) use parse::parse_net;
 
 /// Why a text could not be read (`iptables-save` output; firewalld listings too).

@@ -267,8 +267,9 @@ pub(super) fn tokenize(s: &str) -> Result<Vec<String>, String> {
     Ok(tokens)
 }
 
-/// Quote a word for display the way iptables-save does, if it needs it.
-fn quote(word: &str) -> String {
+/// Quote a word the way iptables-save does, if it needs it: in double quotes,
+/// `\` and `"` escaped, when it is empty or holds whitespace or a quote.
+pub(crate) fn quote(word: &str) -> String {
     if !word.is_empty() && !word.contains(|c: char| c.is_whitespace() || "\"'\\".contains(c)) {
         return word.to_string();
     }
@@ -276,7 +277,8 @@ fn quote(word: &str) -> String {
     format!("\"{escaped}\"")
 }
 
-fn join(words: &[String]) -> String {
+/// Words as a saved rule's line: each [`quote`]d, separated by spaces.
+pub(crate) fn join(words: &[String]) -> String {
     words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ")
 }
 

@@ -43,8 +43,26 @@ fn source_arg(src: &str) -> String {
     }
 }
 
-fn quote_rule_arg(a: &str) -> String {
-    if a.contains(' ') || a.is_empty() { format!("\"{a}\"") } else { a.to_string() }
+/// Longest `--comment` iptables takes (XT_MAX_COMMENT_LEN, 256 with the NUL).
+const MAX_COMMENT: usize = 255;
+
+/// The `--comment` of the rule accepting `what` from `name`: `migready: libvirt
+/// from cmp1`. `"`, `\` and control characters are dropped (older
+/// iptables-restore cannot read an escaped quote, and a newline would end the
+/// saved rule's line), and the text is cut to what iptables accepts.
+fn rule_comment(what: &str, name: &str) -> String {
+    let mut comment: String = format!("{COMMENT} {what} from {name}")
+        .chars()
+        .filter(|c| !matches!(c, '"' | '\\') && !c.is_control())
+        .collect();
+    if comment.len() > MAX_COMMENT {
+        let mut end = MAX_COMMENT;
+        while !comment.is_char_boundary(end) {
+            end -= 1;
+        }
+        comment.truncate(end);
+    }
+    comment
 }
 
 pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &mut Vec<Step>, notes: &mut Vec<String>) {
@@ -219,7 +237,7 @@ fn plan_iptables(ctx: &Ctx, ipv6: bool, wanted: &[Wanted], sources: &[&(String, 
             };
             let args: Vec<String> = [
                 "-s", src_arg, "-p", "tcp", "-m", "tcp", "--dport", &dport, "-m", "comment", "--comment",
-                &format!("{COMMENT} {} from {name}", w.what), "-j", "ACCEPT",
+                &rule_comment(w.what, name), "-j", "ACCEPT",
             ]
             .iter()
             .map(|s| s.to_string())
@@ -261,7 +279,7 @@ fn persist_edit(text: &str, inserts: &[Insert]) -> Result<String, EditError> {
     // line number (1-based) -> lines to insert before it
     let mut at: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
     for ins in inserts {
-        let rule_text = format!("-A {} {}", ins.chain, ins.args.iter().map(|a| quote_rule_arg(a)).collect::<Vec<_>>().join(" "));
+        let rule_text = format!("-A {} {}", ins.chain, firewall::save_join(&ins.args));
         let line = match &ins.before {
             Some(before) => filter
                 .chains

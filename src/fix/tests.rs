@@ -392,3 +392,44 @@ fn migration_range_upside_down_is_a_note() {
     // The libvirt port is still opened.
     assert!(commands(&p).iter().any(|c| c.contains("--dport 16509 ")), "{:?}", commands(&p));
 }
+
+/// A peer name holding `"` or `\` (the inventory refuses them now) made the saved
+/// rule's `--comment "..."` unreadable for iptables-restore and for migready's own
+/// parser; the comment drops them, and the line parses back to the same rule.
+#[test]
+fn iptables_comments_stay_readable_whatever_the_peer_name() {
+    let long = format!("{}.example.com", ["a".repeat(63), "b".repeat(63), "c".repeat(63)].join("."));
+    for name in ["cmp\"1", "cmp\\1", "cmp\"1\\\" -j DROP #", "cmp'1", "cmp\n-A INPUT -j DROP", long.as_str()] {
+        let fleet = Fleet::new(vec![
+            (name, "198.18.42.11", raw("bookworm-socket")),
+            ("cmp3", "198.18.42.13", raw("bookworm-traditional-reject")),
+        ]);
+        let p = plan_of(&fleet, 1);
+        let (orig, new) = edit_of(&p, "/etc/sysconfig/iptables");
+        let saved = crate::firewall::parse(new).unwrap_or_else(|e| panic!("{name:?}: {e}\n{new}"));
+        let comments: Vec<String> = saved
+            .table("filter")
+            .unwrap()
+            .chains
+            .iter()
+            .flat_map(|c| &c.rules)
+            .filter_map(|r| r.comment.clone())
+            .filter(|c| c.starts_with("migready:"))
+            .collect();
+        assert_eq!(comments.len(), 2, "{name:?}: {comments:?}\n{new}");
+        for c in &comments {
+            assert!(!c.contains(['"', '\\', '\n']), "{name:?}: {c:?}");
+            assert!(c.len() <= 255, "{name:?}: {} bytes", c.len());
+        }
+        // The live rule gets the same comment as the saved one.
+        for step in &p.steps {
+            if let Step::FirewallInsert { args, .. } = step {
+                let c = &args[args.iter().position(|a| a == "--comment").unwrap() + 1];
+                assert!(comments.contains(c), "{name:?}: {c:?} not in {comments:?}");
+            }
+        }
+        // Nothing but the two accepting rules was added.
+        let count = |text: &str| crate::firewall::parse(text).unwrap().table("filter").unwrap().chains.iter().map(|c| c.rules.len()).sum::<usize>();
+        assert_eq!(count(new), count(orig) + 2, "{name:?}\n{new}");
+    }
+}

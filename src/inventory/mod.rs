@@ -4,7 +4,10 @@
 //! The inventory is a TOML file (see `inventory.example.toml`). It is read
 //! with toml_edit's span-preserving [`Document`], so every error points at a
 //! `FILE:LINE:COLUMN`. Loading is strict: unknown keys, wrong types and
-//! out-of-range values are errors, and the first one found is returned.
+//! out-of-range values are errors, and the first one found is returned. Host
+//! names, addresses, users and sources are validated too (see `fields.rs`):
+//! what reaches a remote shell, a libvirt URI or a firewall rule is a plain
+//! word.
 
 mod fields;
 
@@ -20,7 +23,9 @@ use std::time::Duration;
 use toml_edit::{Document, Item, Table, TableLike, Value};
 
 use crate::nova_release::NovaRelease;
-use fields::{describe, expand_path, is_valid_source};
+use fields::{
+    Lines, check_address, check_host_name, check_user, describe, expand_path, is_valid_source,
+};
 
 /// Default SSH user.
 pub const DEFAULT_USER: &str = "root";
@@ -54,13 +59,15 @@ pub struct Inventory {
 /// One compute host, with defaults applied and paths resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostSpec {
-    /// The name peers use for this host (libvirt URIs, /etc/hosts).
+    /// The name peers use for this host (libvirt URIs, /etc/hosts): an RFC 1123
+    /// host name.
     pub name: String,
-    /// Where SSH connects; defaults to `name`.
+    /// Where SSH connects; defaults to `name`. A host name, an IPv4 address or
+    /// an IPv6 address (without brackets, also when written with them).
     pub address: String,
     /// SSH port.
     pub port: u16,
-    /// SSH user; non-root users need passwordless sudo.
+    /// SSH user (POSIX portable user name); non-root users need passwordless sudo.
     pub user: String,
     /// Private key to offer, in addition to ssh-agent keys.
     pub identity_file: Option<PathBuf>,
@@ -216,6 +223,7 @@ fn parse_with_home(
     let parser = Parser {
         path,
         text,
+        lines: Lines::new(text),
         base_dir: path.parent().unwrap_or(Path::new("")),
         home,
         known_checks,
@@ -281,10 +289,32 @@ struct RawHost {
     span: Option<Range<usize>>,
 }
 
+/// `PREFIX.KEY` (`hosts[0].port`) for messages, formatted only when there is
+/// a message: loading a large inventory formats nothing per key.
+#[derive(Clone, Copy)]
+struct Dotted<'a>(&'a str, &'a str);
+
+impl fmt::Display for Dotted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
+/// `in PREFIX` (`in hosts[0]`), for [`Parser::check_keys`].
+struct In<'a>(&'a str);
+
+impl fmt::Display for In<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "in {}", self.0)
+    }
+}
+
 /// One parse of one inventory text.
 struct Parser<'a> {
     path: &'a Path,
     text: &'a str,
+    /// Line starts of `text`, for positions.
+    lines: Lines<'a>,
     base_dir: &'a Path,
     home: Option<&'a Path>,
     known_checks: &'a [&'a str],
@@ -326,9 +356,11 @@ impl Parser<'_> {
             }
         }
 
+        // Expanded once, not per host.
+        let default_known_hosts = expand_path(DEFAULT_KNOWN_HOSTS, self.base_dir, self.home);
         let hosts = raw_hosts
             .into_iter()
-            .map(|raw| self.apply_defaults(raw, &defaults))
+            .map(|raw| self.apply_defaults(raw, &defaults, &default_known_hosts))
             .collect::<Result<_, _>>()?;
         Ok(Inventory {
             path: self.path.to_path_buf(),
@@ -381,12 +413,12 @@ impl Parser<'_> {
         let mut hosts = Vec::with_capacity(entries.len());
         for (index, (table, span)) in entries.into_iter().enumerate() {
             let prefix = format!("hosts[{index}]");
-            self.check_keys(table, DEFAULTS_KEYS, HOST_KEYS, &format!("in {prefix}"))?;
+            self.check_keys(table, DEFAULTS_KEYS, HOST_KEYS, In(&prefix))?;
 
             let Some(name_item) = table.get("name") else {
                 return Err(self.error(span, format!("{prefix}: missing required key \"name\"")));
             };
-            let name = self.host_string(name_item, &format!("{prefix}.name"))?;
+            let name = self.host_name(name_item, Dotted(&prefix, "name"))?;
             let (name_line, _) = self.position(name_item.span());
             if let Some(first_line) = seen.insert(name.to_ascii_lowercase(), name_line) {
                 return Err(self.error(
@@ -396,11 +428,11 @@ impl Parser<'_> {
             }
 
             let address = match table.get("address") {
-                Some(item) => Some(self.host_string(item, &format!("{prefix}.address"))?),
+                Some(item) => Some(self.address(item, Dotted(&prefix, "address"))?),
                 None => None,
             };
             let nova_release = match table.get("nova_release") {
-                Some(item) => Some(self.nova_release(item, &format!("{prefix}.nova_release"))?),
+                Some(item) => Some(self.nova_release(item, Dotted(&prefix, "nova_release"))?),
                 None => None,
             };
             let connection = self.connection(table, &prefix)?;
@@ -419,17 +451,17 @@ impl Parser<'_> {
         &self,
         raw: RawHost,
         defaults: &Connection,
+        default_known_hosts: &Result<PathBuf, String>,
     ) -> Result<HostSpec, InventoryError> {
         let connection = raw.connection.or(defaults);
-        let known_hosts = match connection.known_hosts {
-            Some(path) => path,
-            None => {
-                expand_path(DEFAULT_KNOWN_HOSTS, self.base_dir, self.home).map_err(|reason| {
-                    self.error(
-                        raw.span.clone(),
-                        format!("known_hosts: default {DEFAULT_KNOWN_HOSTS:?}: {reason}"),
-                    )
-                })?
+        let known_hosts = match (connection.known_hosts, default_known_hosts) {
+            (Some(path), _) => path,
+            (None, Ok(path)) => path.clone(),
+            (None, Err(reason)) => {
+                return Err(self.error(
+                    raw.span.clone(),
+                    format!("known_hosts: default {DEFAULT_KNOWN_HOSTS:?}: {reason}"),
+                ));
             }
         };
         let (line, _) = self.position(raw.span);
@@ -461,16 +493,16 @@ impl Parser<'_> {
     ) -> Result<Connection, InventoryError> {
         let mut connection = Connection::default();
         for (key, item) in table.iter() {
-            let name = format!("{prefix}.{key}");
+            let name = Dotted(prefix, key);
             match key {
-                "user" => connection.user = Some(self.host_string(item, &name)?),
-                "port" => connection.port = Some(self.port(item, &name)?),
-                "identity_file" => connection.identity_file = Some(self.path_value(item, &name)?),
-                "known_hosts" => connection.known_hosts = Some(self.path_value(item, &name)?),
-                "connect_timeout" => connection.connect_timeout = Some(self.timeout(item, &name)?),
-                "command_timeout" => connection.command_timeout = Some(self.timeout(item, &name)?),
+                "user" => connection.user = Some(self.user(item, name)?),
+                "port" => connection.port = Some(self.port(item, name)?),
+                "identity_file" => connection.identity_file = Some(self.path_value(item, name)?),
+                "known_hosts" => connection.known_hosts = Some(self.path_value(item, name)?),
+                "connect_timeout" => connection.connect_timeout = Some(self.timeout(item, name)?),
+                "command_timeout" => connection.command_timeout = Some(self.timeout(item, name)?),
                 "accept_new_host_keys" => {
-                    connection.accept_new_host_keys = Some(self.boolean(item, &name)?)
+                    connection.accept_new_host_keys = Some(self.boolean(item, name)?)
                 }
                 // Host-only keys, read by the caller; unknown keys were
                 // rejected by `check_keys`.
@@ -565,10 +597,12 @@ impl Parser<'_> {
                     ));
                 };
                 if !is_valid_source(source) {
-                    return Err(self.error(
-                        value.span(),
-                        format!("{name}: expected an IPv4/IPv6 address or CIDR, found {source:?}"),
-                    ));
+                    let mut message =
+                        format!("{name}: expected an IPv4/IPv6 address or CIDR, found {source:?}");
+                    if source.contains('%') {
+                        message.push_str(" (IPv6 zone ids are not supported)");
+                    }
+                    return Err(self.error(value.span(), message));
                 }
                 policy.allowed_sources.push(source.to_string());
             }
@@ -583,7 +617,7 @@ impl Parser<'_> {
         table: &dyn TableLike,
         allowed: &[&str],
         also_allowed: &[&str],
-        location: &str,
+        location: impl fmt::Display,
     ) -> Result<(), InventoryError> {
         for (key, _) in table.iter() {
             if !allowed.contains(&key) && !also_allowed.contains(&key) {
@@ -609,7 +643,11 @@ impl Parser<'_> {
         }
     }
 
-    fn string<'i>(&self, item: &'i Item, name: &str) -> Result<&'i str, InventoryError> {
+    fn string<'i>(
+        &self,
+        item: &'i Item,
+        name: impl fmt::Display + Copy,
+    ) -> Result<&'i str, InventoryError> {
         item.as_str().ok_or_else(|| {
             self.error(
                 item.span(),
@@ -618,22 +656,50 @@ impl Parser<'_> {
         })
     }
 
-    /// A host name, address or user: non-empty, without whitespace.
-    fn host_string(&self, item: &Item, name: &str) -> Result<String, InventoryError> {
+    /// A host name (RFC 1123; see [`check_host_name`]).
+    fn host_name(
+        &self,
+        item: &Item,
+        name: impl fmt::Display + Copy,
+    ) -> Result<String, InventoryError> {
         let value = self.string(item, name)?;
-        if value.is_empty() {
-            return Err(self.error(item.span(), format!("{name}: must not be empty")));
-        }
-        if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(self.error(
-                item.span(),
-                format!("{name}: must not contain whitespace, found {value:?}"),
-            ));
-        }
+        check_host_name(value).map_err(|reason| self.value_error(item, name, value, reason))?;
         Ok(value.to_string())
     }
 
-    fn port(&self, item: &Item, name: &str) -> Result<u16, InventoryError> {
+    /// Where SSH connects (see [`check_address`]), brackets removed.
+    fn address(
+        &self,
+        item: &Item,
+        name: impl fmt::Display + Copy,
+    ) -> Result<String, InventoryError> {
+        let value = self.string(item, name)?;
+        check_address(value).map_err(|reason| self.value_error(item, name, value, reason))
+    }
+
+    /// An SSH user name (see [`check_user`]).
+    fn user(&self, item: &Item, name: impl fmt::Display + Copy) -> Result<String, InventoryError> {
+        let value = self.string(item, name)?;
+        check_user(value).map_err(|reason| self.value_error(item, name, value, reason))?;
+        Ok(value.to_string())
+    }
+
+    /// `NAME: must not be empty`, or `NAME: "VALUE": REASON`, at the value.
+    fn value_error(
+        &self,
+        item: &Item,
+        name: impl fmt::Display + Copy,
+        value: &str,
+        reason: String,
+    ) -> InventoryError {
+        if value.is_empty() {
+            self.error(item.span(), format!("{name}: {reason}"))
+        } else {
+            self.error(item.span(), format!("{name}: {value:?}: {reason}"))
+        }
+    }
+
+    fn port(&self, item: &Item, name: impl fmt::Display + Copy) -> Result<u16, InventoryError> {
         item.as_integer()
             .and_then(|port| u16::try_from(port).ok())
             .filter(|port| *port != 0)
@@ -648,7 +714,11 @@ impl Parser<'_> {
             })
     }
 
-    fn timeout(&self, item: &Item, name: &str) -> Result<Duration, InventoryError> {
+    fn timeout(
+        &self,
+        item: &Item,
+        name: impl fmt::Display + Copy,
+    ) -> Result<Duration, InventoryError> {
         item.as_integer()
             .filter(|secs| (1..=MAX_TIMEOUT_SECS).contains(secs))
             .map(|secs| Duration::from_secs(secs as u64))
@@ -663,7 +733,7 @@ impl Parser<'_> {
             })
     }
 
-    fn boolean(&self, item: &Item, name: &str) -> Result<bool, InventoryError> {
+    fn boolean(&self, item: &Item, name: impl fmt::Display + Copy) -> Result<bool, InventoryError> {
         item.as_bool().ok_or_else(|| {
             self.error(
                 item.span(),
@@ -674,7 +744,11 @@ impl Parser<'_> {
 
     /// A file path: `~` expanded, relative paths resolved against the
     /// inventory's directory.
-    fn path_value(&self, item: &Item, name: &str) -> Result<PathBuf, InventoryError> {
+    fn path_value(
+        &self,
+        item: &Item,
+        name: impl fmt::Display + Copy,
+    ) -> Result<PathBuf, InventoryError> {
         let value = self.string(item, name)?;
         expand_path(value, self.base_dir, self.home)
             .map_err(|reason| self.error(item.span(), format!("{name}: {reason}")))
@@ -682,7 +756,11 @@ impl Parser<'_> {
 
     /// `nova_release`: a release name or major version, as a string or an
     /// integer.
-    fn nova_release(&self, item: &Item, name: &str) -> Result<NovaRelease, InventoryError> {
+    fn nova_release(
+        &self,
+        item: &Item,
+        name: impl fmt::Display + Copy,
+    ) -> Result<NovaRelease, InventoryError> {
         let parsed = match item {
             Item::Value(Value::String(s)) => NovaRelease::parse(s.value()),
             Item::Value(Value::Integer(i)) => u32::try_from(*i.value())
@@ -716,7 +794,7 @@ impl Parser<'_> {
     /// 1-based (line, column) of the start of `span`; (0, 0) without a span.
     fn position(&self, span: Option<Range<usize>>) -> (usize, usize) {
         match span {
-            Some(span) => fields::line_column(self.text, span.start),
+            Some(span) => self.lines.position(span.start),
             None => (0, 0),
         }
     }

@@ -462,7 +462,7 @@ fn type_errors() {
         ),
         (
             "[[hosts]]\nname = \"compute 01\"\n",
-            "inv.toml:2:8: hosts[0].name: must not contain whitespace, found \"compute 01\"",
+            "inv.toml:2:8: hosts[0].name: \"compute 01\": a space is not allowed in a host name (letters, digits, '-' and '.' only)",
         ),
         (
             "[[hosts]]\nname = \"a\"\naddress = \"\"\n",
@@ -512,6 +512,276 @@ fn type_errors() {
     for (text, expected) in cases {
         assert_eq!(parse_err(text), expected, "{text:?}");
     }
+}
+
+/// `value` as a TOML basic string, escaped.
+fn toml_str(value: &str) -> String {
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+const NAME_CHARS: &str = "is not allowed in a host name (letters, digits, '-' and '.' only)";
+const USER_CHARS: &str = "is not allowed in a user name (letters, digits, '.', '_' and '-' only)";
+
+/// Host names that could reach a shell, an option parser, a libvirt URI or a
+/// firewall comment are refused at load, at the value's position.
+#[test]
+fn hostile_host_names_are_refused() {
+    let long_label = "a".repeat(64);
+    let long_name = [
+        "a".repeat(63),
+        "b".repeat(63),
+        "c".repeat(63),
+        "d".repeat(62),
+    ]
+    .join(".");
+    assert_eq!(long_name.len(), 254);
+    let cases: Vec<(&str, String)> = vec![
+        ("cmp'1", format!(r"'\'' {NAME_CHARS}")),
+        ("cmp1;reboot", format!("';' {NAME_CHARS}")),
+        ("$(reboot)", format!("'$' {NAME_CHARS}")),
+        ("`reboot`", format!("'`' {NAME_CHARS}")),
+        ("cmp\"1", format!("'\"' {NAME_CHARS}")),
+        ("cmp\\1", format!(r"'\\' {NAME_CHARS}")),
+        ("cmp1 cmp2", format!("a space {NAME_CHARS}")),
+        ("cmp\t1", format!("U+0009 {NAME_CHARS}")),
+        ("cmp1\nreboot", format!("U+000A {NAME_CHARS}")),
+        ("cmp1\u{a0}", format!("U+00A0 {NAME_CHARS}")),
+        ("çmp1", format!("'ç' (U+00E7) {NAME_CHARS}")),
+        ("компьютер", format!("'к' (U+043A) {NAME_CHARS}")),
+        ("cmp_1", format!("'_' {NAME_CHARS}")),
+        ("cmp1/x", format!("'/' {NAME_CHARS}")),
+        ("fd42::1", format!("':' {NAME_CHARS}")),
+        (
+            "-oProxyCommand",
+            r#"label "-oProxyCommand" starts or ends with '-'"#.into(),
+        ),
+        ("-cmp1", r#"label "-cmp1" starts or ends with '-'"#.into()),
+        (
+            "cmp1-.example.com",
+            r#"label "cmp1-" starts or ends with '-'"#.into(),
+        ),
+        (
+            "cmp1..example.com",
+            "empty label in host name (a leading or trailing dot, or two dots in a row)".into(),
+        ),
+        (
+            "cmp1.",
+            "empty label in host name (a leading or trailing dot, or two dots in a row)".into(),
+        ),
+        (
+            ".cmp1",
+            "empty label in host name (a leading or trailing dot, or two dots in a row)".into(),
+        ),
+        (
+            &long_label,
+            format!("label \"{long_label}\" is 64 characters long, more than 63"),
+        ),
+        (
+            &long_name,
+            "host name is 254 characters long, more than 253".into(),
+        ),
+        (
+            "192.0.2.256",
+            "looks like an IPv4 address but is not one".into(),
+        ),
+        ("10.1", "looks like an IPv4 address but is not one".into()),
+    ];
+    for (value, reason) in cases {
+        let text = format!("[[hosts]]\nname = {}\n", toml_str(value));
+        assert_eq!(
+            parse_err(&text),
+            format!("inv.toml:2:8: hosts[0].name: {value:?}: {reason}"),
+            "{value:?}"
+        );
+    }
+    // Also when the value is written with an escape, and in an inline table.
+    assert_eq!(
+        parse_err("hosts = [{ name = \"cmp\\u0027\" }]\n"),
+        format!(r#"inv.toml:1:19: hosts[0].name: "cmp'": '\'' {NAME_CHARS}"#)
+    );
+}
+
+#[test]
+fn bad_addresses_are_refused() {
+    let cases: Vec<(&str, String)> = vec![
+        ("fe80::1%eth0", "IPv6 zone ids (\"%eth0\") are not supported; use an address that is not link-local, or a host name".into()),
+        ("[fe80::1%eth0]", "IPv6 zone ids (\"%eth0\") are not supported; use an address that is not link-local, or a host name".into()),
+        ("[fd42::1", "an address in brackets must end with ']'".into()),
+        ("[compute01]", "not an IPv6 address inside the brackets".into()),
+        ("[192.0.2.11]", "not an IPv6 address inside the brackets".into()),
+        ("fd42::1::2", "not a valid IPv6 address (':' is only allowed in IPv6 addresses)".into()),
+        ("192.0.2.11:22", "not a valid IPv6 address (':' is only allowed in IPv6 addresses)".into()),
+        ("192.0.2.300", "looks like an IPv4 address but is not one".into()),
+        ("$(reboot)", format!("'$' {NAME_CHARS}")),
+        ("cmp1;reboot", format!("';' {NAME_CHARS}")),
+        ("cmp'1", format!(r"'\'' {NAME_CHARS}")),
+        ("cmp\"1", format!("'\"' {NAME_CHARS}")),
+        ("192.0.2.11 -oProxyCommand=x", format!("a space {NAME_CHARS}")),
+        ("-oProxyCommand=x", format!("'=' {NAME_CHARS}")),
+        ("-cmp1", r#"label "-cmp1" starts or ends with '-'"#.into()),
+        ("ñ.example.com", format!("'ñ' (U+00F1) {NAME_CHARS}")),
+        ("root@cmp1", format!("'@' {NAME_CHARS}")),
+    ];
+    for (value, reason) in cases {
+        let text = format!("[[hosts]]\nname = \"a\"\naddress = {}\n", toml_str(value));
+        assert_eq!(
+            parse_err(&text),
+            format!("inv.toml:3:11: hosts[0].address: {value:?}: {reason}"),
+            "{value:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_users_are_refused() {
+    let cases: Vec<(&str, String)> = vec![
+        ("-oProxyCommand=x", format!("'=' {USER_CHARS}")),
+        ("-root", "a user name must not start with '-'".into()),
+        ("root;reboot", format!("';' {USER_CHARS}")),
+        ("ro'ot", format!(r"'\'' {USER_CHARS}")),
+        ("ro\"ot", format!("'\"' {USER_CHARS}")),
+        ("$(id)", format!("'$' {USER_CHARS}")),
+        ("`id`", format!("'`' {USER_CHARS}")),
+        ("the admin", format!("a space {USER_CHARS}")),
+        ("üser", format!("'ü' (U+00FC) {USER_CHARS}")),
+        ("root@cmp1", format!("'@' {USER_CHARS}")),
+        ("DOMAIN\\user", format!(r"'\\' {USER_CHARS}")),
+    ];
+    for (value, reason) in cases {
+        let expected = format!("defaults.user: {value:?}: {reason}");
+        assert_eq!(
+            parse_err(&format!("[defaults]\nuser = {}\n", toml_str(value))),
+            format!("inv.toml:2:8: {expected}"),
+            "{value:?}"
+        );
+        let expected = format!("hosts[0].user: {value:?}: {reason}");
+        assert_eq!(
+            parse_err(&format!(
+                "[[hosts]]\nname = \"a\"\nuser = {}\n",
+                toml_str(value)
+            )),
+            format!("inv.toml:3:8: {expected}"),
+            "{value:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_ports_are_refused() {
+    for (port, found) in [
+        ("0", "integer 0"),
+        ("65536", "integer 65536"),
+        ("70000", "integer 70000"),
+        ("-1", "integer -1"),
+        ("\"22\"", "string \"22\""),
+        ("22.0", "float 22"),
+        ("true", "boolean true"),
+    ] {
+        assert_eq!(
+            parse_err(&format!("[[hosts]]\nname = \"a\"\nport = {port}\n")),
+            format!("inv.toml:3:8: hosts[0].port: expected an integer in 1..=65535, found {found}"),
+        );
+        assert_eq!(
+            parse_err(&format!("[policy]\nlibvirt_port = {port}\n")),
+            format!(
+                "inv.toml:2:16: policy.libvirt_port: expected an integer in 1..=65535, found {found}"
+            ),
+        );
+    }
+}
+
+#[test]
+fn zone_ids_in_allowed_sources_are_explained() {
+    assert_eq!(
+        parse_err("[policy]\nallowed_sources = [\"fe80::1%eth0\"]\n"),
+        r#"inv.toml:2:20: policy.allowed_sources[0]: expected an IPv4/IPv6 address or CIDR, found "fe80::1%eth0" (IPv6 zone ids are not supported)"#
+    );
+}
+
+/// What the checks above refuse must not catch ordinary names and addresses.
+#[test]
+fn valid_names_addresses_users_and_ports_load() {
+    let label63 = "a".repeat(63);
+    let name253 = [
+        label63.clone(),
+        "b".repeat(63),
+        "c".repeat(63),
+        "d".repeat(61),
+    ]
+    .join(".");
+    assert_eq!(name253.len(), 253);
+    let hosts: Vec<(String, &str, &str, &str, u16)> = vec![
+        // (name, address as written, address loaded, user, port)
+        ("compute01".into(), "192.0.2.11", "192.0.2.11", "root", 22),
+        (
+            "Compute-02.example.com".into(),
+            "compute-02.example.com",
+            "compute-02.example.com",
+            "stack",
+            1,
+        ),
+        (
+            "cmp3".into(),
+            "fd42:42::13",
+            "fd42:42::13",
+            "nova_user",
+            65535,
+        ),
+        (
+            "cmp4".into(),
+            "[fd42:42::14]",
+            "fd42:42::14",
+            "ops.team-1",
+            2222,
+        ),
+        ("cmp5".into(), "[::1]", "::1", "_svc", 22),
+        (
+            "cmp6".into(),
+            "2001:db8::ffff:192.0.2.6",
+            "2001:db8::ffff:192.0.2.6",
+            "A1",
+            22,
+        ),
+        ("192.0.2.7".into(), "localhost", "localhost", "u", 22),
+        ("1cmp".into(), "x", "x", "a.", 22),
+        (label63.clone(), "a-b.c", "a-b.c", "root", 22),
+        (name253.clone(), "0.0.0.0", "0.0.0.0", "root", 22),
+    ];
+    let mut text = String::new();
+    for (name, address, _, user, port) in &hosts {
+        text.push_str(&format!(
+            "[[hosts]]\nname = {}\naddress = {}\nuser = {}\nport = {port}\n",
+            toml_str(name),
+            toml_str(address),
+            toml_str(user)
+        ));
+    }
+    let inventory = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(inventory.hosts.len(), hosts.len());
+    for (spec, (name, _, address, user, port)) in inventory.hosts.iter().zip(&hosts) {
+        assert_eq!(
+            (
+                &spec.name,
+                spec.address.as_str(),
+                spec.user.as_str(),
+                spec.port
+            ),
+            (name, *address, *user, *port)
+        );
+    }
+    // A name without an address is the address; an FQDN too.
+    let inventory = parse("[[hosts]]\nname = \"cmp1.region-1.example.com\"\n").unwrap();
+    assert_eq!(inventory.hosts[0].address, "cmp1.region-1.example.com");
 }
 
 #[test]

@@ -85,18 +85,24 @@ pub fn script_for(peers: &[(String, Vec<u16>)], libvirt_port: u16) -> String {
 }
 
 /// [`script_for`] with the engine given (`auto` or `sh`).
+///
+/// The peers travel in `MESH_PEERS`, one `NAME PORT...` line each, quoted as one
+/// shell word. A name that cannot be carried on such a line (empty, or holding
+/// whitespace or a control character; the inventory refuses them all) is left
+/// out, and its pair reported as not probed.
 pub fn script_with(peers: &[(String, Vec<u16>)], libvirt_port: u16, engine: &str) -> String {
     let lines: Vec<String> = peers
         .iter()
+        .filter(|(name, _)| !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c.is_control()))
         .map(|(name, ports)| {
             let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
             format!("{name} {}", ports.join(" "))
         })
         .collect();
     format!(
-        "MESH_TIMEOUT={PROBE_TIMEOUT_SECS}\nMESH_LIBVIRT_PORT={libvirt_port}\nMESH_ENGINE={}\nMESH_PEERS='{}'\n{}",
-        engine,
-        lines.join("\n"),
+        "MESH_TIMEOUT={PROBE_TIMEOUT_SECS}\nMESH_LIBVIRT_PORT={libvirt_port}\nMESH_ENGINE={}\nMESH_PEERS={}\n{}",
+        crate::shell::quote(engine),
+        crate::shell::quote(&lines.join("\n")),
         SCRIPT.replace("@@MESH_PY@@", PYTHON.trim_end())
     )
 }

@@ -221,3 +221,70 @@ fn engines_agree_on_real_sockets() {
     assert!(sh.get(&format!("port:127.0.0.1:{closed_port}")).unwrap().stderr.starts_with("nc: "));
     drop(open);
 }
+
+/// Hostile peer names (the inventory refuses them; the engine must not rely on
+/// that): each stays one word in MESH_PEERS and in every probe command of the sh
+/// engine, after `--` where it is an operand, and nothing in it runs. The tools
+/// are stand-ins (shell functions) that print the words they were given.
+#[test]
+fn hostile_peer_names_stay_one_word_in_the_sh_engine() {
+    let marker = std::env::temp_dir().join(format!("migready-mesh-pwned-{}", std::process::id()));
+    let m = marker.display().to_string();
+    let names: Vec<String> = vec![
+        "-oProxyCommand=x".into(),
+        "--".into(),
+        "-n".into(),
+        format!("$(touch${{IFS}}{m})"),
+        format!("`touch${{IFS}}{m}`"),
+        format!(";touch${{IFS}}{m};"),
+        format!("'$(touch${{IFS}}{m})'"),
+        "a\"b".into(),
+        "a\\b".into(),
+        "*".into(),
+        "~".into(),
+        "ünïcödé".into(),
+        "cmp1.example.com".into(),
+    ];
+    let peers: Vec<(String, Vec<u16>)> = names.iter().map(|n| (n.clone(), vec![49152])).collect();
+    let script = script_with(&peers, 16509, "sh");
+
+    // MESH_PEERS as sh reads it: exactly the lines migready meant.
+    let header = &script[..script.find("\n# migready mesh probe").unwrap() + 1];
+    let out = std::process::Command::new("sh").arg("-c").arg(format!("{header}printf %s \"$MESH_PEERS\"")).output().unwrap();
+    let expected: Vec<String> = names.iter().map(|n| format!("{n} 49152")).collect();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), expected.join("\n"));
+
+    // The whole sh engine, with stand-ins for the tools it runs.
+    let stubs = "args() { for a in \"$@\"; do printf '[%s]' \"$a\"; done; }\n\
+                 getent() { args \"$@\"; }\n\
+                 virsh() { args \"$@\"; }\n\
+                 nc() { args \"$@\"; }\n\
+                 timeout() { shift; \"$@\"; }\n";
+    let mut child = std::process::Command::new("sh")
+        .arg("-s")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(stubs.as_bytes()).unwrap();
+        stdin.write_all(script.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let raw = RawFacts::parse_bytes(&out.stdout).expect("records");
+    for n in &names {
+        let get = |key: &str| raw.get(key).unwrap_or_else(|| panic!("no record {key}")).stdout.clone();
+        assert_eq!(get(&format!("resolve:{n}")), format!("[ahosts][--][{n}]"), "{n:?}");
+        assert_eq!(get(&format!("qemu-tcp:{n}")), format!("[-c][qemu+tcp://{n}:16509/system][hostname]"), "{n:?}");
+        assert_eq!(get(&format!("port:{n}:49152")), format!("[-z][-v][-w][5][--][{n}][49152]"), "{n:?}");
+    }
+    let ran = marker.exists();
+    let _ = std::fs::remove_file(&marker);
+    assert!(!ran, "a peer name ran a command");
+
+    // Names no line can carry are left out, not split into other peers.
+    let s = script_with(&[("a b".into(), vec![1]), ("c\nd".into(), vec![2]), (String::new(), vec![3]), ("ok".into(), vec![4])], 16509, "sh");
+    assert!(s.contains("\nMESH_PEERS='ok 4'\n"), "{s}");
+}

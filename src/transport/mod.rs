@@ -482,7 +482,7 @@ impl Session {
         let deadline = Instant::now() + self.command_timeout;
         let sudo = as_root && !self.is_root;
         let line = if sudo {
-            format!("sudo -n -- sh -c {}", shell_quote(command))
+            sudo_command(command)
         } else {
             command.to_string()
         };
@@ -788,9 +788,10 @@ fn signal_number(name: &str) -> Option<i32> {
     })
 }
 
-/// Quotes `s` as one POSIX shell word.
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+/// `command` run as root through `sudo -n` (never asks for a password), by
+/// `sh -c` so that a whole command line, pipes and all, runs as root.
+fn sudo_command(command: &str) -> String {
+    format!("sudo -n -- sh -c {}", crate::shell::quote(command))
 }
 
 /// The first line of `command`, cut to 60 characters, for messages.
@@ -839,9 +840,16 @@ mod tests {
     }
 
     #[test]
-    fn quoting_survives_single_quotes() {
-        assert_eq!(shell_quote("echo 'a b'"), r"'echo '\''a b'\'''");
-        assert_eq!(shell_quote(""), "''");
+    fn commands_as_root_are_one_word_for_sh_c() {
+        assert_eq!(sudo_command("sh -s"), "sudo -n -- sh -c 'sh -s'");
+        assert_eq!(sudo_command("echo 'a b'"), r"sudo -n -- sh -c 'echo '\''a b'\'''");
+        // What `sh -c` receives is the command, unchanged.
+        for command in [r"printf %s 'it'\''s'", r#"printf '%s' "$(echo x)""#, "printf 'a\nb'"] {
+            let line = sudo_command(command);
+            let quoted = line.strip_prefix("sudo -n -- sh -c ").unwrap();
+            let out = std::process::Command::new("sh").arg("-c").arg(format!("printf %s {quoted}")).output().unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), command);
+        }
     }
 
     #[test]

@@ -145,6 +145,17 @@ pub fn run(src_uri: &str, dest_uri: &str, name: &str, bandwidth: u64, timeout: D
     (result, progress, start.elapsed())
 }
 
+/// The `virsh migrate` command line [`run_over_ssh`] runs on the source host.
+pub(super) fn migrate_command(name: &str, dest_uri: &str, bandwidth: u64) -> String {
+    let mut argv: Vec<String> =
+        ["virsh", "migrate", "--live", "--p2p", "--copy-storage-inc", "--undefinesource", "--persistent"].map(String::from).to_vec();
+    if bandwidth > 0 {
+        argv.extend(["--bandwidth".to_string(), bandwidth.to_string()]);
+    }
+    argv.extend([name.to_string(), dest_uri.to_string()]);
+    crate::shell::join(&argv)
+}
+
 /// The same migration driven by `virsh` on the source host over SSH, for a
 /// control node that cannot reach the source's libvirt port (a firewall that
 /// opens it to the peer hosts only, as the checks recommend). The source's
@@ -155,15 +166,14 @@ pub fn run_over_ssh(spec: &crate::inventory::HostSpec, dest_uri: &str, name: &st
     use crate::transport::Session;
     let start = Instant::now();
     let mut progress = Progress::default();
-    let q = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    use crate::shell::join;
     let mut target = crate::audit::target(spec);
     target.command_timeout = timeout + Duration::from_secs(60);
     let (mut runner, mut poller) = match (Session::connect(&target), Session::connect(&target)) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return (Err(Failure::Connect(format!("ssh to {}: {e}", spec.name))), progress, start.elapsed()),
     };
-    let bw = if bandwidth > 0 { format!(" --bandwidth {bandwidth}") } else { String::new() };
-    let cmd = format!("virsh migrate --live --p2p --copy-storage-inc --undefinesource --persistent{bw} {} {}", q(name), q(dest_uri));
+    let cmd = migrate_command(name, dest_uri, bandwidth);
     let done = AtomicBool::new(false);
     let mut aborted: Option<Failure> = None;
     let out = std::thread::scope(|s| {
@@ -176,7 +186,7 @@ pub fn run_over_ssh(spec: &crate::inventory::HostSpec, dest_uri: &str, name: &st
         while !done.load(Ordering::SeqCst) {
             if Instant::now() >= next {
                 next += Duration::from_millis(500);
-                if let Ok(o) = poller.exec(&format!("virsh domjobinfo {}", q(name)), b"", true) {
+                if let Ok(o) = poller.exec(&join(&["virsh", "domjobinfo", name]), b"", true) {
                     let text = String::from_utf8_lossy(&o.stdout);
                     let v = |l: &str| super::virsh_value(&text, l).unwrap_or(0.0) as u64;
                     progress.polls += 1;
@@ -193,7 +203,7 @@ pub fn run_over_ssh(spec: &crate::inventory::HostSpec, dest_uri: &str, name: &st
                 if aborted.is_none() {
                     aborted = abort_reason(start, timeout);
                     if aborted.is_some() {
-                        let _ = poller.exec(&format!("virsh domjobabort {}", q(name)), b"", true);
+                        let _ = poller.exec(&join(&["virsh", "domjobabort", name]), b"", true);
                     }
                 }
             }

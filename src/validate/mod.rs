@@ -159,7 +159,7 @@ fn tcp_uri(host: &str, port: u16) -> String {
 
 /// The variables and the guest script for one action.
 fn guest_script(action: &str, name: &str, instances: &str, pattern: u8, xml: Option<&str>) -> String {
-    let q = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let q = crate::shell::quote;
     let mut s = format!(
         "ACTION={action}\nNAME={}\nINSTANCES={}\nSIZE_MIB={DISK_MIB}\nPATTERN=0x{pattern:02x}\nOFFSET={PATTERN_OFFSET}\nLENGTH={PATTERN_LENGTH}\n",
         q(name),

@@ -51,7 +51,36 @@ fn guest_definition() {
     assert!(x.contains("<source file='/var/lib/nova/instances/migready-test-0a1b2c3d-0/disk'/>"));
     assert!(!x.contains("{{"), "{x}");
     let s = guest_script("cleanup", "migready-test-x", "/var/lib/nova/instances", 0xab, None);
-    assert!(s.starts_with("ACTION=cleanup\nNAME='migready-test-x'\nINSTANCES='/var/lib/nova/instances'\nSIZE_MIB=64\nPATTERN=0xab\n"), "{s}");
+    assert!(s.starts_with("ACTION=cleanup\nNAME=migready-test-x\nINSTANCES=/var/lib/nova/instances\nSIZE_MIB=64\nPATTERN=0xab\n"), "{s}");
+}
+
+/// The variables before templates/guest.sh hold what they were given, whatever the
+/// host's instances_path says: run through a real sh, nothing in them runs.
+#[test]
+fn guest_script_variables_survive_hostile_paths() {
+    for instances in crate::shell::tests::HOSTILE.iter().filter(|w| !w.is_empty()).map(|w| format!("/var/lib/{w}")) {
+        let s = guest_script("verify", "migready-test-x", &instances, 0, None);
+        let header = &s[..s.find("SIZE_MIB=").unwrap()];
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{header}printf '%s|%s' \"$NAME\" \"$INSTANCES\""))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("migready-test-x|{instances}"), "{instances:?}");
+    }
+    assert!(!std::path::Path::new("/tmp/migready-shell-test-pwned").exists());
+}
+
+#[test]
+fn virsh_migrate_over_ssh_command_line() {
+    assert_eq!(
+        migrate::migrate_command("migready-test-x", "qemu+tcp://cmp2:16509/system", 0),
+        "virsh migrate --live --p2p --copy-storage-inc --undefinesource --persistent migready-test-x qemu+tcp://cmp2:16509/system"
+    );
+    assert_eq!(
+        migrate::migrate_command("migready-test-x", "qemu+tcp://[fd42::12]:16509/system", 100),
+        "virsh migrate --live --p2p --copy-storage-inc --undefinesource --persistent --bandwidth 100 migready-test-x 'qemu+tcp://[fd42::12]:16509/system'"
+    );
 }
 
 #[test]

@@ -460,9 +460,21 @@ def settle(run_id):
             Journal(jpath).log(ev="reported", by=run_id)
 
 
+def unit_state():
+    p = subprocess.run(["systemctl", "show", "-p", "ActiveState", "--value", UNIT + ".service"],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV)
+    return p.stdout.decode().strip()
+
+
 def locked_by():
-    """The holder of the host lock as an event, or None when no fix runs."""
-    if subprocess.run(["systemctl", "is-active", "-q", UNIT + ".service"], env=ENV).returncode != 0:
+    """The holder of the host lock as an event, or None when no fix runs. A unit that
+    is still deactivating (the last run's ExecStopPost) is waited for, briefly."""
+    until = time.monotonic() + 15
+    state = unit_state()
+    while state == "deactivating" and time.monotonic() < until:
+        time.sleep(0.2)
+        state = unit_state()
+    if state in ("inactive", "failed", ""):
         return None
     holder = {}
     try:
@@ -511,13 +523,12 @@ def cmd_start():
             json.dump({"run": run_id, "started": now(), "controller": plan.get("controller", "")}, f)
         os.rename(os.path.join(TXN, "current.json.tmp"), os.path.join(TXN, "current.json"))
         subprocess.run(["systemctl", "reset-failed", UNIT + ".service"], env=ENV, stderr=subprocess.DEVNULL)
-        p = subprocess.run(["systemd-run", "--quiet", "--collect", "--unit=" + UNIT,
-                            "--description=migready fix run " + run_id,
-                            "--property=KillMode=process", "--property=TimeoutStopSec=60",
-                            # Whatever ends the runner (even SIGKILL), what it left is undone.
-                            "--property=ExecStopPost=%s %s recover-dead %s" % (sys.executable, os.path.join(BASE, "txn.py"), d),
-                            sys.executable, os.path.join(BASE, "txn.py"), "apply", d],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+        for attempt in range(20):
+            p = start_unit(d)
+            # The last run's unit may still be unloading: "already loaded".
+            if p.returncode == 0 or b"already" not in p.stderr:
+                break
+            time.sleep(0.25)
         if p.returncode != 0:
             emit(ev="error", err="systemd-run: " + p.stderr.decode("utf-8", "replace").strip())
             shutil.rmtree(d, ignore_errors=True)
@@ -527,6 +538,17 @@ def cmd_start():
         lock.close()
     prune()
     return follow(d)
+
+
+def start_unit(d):
+    run_id = os.path.basename(d)
+    return subprocess.run(["systemd-run", "--quiet", "--collect", "--unit=" + UNIT,
+                            "--description=migready fix run " + run_id,
+                            "--property=KillMode=process", "--property=TimeoutStopSec=60",
+                            # Whatever ends the runner (even SIGKILL), what it left is undone.
+                            "--property=ExecStopPost=%s %s recover-dead %s" % (sys.executable, os.path.join(BASE, "txn.py"), d),
+                            sys.executable, os.path.join(BASE, "txn.py"), "apply", d],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
 
 
 def follow(d):

@@ -305,6 +305,12 @@ pub fn apply(target: &Target, plan: &HostPlan, before: &HostFacts, opts: &TxnOpt
             f.log.rolled_back = Some(format!("not applied: {}", f.locked.clone().unwrap_or_else(|| "another fix holds this host".into())));
         }
         Ok(_) if f.ended => {}
+        Ok(out) if out.status == 127 && f.steps_done == 0 => {
+            f.log.rolled_back = Some(format!(
+                "not applied: fix runs its transaction with python3 on the host, and there is none ({})",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
         Ok(out) => {
             let why = f.died.clone().or(f.error.clone()).unwrap_or_else(|| {
                 format!("the transaction runner exited with status {} before its end: {}", out.status, String::from_utf8_lossy(&out.stderr).trim())

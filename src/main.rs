@@ -43,6 +43,9 @@ enum Command {
         /// the ring (each host to the next), or none.
         #[arg(long, value_enum, default_value_t = migready::mesh::Pairs::Full)]
         mesh: migready::mesh::Pairs,
+        /// Also write a JUnit XML report (one test case per check).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Remediate what doctor finds wrong, on each host's real daemon mode.
     ///
@@ -69,6 +72,17 @@ enum Command {
         /// Hosts handled at once.
         #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
         parallel: u16,
+        /// Output: the plan, the actions and before -> after for people, or one JSON
+        /// document (the plan, what was applied, rollbacks and before -> after per
+        /// host and pair; needs --yes or --dry-run).
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Also write a JUnit XML report of the checks after the run.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Reachability probes before and after (pair checks in before -> after).
+        #[arg(long, value_enum, default_value_t = migready::mesh::Pairs::Full)]
+        mesh: migready::mesh::Pairs,
     },
     /// Reachability mesh and a test live block migration between hosts.
     ///
@@ -96,7 +110,8 @@ enum Command {
 enum Format {
     /// A table for people (colour on a terminal).
     Table,
-    /// One JSON document: {"hosts":[...],"pairs":[...],"summary":{...}}.
+    /// One JSON document: {"command","exit_code","hosts":[...],"pairs":[...],"summary":{...},"elapsed_ms"}
+    /// (fix adds "fix": plans, actions, rollbacks, before -> after).
     Json,
 }
 
@@ -112,8 +127,15 @@ fn main() {
             }
             exit::OK
         }
-        Command::Fix { inventory, dry_run, yes, parallel } => match inventory::load(&inventory, &migready::check_ids()) {
-            Ok(inv) => migready::fix::run::run(&inv, &migready::fix::run::Options { dry_run, yes, parallel: parallel as usize }),
+        Command::Fix { format: Format::Json, dry_run: false, yes: false, .. } => {
+            eprintln!("error: --format json needs --yes or --dry-run (there is no one to ask)");
+            exit::USAGE
+        }
+        Command::Fix { inventory, dry_run, yes, parallel, format, junit, mesh } => match inventory::load(&inventory, &migready::check_ids()) {
+            Ok(inv) => migready::fix::run::run(
+                &inv,
+                &migready::fix::run::Options { dry_run, yes, parallel: parallel as usize, mesh, json: matches!(format, Format::Json), junit },
+            ),
             Err(e) => {
                 eprintln!("error: {}", for_terminal(&e.to_string()));
                 exit::USAGE
@@ -146,13 +168,13 @@ fn main() {
                 }
             }
         }
-        Command::Doctor { inventory, format, parallel, verbose, mesh } => doctor(&inventory, format, parallel as usize, verbose, mesh),
+        Command::Doctor { inventory, format, parallel, verbose, mesh, junit } => doctor(&inventory, format, parallel as usize, verbose, mesh, junit.as_deref()),
         Command::Validate(args) => migready::validate::cli::main(args),
     };
     std::process::exit(code);
 }
 
-fn doctor(path: &std::path::Path, format: Format, parallel: usize, verbose: bool, mesh: migready::mesh::Pairs) -> i32 {
+fn doctor(path: &std::path::Path, format: Format, parallel: usize, verbose: bool, mesh: migready::mesh::Pairs, junit: Option<&std::path::Path>) -> i32 {
     let inv = match inventory::load(path, &migready::check_ids()) {
         Ok(inv) => inv,
         Err(e) => {
@@ -178,9 +200,15 @@ fn doctor(path: &std::path::Path, format: Format, parallel: usize, verbose: bool
     let report = audit::evaluate(&inv, &gathered, start.elapsed());
     let pairs = migready::mesh::run(&inv, &gathered, mesh, parallel);
     let report = migready::report::Report::with_pairs(report.hosts, pairs, start.elapsed().as_millis() as u64);
+    let code = if report.failed() { exit::FAILED } else { exit::OK };
+    if let Some(path) = junit
+        && let Err(e) = std::fs::write(path, migready::report::junit::write(&report, "migready doctor"))
+    {
+        eprintln!("error: cannot write {}: {}", for_terminal(&path.display().to_string()), for_terminal(&e.to_string()));
+    }
     let mut out = std::io::stdout().lock();
     let written = match format {
-        Format::Json => writeln!(out, "{}", report.to_json()),
+        Format::Json => writeln!(out, "{}", report.to_json_as("doctor", code)),
         Format::Table => {
             let tty = std::io::stdout().is_terminal();
             let opts = TableOptions {

@@ -170,3 +170,51 @@ fn completions_and_man_pages_come_from_the_clap_definitions() {
     assert!(fix.starts_with(".ie") && fix.contains("migready\\-fix") && fix.contains("\\-\\-dry\\-run"), "{fix}");
     assert!(dir.path().join("migready.1").exists() && dir.path().join("migready-doctor.1").exists());
 }
+
+#[test]
+fn one_report_model_for_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = refusing_host(dir.path());
+    let inv = inv.to_str().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let junit_s = junit.to_str().unwrap();
+    for (cmd, args) in [
+        ("doctor", vec!["doctor", "--format", "json", "--junit", junit_s, "-i", inv]),
+        ("fix", vec!["fix", "--dry-run", "--format", "json", "--junit", junit_s, "-i", inv]),
+        ("fix", vec!["fix", "--yes", "--format", "json", "--junit", junit_s, "-i", inv]),
+    ] {
+        let _ = std::fs::remove_file(&junit);
+        let (code, stdout, stderr) = migready(&args);
+        assert_eq!(code, 1, "{args:?}: {stdout}{stderr}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: not one JSON document ({e}): {stdout}"));
+        assert_eq!(v["command"], cmd);
+        assert_eq!(v["exit_code"], 1);
+        assert_eq!(v["hosts"][0]["name"], "gone");
+        assert_eq!(v["hosts"][0]["reached"], false);
+        assert!(v["summary"]["fail"].as_u64().unwrap() >= 1, "{v}");
+        if cmd == "fix" {
+            assert_eq!(v["fix"]["changes"]["planned"], 0, "{v}");
+            assert!(v["fix"]["hosts"][0]["plan"].is_null(), "{v}");
+        }
+        let x = std::fs::read_to_string(&junit).unwrap();
+        assert!(x.contains("<testcase classname=\"gone\" name=\"ssh.connect\">") && x.contains("<failure"), "{x}");
+    }
+    // JSON needs someone to have decided: --yes or --dry-run.
+    let (code, _, stderr) = migready(&["fix", "--format", "json", "-i", inv]);
+    assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
+fn table_not_on_a_terminal_wraps_to_a_readable_width() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = refusing_host(dir.path());
+    // A long host name: its rows would be ~140 columns unwrapped.
+    let long = format!("{}.example", "a".repeat(60));
+    std::fs::write(&inv, std::fs::read_to_string(&inv).unwrap().replace("name = \"gone\"", &format!("name = \"{long}\""))).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_migready")).args(["doctor", "--mesh", "none", "-i", inv.to_str().unwrap()]).env_remove("COLUMNS").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("aaaaaaaa") && text.lines().count() > 3, "{text}");
+    for l in text.lines() {
+        assert!(l.chars().count() <= 100, "{} columns: {l}", l.chars().count());
+    }
+}

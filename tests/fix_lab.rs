@@ -44,6 +44,13 @@ fn migready(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
 }
 
+/// `migready ARGS --format json`: the document on stdout, parsed.
+fn migready_json(args: &[&str]) -> (i32, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_migready")).args(args).args(["--format", "json"]).output().unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), v)
+}
+
 fn doctor() -> Value {
     let (_, out) = migready(&["doctor", "--format", "json", "-i", inventory_path().to_str().unwrap()]);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
@@ -133,6 +140,17 @@ fn b_fix_end_to_end() {
     assert!(out.contains("auth_tcp = \"none\": anyone who reaches TCP 16509"), "{out}");
     let after: Vec<String> = HOSTS.iter().map(|h| snapshot(h)).collect();
     assert_eq!(before, after, "--dry-run changed a host");
+    // The same plan as one JSON document: per host the steps (diffs, argv), and the
+    // pair checks the probes judged.
+    let (code, v) = migready_json(&["fix", "--dry-run", "-i", inv]);
+    assert_eq!((code, &v["command"], &v["exit_code"], &v["fix"]["dry_run"]), (1, &Value::from("fix"), &Value::from(1), &Value::from(true)), "{v}");
+    let cmp3 = v["fix"]["hosts"].as_array().unwrap().iter().find(|h| h["name"] == "cmp3").unwrap();
+    let steps = cmp3["plan"]["steps"].as_array().unwrap();
+    assert!(steps.iter().any(|s| s["kind"] == "edit" && s["path"] == "/etc/sysconfig/libvirtd" && s["diff"].as_str().unwrap().contains("+LIBVIRTD_ARGS=\"--listen\"")), "{cmp3}");
+    assert!(steps.iter().any(|s| s["kind"] == "command" && s["argv"][0] == "iptables" && s["argv"][1] == "-I"), "{cmp3}");
+    assert!(v["fix"]["changes"]["planned"].as_u64().unwrap() >= steps.len() as u64);
+    assert_eq!(v["pairs"].as_array().unwrap().len(), 20, "5 hosts: 20 ordered pairs probed");
+    assert_eq!(HOSTS.iter().map(|h| snapshot(h)).collect::<Vec<_>>(), before, "--dry-run --format json changed a host");
 
     // Without --yes and without a terminal: refused.
     let (code, out) = migready(&["fix", "-i", inv]);
@@ -181,6 +199,9 @@ fn b_fix_end_to_end() {
     eprintln!("fix --yes on cmp2 (libvirt + firewalld) took {:?}", t.elapsed());
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("cmp2   libvirt.listen       fail -> pass"), "{out}");
+    // Pair checks fix repaired are in before -> after too, and a summary line counts.
+    assert!(out.contains("cmp1 -> cmp2") && out.contains("mesh.qemu-tcp") && out.contains("fail -> pass"), "{out}");
+    assert!(out.contains("fix: 5 hosts, 20 pairs; ") && out.contains(" applied, 0 rolled back"), "{out}");
     assert!(out.contains("cmp2   firewall.libvirt     fail -> pass"), "{out}");
     // firewalld opened to the peers only, by address, for 16509 and the migration range,
     // now and permanently: the same rules in both.
@@ -242,9 +263,10 @@ fn b_fix_end_to_end() {
     // A second run changes nothing: no file written, no rule added, no restart.
     let before: Vec<String> = HOSTS.iter().map(|h| snapshot(h)).collect();
     let pids: Vec<String> = HOSTS.iter().map(|h| libvirtd_pid(h)).collect();
-    let (code, out) = migready(&["fix", "--yes", "-i", inv]);
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains("nothing to change"), "{out}");
+    let (code, v) = migready_json(&["fix", "--yes", "-i", inv]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["fix"]["changes"]["planned"], 0, "{v}");
+    assert!(v["fix"]["hosts"].as_array().unwrap().iter().all(|h| h["applied"].is_null() && h["plan"]["steps"].as_array().unwrap().is_empty()), "{v}");
     let after: Vec<String> = HOSTS.iter().map(|h| snapshot(h)).collect();
     assert_eq!(before, after);
     assert_eq!(pids, HOSTS.iter().map(|h| libvirtd_pid(h)).collect::<Vec<_>>());

@@ -7,6 +7,7 @@ use crate::audit::{self, Gathered};
 use crate::checks::Status;
 use crate::exit;
 use crate::inventory::Inventory;
+use crate::mesh::Pairs;
 use crate::report::escape::for_terminal as esc;
 use crate::report::Report;
 use std::io::{self, BufRead, IsTerminal, Write};
@@ -16,6 +17,12 @@ pub struct Options {
     pub dry_run: bool,
     pub yes: bool,
     pub parallel: usize,
+    /// Reachability probes before and after (the pair checks' before -> after).
+    pub mesh: Pairs,
+    /// `--format json`: one JSON document on stdout (the report model of every command).
+    pub json: bool,
+    /// `--junit FILE`: the checks after the run as JUnit XML.
+    pub junit: Option<std::path::PathBuf>,
 }
 
 fn new_uuid() -> String {
@@ -58,7 +65,8 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
     }
     let start = Instant::now();
     let run_id = apply::run_id();
-    let mut gathered = audit::gather_all(inv, opts.parallel, audit::Keep::FOR_FIX, |_| {});
+    let keep = audit::Keep { sessions: opts.mesh != Pairs::None, texts: true };
+    let mut gathered = audit::gather_all(inv, opts.parallel, keep, |_| {});
     let mut before = audit::evaluate(inv, &gathered, start.elapsed());
     // What earlier fix runs left (doctor's fix.transaction): an interrupted one is
     // finished first (rolled back, as it would have done itself), then planned anew.
@@ -74,15 +82,20 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
             }
         }
         if !stale.is_empty() {
-            gathered = audit::gather_all(inv, opts.parallel, audit::Keep::FOR_FIX, |_| {});
+            gathered = audit::gather_all(inv, opts.parallel, keep, |_| {});
             before = audit::evaluate(inv, &gathered, start.elapsed());
         }
     }
+    if opts.mesh != Pairs::None {
+        before = with_mesh(inv, &gathered, before, opts, start);
+    }
     let plans = plans(inv, &gathered, &before);
-    let mut out = io::stdout().lock();
+    // Human output on stdout; with --format json, stdout holds the JSON document only.
+    let mut human: Box<dyn Write> = if opts.json { Box::new(io::sink()) } else { Box::new(io::stdout().lock()) };
+    let out = &mut human;
     for (spec, p) in inv.hosts.iter().zip(&plans) {
         match p {
-            Some(p) => render::print_plan(&mut out, p).ok(),
+            Some(p) => render::print_plan(out, p).ok(),
             None => {
                 let why = before.hosts.iter().find(|h| h.name == spec.name).and_then(|h| h.checks.iter().find(|c| c.status == Status::Fail));
                 writeln!(out, "== {}: not audited: {}", esc(&spec.name), esc(why.map_or("", |c| c.message.as_str()))).ok()
@@ -91,24 +104,31 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
     }
     if inv.policy.auth_tcp == crate::inventory::AuthTcp::None && plans.iter().flatten().any(|p| p.steps.iter().any(|s| matches!(s, super::Step::Edit { why, .. } if why.iter().any(|w| w.starts_with("auth_tcp")))))
     {
-        writeln!(
-            out,
+        let warning = format!(
             "warning: auth_tcp = \"none\": anyone who reaches TCP {} on these hosts controls every guest on them without a password; \
              the firewall rules above admit only the peer hosts{}",
             inv.policy.libvirt_port,
             if inv.policy.allowed_sources.is_empty() { "" } else { " and policy.allowed_sources" }
-        )
-        .ok();
+        );
+        if opts.json {
+            eprintln!("{warning}");
+        } else {
+            writeln!(out, "{warning}").ok();
+        }
     }
-    let any = plans.iter().flatten().any(|p| !p.is_empty());
-    if opts.dry_run || !any {
-        if !any {
+    let planned: usize = plans.iter().flatten().map(|p| p.steps.len()).sum();
+    if opts.dry_run || planned == 0 {
+        if planned == 0 {
             writeln!(out, "nothing to change").ok();
         }
-        return if before.failed() { exit::FAILED } else { exit::OK };
+        let code = if before.failed() { exit::FAILED } else { exit::OK };
+        let counts = Counts { planned, ..Default::default() };
+        writeln!(out, "{}", summary_line(inv, &before, &counts, opts.dry_run)).ok();
+        finish(opts, &run_id, &plans, &[], &before, None, &counts, code);
+        return code;
     }
     if !opts.yes {
-        match confirm(&mut out) {
+        match confirm(out) {
             Ok(true) => {}
             _ => {
                 writeln!(out, "nothing changed").ok();
@@ -116,7 +136,6 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
             }
         }
     }
-    drop(out);
 
     // Apply: one host-side transaction per host, hosts in parallel.
     let txn = apply::TxnOptions::new(&run_id);
@@ -134,12 +153,17 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
         |_| {},
     );
 
-    let after_gathered = audit::gather_all(inv, opts.parallel, audit::Keep::FOR_FIX, |_| {});
-    let after = audit::evaluate(inv, &after_gathered, start.elapsed());
-    let mut out = io::stdout().lock();
+    let keep = audit::Keep { sessions: opts.mesh != Pairs::None, texts: true };
+    let after_gathered = audit::gather_all(inv, opts.parallel, keep, |_| {});
+    let mut after = audit::evaluate(inv, &after_gathered, start.elapsed());
+    if opts.mesh != Pairs::None {
+        after = with_mesh(inv, &after_gathered, after, opts, start);
+    }
     let mut ok = true;
+    let mut counts = Counts { planned, ..Default::default() };
     for (i, l) in &logs {
         let name = &inv.hosts[*i].name;
+        let steps = plans[*i].as_ref().map_or(0, |p| p.steps.len());
         writeln!(out, "== {}: {} action(s) (transaction {})", esc(name), l.done.len(), l.run).ok();
         for p in &l.previous {
             writeln!(out, "  earlier: {}", esc(p)).ok();
@@ -152,11 +176,14 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
         }
         if let Some(rb) = &l.rolled_back {
             ok = false;
+            counts.rolled_back += steps;
             writeln!(out, "  FAILED: {}", esc(rb)).ok();
-        }
-        if let Some(lost) = &l.lost {
+        } else if let Some(lost) = &l.lost {
             ok = false;
+            counts.lost += steps;
             writeln!(out, "  LOST: {}", esc(lost)).ok();
+        } else {
+            counts.applied += steps;
         }
     }
     writeln!(out, "\nbefore -> after").ok();
@@ -170,11 +197,148 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
             }
         }
     }
+    for (b, a) in before.pairs.iter().zip(&after.pairs) {
+        for (cb, ca) in b.checks.iter().zip(&a.checks) {
+            if cb.status != ca.status || ca.status == Status::Fail {
+                let pair = format!("{} -> {}", b.from, b.to);
+                writeln!(out, "  {:<14} {:<20} {} -> {}  {}", esc(&pair), ca.id, cb.status.as_str(), ca.status.as_str(), esc(&ca.message)).ok();
+            }
+        }
+    }
     if after.hosts.iter().any(|h| !h.reached) {
         ok = false;
     }
+    writeln!(out, "{}", summary_line(inv, &after, &counts, false)).ok();
     writeln!(out, "fix took {:.1} s", start.elapsed().as_secs_f64()).ok();
-    exit_after(ok, &after)
+    let code = exit_after(ok, &after);
+    finish(opts, &run_id, &plans, &logs, &before, Some(&after), &counts, code);
+    code
+}
+
+/// How many plan steps were planned, applied, rolled back, or lost with the connection.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct Counts {
+    pub planned: usize,
+    pub applied: usize,
+    pub rolled_back: usize,
+    pub lost: usize,
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `fix: 3 hosts, 6 pairs; 6 changes planned, 6 applied, 0 rolled back; 30 pass, 4 warn, 0 fail`
+pub fn summary_line(inv: &Inventory, report: &Report, c: &Counts, dry_run: bool) -> String {
+    let s = &report.summary;
+    let changes = if dry_run {
+        format!("{} planned (dry run: none applied)", plural(c.planned, "change", "changes"))
+    } else {
+        let lost = if c.lost > 0 { format!(", {} lost with the connection", c.lost) } else { String::new() };
+        format!("{} planned, {} applied, {} rolled back{lost}", plural(c.planned, "change", "changes"), c.applied, c.rolled_back)
+    };
+    format!(
+        "fix: {}, {}; {changes}; {} pass, {} warn, {} fail, {} skip",
+        plural(inv.hosts.len(), "host", "hosts"),
+        plural(report.pairs.len(), "pair", "pairs"),
+        s.pass,
+        s.warn,
+        s.fail,
+        s.skip
+    )
+}
+
+fn with_mesh(inv: &Inventory, gathered: &[Gathered], report: Report, opts: &Options, start: Instant) -> Report {
+    let pairs = crate::mesh::run(inv, gathered, opts.mesh, opts.parallel);
+    Report::with_pairs(report.hosts, pairs, start.elapsed().as_millis() as u64)
+}
+
+/// The plan of one host as JSON: edits with their diffs, commands as argv and as a
+/// shell line, notes.
+fn plan_json(p: &HostPlan) -> serde_json::Value {
+    use serde_json::json;
+    let steps: Vec<serde_json::Value> = p
+        .steps
+        .iter()
+        .map(|s| match s {
+            super::Step::Edit { path, original, new, why } => json!({
+                "kind": "edit", "path": path, "why": why, "creates": original.is_none(),
+                "diff": render::diff(path, original.as_deref(), new),
+            }),
+            other => {
+                let argv = other.command().unwrap_or_default();
+                let why = match other {
+                    super::Step::Unit { why, .. } | super::Step::FirewallInsert { why, .. } | super::Step::FirewalldRich { why, .. } => why.clone(),
+                    super::Step::Edit { .. } => String::new(),
+                };
+                json!({"kind": "command", "command": crate::shell::join(&argv), "argv": argv, "why": why})
+            }
+        })
+        .collect();
+    json!({"steps": steps, "notes": p.notes})
+}
+
+/// Writes the JSON document (stdout) and the JUnit report, as asked.
+#[allow(clippy::too_many_arguments)]
+fn finish(opts: &Options, run: &str, plans: &[Option<HostPlan>], logs: &[(usize, ApplyLog)], before: &Report, after: Option<&Report>, counts: &Counts, code: i32) {
+    let last = after.unwrap_or(before);
+    if let Some(path) = &opts.junit
+        && let Err(e) = std::fs::write(path, crate::report::junit::write(last, "migready fix"))
+    {
+        eprintln!("error: cannot write {}: {}", esc(&path.display().to_string()), esc(&e.to_string()));
+    }
+    if !opts.json {
+        return;
+    }
+    let hosts: Vec<serde_json::Value> = before
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let applied = logs.iter().find(|(j, _)| *j == i).map(|(_, l)| serde_json::to_value(l).unwrap_or_default());
+            let changed: Vec<serde_json::Value> = after
+                .and_then(|a| a.hosts.get(i))
+                .map(|a| {
+                    b.checks
+                        .iter()
+                        .zip(&a.checks)
+                        .filter(|(cb, ca)| cb.status != ca.status)
+                        .map(|(cb, ca)| serde_json::json!({"id": ca.id, "before": cb.status, "after": ca.status, "message": ca.message}))
+                        .collect()
+                })
+                .unwrap_or_default();
+            serde_json::json!({
+                "name": b.name,
+                "plan": plans.get(i).and_then(|p| p.as_ref()).map(plan_json),
+                "applied": applied,
+                "changed": changed,
+            })
+        })
+        .collect();
+    let pairs_changed: Vec<serde_json::Value> = after
+        .map(|a| {
+            before
+                .pairs
+                .iter()
+                .zip(&a.pairs)
+                .flat_map(|(b, p)| {
+                    b.checks.iter().zip(&p.checks).filter(|(cb, ca)| cb.status != ca.status).map(move |(cb, ca)| {
+                        serde_json::json!({"from": p.from, "to": p.to, "id": ca.id, "before": cb.status, "after": ca.status, "message": ca.message})
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut doc = last.to_value("fix", code);
+    doc["fix"] = serde_json::json!({
+        "run": run,
+        "dry_run": opts.dry_run,
+        "changes": counts,
+        "hosts": hosts,
+        "pairs_changed": pairs_changed,
+        "before": before.summary,
+    });
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
 }
 
 /// The exit status after applying: 1 when a plan was not applied or was rolled

@@ -3,6 +3,7 @@
 //! findings, and every output format reads the same `Report`.
 
 pub mod escape;
+pub mod junit;
 mod table;
 
 use crate::checks::{Finding, Status};
@@ -76,6 +77,20 @@ impl Report {
 
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("report serializes")
+    }
+
+    /// The report of one command as the JSON document every command prints:
+    /// `{"command", "exit_code", "hosts", "pairs", "summary", "elapsed_ms"}` (fix adds "fix").
+    pub fn to_value(&self, command: &str, exit_code: i32) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        v["command"] = command.into();
+        v["exit_code"] = exit_code.into();
+        v
+    }
+
+    /// [`Report::to_value`] as text.
+    pub fn to_json_as(&self, command: &str, exit_code: i32) -> String {
+        serde_json::to_string_pretty(&self.to_value(command, exit_code)).unwrap_or_default()
     }
 }
 

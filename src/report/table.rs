@@ -21,7 +21,7 @@ pub enum Evidence {
 pub struct TableOptions {
     pub color: bool,
     pub evidence: Evidence,
-    /// Fixed width (tests); None = the terminal's, or unbounded when not a terminal.
+    /// Fixed width (tests); None = the terminal's, or $COLUMNS (default 100) when not a terminal.
     pub width: Option<u16>,
 }
 
@@ -50,6 +50,12 @@ pub fn print_table(out: &mut dyn Write, report: &Report, opts: &TableOptions) ->
         }
         None => {
             table.set_content_arrangement(ContentArrangement::Dynamic);
+            // Not on a terminal (a log, a pipe to less): wrap to $COLUMNS or 100
+            // instead of lines as long as the longest message.
+            if table.width().is_none() {
+                let w = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).filter(|&w: &u16| w >= 40).unwrap_or(100);
+                table.set_width(w);
+            }
         }
     }
     let rows = report

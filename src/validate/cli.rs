@@ -88,7 +88,7 @@ pub fn main(args: Args) -> i32 {
     };
     let report = super::run(&inv, &opts);
     if let Some(path) = &args.junit
-        && let Err(e) = std::fs::write(path, super::junit::write(&report, "migready validate"))
+        && let Err(e) = std::fs::write(path, crate::report::junit::write(&report, "migready validate"))
     {
         eprintln!("error: cannot write {}: {}", for_terminal(&path.display().to_string()), for_terminal(&e.to_string()));
     }
@@ -102,7 +102,7 @@ pub fn main(args: Args) -> i32 {
         };
         print_table(&mut out, &report, &opts)
     } else {
-        writeln!(out, "{}", report.to_json())
+        writeln!(out, "{}", report.to_json_as("validate", if report.failed() { exit::FAILED } else { exit::OK }))
     };
     if let Err(e) = written
         && e.kind() != std::io::ErrorKind::BrokenPipe

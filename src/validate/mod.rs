@@ -18,7 +18,6 @@
 //! --p2p` runs on the source over SSH instead (`migrate::run_over_ssh`).
 
 pub mod cli;
-pub mod junit;
 pub mod machine;
 pub mod migrate;
 pub mod precheck;

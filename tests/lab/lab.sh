@@ -73,6 +73,10 @@ prepare_root() { # NAME SUITE PROFILE FIREWALL ROOT ALLHOSTS
     # Lab only: root's user manager stays up between logins; otherwise a new SSH
     # login can wait for the previous session's manager to stop (seen on trixie).
     mkdir -p "$root/var/lib/systemd/linger" && touch "$root/var/lib/systemd/linger/root"
+    # Lab only: on trixie that user manager takes about 2 min to stop at shutdown
+    # ("Job user@0.service/stop running"); nothing in it needs more than a few seconds.
+    mkdir -p "$root/etc/systemd/system/user@.service.d"
+    printf '[Service]\nTimeoutStopSec=5s\n' >"$root/etc/systemd/system/user@.service.d/lab.conf"
     # Lab only: without a message bus nova-compute never finishes starting; keep it
     # "activating" instead of timing out and re-importing all of Nova every 90 s.
     mkdir -p "$root/etc/systemd/system/nova-compute.service.d"
@@ -261,11 +265,24 @@ stop_host() { # NAME [KILL]: shut the host down (orderly: its units are stopped)
         local init; init=$(pgrep -P "$pid" | head -1)
         kill -KILL "${init:-$pid}"
     else
+        # An orderly shutdown (a controller's RabbitMQ and MariaDB take a while), then
+        # what is left is killed.
         kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-        kill -KILL "$pid" 2>/dev/null || true
+        for _ in $(seq 1 240); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "$1: still shutting down after 60 s; killed"
+            kill_container "$pid"
+        fi
     fi
     for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+}
+
+kill_container() { # NSPAWN_PID: the container's init first (killing only nspawn would
+    # leave the container running, orphaned), then nspawn
+    local init
+    init=$(pgrep -P "$1" | head -1 || true)
+    [[ -z $init ]] || kill -KILL "$init" 2>/dev/null || true
+    kill -KILL "$1" 2>/dev/null || true
 }
 
 cmd_reboot() { # NAME [kill]
@@ -319,20 +336,15 @@ write_inventory() {
 cmd_down() {
     [[ -d $state ]] || { ip link del "$bridge" 2>/dev/null || true; return 0; }
     local d name pid
+    local -a stops=()
+    # Every host shuts down at once (each orderly, killed after 60 s).
     for d in "$state"/hosts/*/; do
-        [[ -d $d ]] || continue
-        name=$(basename "$d")
-        if [[ -f $d/pid ]]; then
-            pid=$(cat "$d/pid")
-            if kill -0 "$pid" 2>/dev/null; then
-                kill -TERM "$pid" 2>/dev/null || true
-                for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-                kill -KILL "$pid" 2>/dev/null || true
-            fi
-        fi
+        [[ -f $d/pid ]] || continue
+        stop_host "$(basename "$d")" & stops+=($!)
     done
+    for pid in "${stops[@]}"; do wait "$pid" || true; done
     # Anything of ours still running (a lost pid file): nspawn processes on our overlays.
-    pkill -KILL -f "systemd-nspawn -D $state/hosts/" 2>/dev/null || true
+    for pid in $(pgrep -f "systemd-nspawn -D $state/hosts/" || true); do kill_container "$pid"; done
     sleep 0.2
     for d in "$state"/hosts/*/; do
         [[ -d $d ]] || continue

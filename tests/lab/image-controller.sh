@@ -30,6 +30,7 @@ undo() {
     umount -l "$tmp/proc" 2>/dev/null || true
 }
 trap undo EXIT
+trap 'exit 143' TERM INT
 
 rm -rf "$tmp" "$img"
 say "[1/5] copying the bookworm image ($(du -sh "$base" | cut -f1)) from $base"

@@ -26,6 +26,11 @@ if [[ $suite == controller ]]; then
 else
     stamp=$recipe
 fi
+# One build of an image at a time (the controller image builds on bookworm's, and
+# tests/run.sh builds both at once); a second caller waits, then reuses it.
+mkdir -p "$cache"
+exec 9>"$cache/.$suite.lock"
+flock 9
 if [[ -f $img/.complete ]] && [[ $(cat "$img/.complete") == "$stamp" ]]; then
     echo "$img"
     exit 0

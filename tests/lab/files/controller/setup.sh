@@ -15,6 +15,14 @@ lib=/usr/local/lib/migready-lab
 t0=$SECONDS
 say() { echo "controller: $* ($((SECONDS - t0)) s)" >&2; }
 as() { local u=$1; shift; su -s /bin/sh -c "$*" "$u"; }
+# The tools' own chatter (alembic, eventlet warnings) goes to a log, shown on failure.
+setup_log=/var/log/migready-lab-setup.log
+quiet() {
+    "$@" >>"$setup_log" 2>&1 && return 0
+    say "failed: $* (last lines of $setup_log:)"
+    tail -n 20 "$setup_log" >&2
+    return 1
+}
 
 auth_block() { # USER: a [keystone_authtoken]-style block of options
     cat <<EOF
@@ -174,38 +182,38 @@ core() {
         say "RabbitMQ: user openstack"
     ) & jobs+=($!)
     (
-        as placement placement-manage db sync
+        quiet as placement placement-manage db sync
         systemctl enable -q --now --no-block placement-api
         say "placement: db synced, started"
     ) & jobs+=($!)
     (
-        as glance glance-manage db_sync >/dev/null 2>&1
+        quiet as glance glance-manage db_sync
         systemctl enable -q --now --no-block glance-api
         say "glance: db synced, started"
     ) & jobs+=($!)
     (
-        as neutron neutron-db-manage --config-file /etc/neutron/neutron.conf \
-            --config-file /etc/neutron/plugins/ml2/ml2_conf.ini upgrade heads >/dev/null 2>&1
+        quiet as neutron neutron-db-manage --config-file /etc/neutron/neutron.conf \
+            --config-file /etc/neutron/plugins/ml2/ml2_conf.ini upgrade heads
         systemctl enable -q --now --no-block neutron-api
         say "neutron: db synced, started"
     ) & jobs+=($!)
     local nova
     (
-        as nova nova-manage api_db sync
-        as nova nova-manage cell_v2 map_cell0
-        as nova nova-manage cell_v2 create_cell --name=cell1 >/dev/null
-        as nova nova-manage db sync
+        quiet as nova nova-manage api_db sync
+        quiet as nova nova-manage cell_v2 map_cell0
+        quiet as nova nova-manage cell_v2 create_cell --name=cell1
+        quiet as nova nova-manage db sync
         say "nova: api, cell0 and cell1 databases synced, cells mapped"
     ) & nova=$!
 
     (
-        as keystone keystone-manage db_sync
+        quiet as keystone keystone-manage db_sync
         systemctl enable -q --now --no-block keystone
     ) &
-    keystone-manage fernet_setup --keystone-user keystone --keystone-group keystone
-    keystone-manage credential_setup --keystone-user keystone --keystone-group keystone
-    wait $!
-    as keystone keystone-manage bootstrap --bootstrap-password "'$ADMIN_PASS'" \
+    quiet keystone-manage fernet_setup --keystone-user keystone --keystone-group keystone
+    quiet keystone-manage credential_setup --keystone-user keystone --keystone-group keystone
+    wait $! || { say "keystone: db sync failed"; exit 1; }
+    quiet as keystone keystone-manage bootstrap --bootstrap-password "'$ADMIN_PASS'" \
         --bootstrap-admin-url "http://$CTL_ADDR:5000/v3/" \
         --bootstrap-internal-url "http://$CTL_ADDR:5000/v3/" \
         --bootstrap-public-url "http://$CTL_ADDR:5000/v3/" --bootstrap-region-id RegionOne
@@ -238,7 +246,7 @@ content() {
 
 computes() {
     python3 "$lib/cloud.py" computes "$@"
-    as nova nova-manage cell_v2 discover_hosts
+    quiet as nova nova-manage cell_v2 discover_hosts
     say "computes registered and mapped to cell1: $*"
 }
 

@@ -522,7 +522,11 @@ impl Parser<'_> {
         SshConfig::load(&path, self.home, explicit.is_none()).map_err(|e| match explicit {
             Some(span) if e.line == 0 => self.error(
                 span,
-                format!("defaults.ssh_config: {}: {}", path.display(), e.message.trim_start_matches("cannot read ssh_config: ")),
+                format!(
+                    "defaults.ssh_config: {}: {}",
+                    path.display(),
+                    e.message.trim_start_matches("cannot read ssh_config: ")
+                ),
             ),
             _ => config_error(e, None),
         })
@@ -565,7 +569,9 @@ impl Parser<'_> {
         };
         let connect_timeout = match (connection.connect_timeout, found.connect_timeout) {
             (Some(timeout), _) => timeout,
-            (None, Some(opt)) => ssh_config::connect_timeout(ssh, opt, MAX_TIMEOUT_SECS).map_err(cfg)?,
+            (None, Some(opt)) => {
+                ssh_config::connect_timeout(ssh, opt, MAX_TIMEOUT_SECS).map_err(cfg)?
+            }
             (None, None) => DEFAULT_CONNECT_TIMEOUT,
         };
         let tokens = Tokens {
@@ -613,7 +619,10 @@ impl Parser<'_> {
             if before.is_empty() {
                 break;
             }
-            if let Some(hop) = before.iter().find(|h| seen.contains(&h.host.to_ascii_lowercase())) {
+            if let Some(hop) = before
+                .iter()
+                .find(|h| seen.contains(&h.host.to_ascii_lowercase()))
+            {
                 return Err(cfg(ssh.error(
                     opt.at,
                     None,

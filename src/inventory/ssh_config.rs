@@ -210,13 +210,17 @@ pub(super) fn parse_jumps(value: &str) -> Result<Vec<HopSpec>, String> {
     value
         .split(',')
         .enumerate()
-        .map(|(i, hop)| parse_hop(hop).map_err(|reason| format!("jump host {} {hop:?}: {reason}", i + 1)))
+        .map(|(i, hop)| {
+            parse_hop(hop).map_err(|reason| format!("jump host {} {hop:?}: {reason}", i + 1))
+        })
         .collect()
 }
 
 fn parse_hop(text: &str) -> Result<HopSpec, String> {
     if text.is_empty() {
-        return Err("empty entry (two commas in a row, or a leading or trailing comma)".to_string());
+        return Err(
+            "empty entry (two commas in a row, or a leading or trailing comma)".to_string(),
+        );
     }
     let rest = text.strip_prefix("ssh://").unwrap_or(text);
     let (user, rest) = match rest.rsplit_once('@') {
@@ -249,7 +253,9 @@ fn parse_hop(text: &str) -> Result<HopSpec, String> {
     let host = check_address(&host)?;
     let port = match port {
         None => None,
-        Some(p) => Some(parse_port(p).ok_or_else(|| format!("port {p:?}: expected an integer in 1..=65535"))?),
+        Some(p) => Some(
+            parse_port(p).ok_or_else(|| format!("port {p:?}: expected an integer in 1..=65535"))?,
+        ),
     };
     Ok(HopSpec { user, host, port })
 }
@@ -348,9 +354,9 @@ fn split_line(line: &str) -> Result<Option<(String, usize, Vec<Arg>)>, (usize, S
                 None if c == '"' || c == '\'' => quote = Some(c),
                 Some(q) if c == q => quote = None,
                 _ if c == '\\'
-                    && chars
-                        .get(i + 1)
-                        .is_some_and(|&n| n == '"' || n == '\'' || n == '\\' || (quote.is_none() && n == ' ')) =>
+                    && chars.get(i + 1).is_some_and(|&n| {
+                        n == '"' || n == '\'' || n == '\\' || (quote.is_none() && n == ' ')
+                    }) =>
                 {
                     i += 1;
                     text.push(chars[i]);
@@ -371,7 +377,11 @@ impl SshConfig {
     /// Reads `path` and what it includes. `home` is `$HOME` (for `~`, `%d` and
     /// relative includes). A missing file is an empty configuration when
     /// `missing_ok`, else an error.
-    pub(super) fn load(path: &Path, home: Option<&Path>, missing_ok: bool) -> Result<SshConfig, ConfigError> {
+    pub(super) fn load(
+        path: &Path,
+        home: Option<&Path>,
+        missing_ok: bool,
+    ) -> Result<SshConfig, ConfigError> {
         let mut config = SshConfig {
             home: home.map(Path::to_path_buf),
             ..SshConfig::default()
@@ -393,7 +403,11 @@ impl SshConfig {
 
     /// Parses `text` as if read from `path` (for tests).
     #[cfg(test)]
-    pub(super) fn parse_str(text: &str, path: &Path, home: Option<&Path>) -> Result<SshConfig, ConfigError> {
+    pub(super) fn parse_str(
+        text: &str,
+        path: &Path,
+        home: Option<&Path>,
+    ) -> Result<SshConfig, ConfigError> {
         let mut config = SshConfig {
             home: home.map(Path::to_path_buf),
             ..SshConfig::default()
@@ -438,7 +452,8 @@ impl SshConfig {
                 meta.mode() & 0o7777
             )));
         }
-        let bytes = std::fs::read(path).map_err(|e| whole(format!("cannot read ssh_config: {e}")))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| whole(format!("cannot read ssh_config: {e}")))?;
         let text = String::from_utf8(bytes).map_err(|e| whole(format!("not UTF-8 text: {e}")))?;
         let index = self.files.len();
         self.files.push(path.to_path_buf());
@@ -457,10 +472,15 @@ impl SshConfig {
                 column,
                 message,
             };
-            let Some((keyword, column, args)) = split_line(line).map_err(|(c, m)| err(c, m))? else {
+            let Some((keyword, column, args)) = split_line(line).map_err(|(c, m)| err(c, m))?
+            else {
                 continue;
             };
-            let at = At { file, line: line_no, column };
+            let at = At {
+                file,
+                line: line_no,
+                column,
+            };
             match keyword.to_ascii_lowercase().as_str() {
                 "host" => {
                     if args.is_empty() {
@@ -479,12 +499,16 @@ impl SshConfig {
                     if depth + 1 > MAX_INCLUDE_DEPTH {
                         return Err(err(
                             column,
-                            format!("Include nested more than {MAX_INCLUDE_DEPTH} deep (does a file include itself?)"),
+                            format!(
+                                "Include nested more than {MAX_INCLUDE_DEPTH} deep (does a file include itself?)"
+                            ),
                         ));
                     }
                     let mut files = Vec::new();
                     for arg in &args {
-                        let paths = self.include_paths(&arg.text).map_err(|m| err(arg.column, m))?;
+                        let paths = self
+                            .include_paths(&arg.text)
+                            .map_err(|m| err(arg.column, m))?;
                         for path in paths {
                             if let Some(included) = self.read_file(&path, depth + 1)? {
                                 files.push(included);
@@ -498,7 +522,12 @@ impl SshConfig {
                         if args.is_empty() {
                             return Err(err(column, format!("{keyword} needs a value")));
                         }
-                        items.push(Item::Opt(Opt { key, keyword, args, at }));
+                        items.push(Item::Opt(Opt {
+                            key,
+                            keyword,
+                            args,
+                            at,
+                        }));
                     }
                 }
             }
@@ -512,17 +541,21 @@ impl SshConfig {
     fn include_paths(&self, arg: &str) -> Result<Vec<PathBuf>, String> {
         let path = if let Some(rest) = arg.strip_prefix('~') {
             if !(rest.is_empty() || rest.starts_with('/')) {
-                return Err(format!("cannot expand {arg:?}: only \"~\" and \"~/\" are supported"));
+                return Err(format!(
+                    "cannot expand {arg:?}: only \"~\" and \"~/\" are supported"
+                ));
             }
-            let home = self.home.as_deref().ok_or_else(|| format!("cannot expand {arg:?}: $HOME is not set"))?;
+            let home = self
+                .home
+                .as_deref()
+                .ok_or_else(|| format!("cannot expand {arg:?}: $HOME is not set"))?;
             home.join(rest.trim_start_matches('/'))
         } else if Path::new(arg).is_absolute() {
             PathBuf::from(arg)
         } else {
-            let home = self
-                .home
-                .as_deref()
-                .ok_or_else(|| format!("relative Include {arg:?} is relative to ~/.ssh, but $HOME is not set"))?;
+            let home = self.home.as_deref().ok_or_else(|| {
+                format!("relative Include {arg:?} is relative to ~/.ssh, but $HOME is not set")
+            })?;
             home.join(".ssh").join(arg)
         };
         if !arg.contains(['*', '?']) {
@@ -581,7 +614,13 @@ fn glob_matches(pattern: &str, name: &str) -> bool {
     go(&p, &n)
 }
 
-fn walk<'a>(items: &'a [Item], names: &[&str], mut active: bool, never: bool, settings: &mut Settings<'a>) {
+fn walk<'a>(
+    items: &'a [Item],
+    names: &[&str],
+    mut active: bool,
+    never: bool,
+    settings: &mut Settings<'a>,
+) {
     for item in items {
         match item {
             Item::Host(patterns) => active = !never && host_line_matches(patterns, names),
@@ -617,7 +656,11 @@ pub(super) fn accept_new(config: &SshConfig, opt: &Opt) -> Result<bool, ConfigEr
 
 /// HostName: `%h` (the name as given) and `%%` expanded, then validated as an
 /// inventory address.
-pub(super) fn host_name(config: &SshConfig, opt: &Opt, original: &str) -> Result<String, ConfigError> {
+pub(super) fn host_name(
+    config: &SshConfig,
+    opt: &Opt,
+    original: &str,
+) -> Result<String, ConfigError> {
     let arg = &opt.args[0];
     let mut value = String::new();
     let mut chars = arg.text.chars();
@@ -643,25 +686,48 @@ pub(super) fn host_name(config: &SshConfig, opt: &Opt, original: &str) -> Result
             }
         }
     }
-    check_address(&value).map_err(|reason| config.error(opt.at, Some(arg.column), format!("{} {:?}: {reason}", opt.keyword, value)))
+    check_address(&value).map_err(|reason| {
+        config.error(
+            opt.at,
+            Some(arg.column),
+            format!("{} {:?}: {reason}", opt.keyword, value),
+        )
+    })
 }
 
 pub(super) fn user(config: &SshConfig, opt: &Opt) -> Result<String, ConfigError> {
     let arg = &opt.args[0];
     check_user(&arg.text)
         .map(|()| arg.text.clone())
-        .map_err(|reason| config.error(opt.at, Some(arg.column), format!("{} {:?}: {reason}", opt.keyword, arg.text)))
+        .map_err(|reason| {
+            config.error(
+                opt.at,
+                Some(arg.column),
+                format!("{} {:?}: {reason}", opt.keyword, arg.text),
+            )
+        })
 }
 
 pub(super) fn port(config: &SshConfig, opt: &Opt) -> Result<u16, ConfigError> {
     let arg = &opt.args[0];
     parse_port(&arg.text).ok_or_else(|| {
-        config.error(opt.at, Some(arg.column), format!("{} {:?}: expected an integer in 1..=65535", opt.keyword, arg.text))
+        config.error(
+            opt.at,
+            Some(arg.column),
+            format!(
+                "{} {:?}: expected an integer in 1..=65535",
+                opt.keyword, arg.text
+            ),
+        )
     })
 }
 
 /// ConnectTimeout: seconds, or an OpenSSH time (`30s`, `1m30s`), 1..=`max` seconds.
-pub(super) fn connect_timeout(config: &SshConfig, opt: &Opt, max: i64) -> Result<Duration, ConfigError> {
+pub(super) fn connect_timeout(
+    config: &SshConfig,
+    opt: &Opt,
+    max: i64,
+) -> Result<Duration, ConfigError> {
     let arg = &opt.args[0];
     convtime(&arg.text)
         .filter(|s| (1..=max).contains(s))
@@ -670,7 +736,10 @@ pub(super) fn connect_timeout(config: &SshConfig, opt: &Opt, max: i64) -> Result
             config.error(
                 opt.at,
                 Some(arg.column),
-                format!("{} {:?}: expected a number of seconds in 1..={max} (or a time such as 1m30s)", opt.keyword, arg.text),
+                format!(
+                    "{} {:?}: expected a number of seconds in 1..={max} (or a time such as 1m30s)",
+                    opt.keyword, arg.text
+                ),
             )
         })
 }
@@ -705,12 +774,22 @@ fn convtime(text: &str) -> Option<i64> {
 
 /// A path value (IdentityFile, UserKnownHostsFile's first file): `~` and the
 /// `%` tokens expanded. `none` is None.
-pub(super) fn path(config: &SshConfig, opt: &Opt, tokens: &Tokens) -> Result<Option<PathBuf>, ConfigError> {
+pub(super) fn path(
+    config: &SshConfig,
+    opt: &Opt,
+    tokens: &Tokens,
+) -> Result<Option<PathBuf>, ConfigError> {
     let arg = &opt.args[0];
     if arg.text.eq_ignore_ascii_case("none") {
         return Ok(None);
     }
-    let fail = |reason: String| config.error(opt.at, Some(arg.column), format!("{} {:?}: {reason}", opt.keyword, arg.text));
+    let fail = |reason: String| {
+        config.error(
+            opt.at,
+            Some(arg.column),
+            format!("{} {:?}: {reason}", opt.keyword, arg.text),
+        )
+    };
     let home = || {
         config
             .home
@@ -742,7 +821,9 @@ pub(super) fn path(config: &SshConfig, opt: &Opt, tokens: &Tokens) -> Result<Opt
             Some('n') => value.push_str(tokens.original),
             Some('r') => value.push_str(tokens.remote_user),
             Some('p') => value.push_str(&tokens.port.to_string()),
-            Some('u') => value.push_str(&local_user().ok_or_else(|| fail("cannot tell the local user name".to_string()))?),
+            Some('u') => value.push_str(
+                &local_user().ok_or_else(|| fail("cannot tell the local user name".to_string()))?,
+            ),
             Some('i') => value.push_str(&nix::unistd::getuid().as_raw().to_string()),
             other => {
                 return Err(fail(format!(
@@ -759,7 +840,10 @@ pub(super) fn path(config: &SshConfig, opt: &Opt, tokens: &Tokens) -> Result<Opt
 }
 
 fn local_user() -> Option<String> {
-    nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|u| u.name)
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
 }
 
 /// The ProxyJump list of `opt` (empty for `none`); ProxyCommand is refused.

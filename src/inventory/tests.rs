@@ -866,7 +866,12 @@ fn example_file_loads() {
         Some(path.parent().unwrap().join("keys/compute02"))
     );
     assert!(c2.accept_new_host_keys);
-    let jumps: Vec<(&str, &str, u16)> = c2.ssh.jumps.iter().map(|j| (j.address.as_str(), j.user.as_str(), j.port)).collect();
+    let jumps: Vec<(&str, &str, u16)> = c2
+        .ssh
+        .jumps
+        .iter()
+        .map(|j| (j.address.as_str(), j.user.as_str(), j.port))
+        .collect();
     assert_eq!(jumps, [("bastion.example.net", "ops", 22)]);
     assert!(c1.ssh.jumps.is_empty());
     assert_eq!(inventory.skip, vec!["nova.compute"]);

@@ -180,7 +180,12 @@ fn pump(hop: ssh2::Session, mut channel: ssh2::Channel, mut local: UnixStream, s
         }
 
         if !progress {
-            wait(&hop, &local, !to_local.is_empty(), !local_done && to_remote.has_room());
+            wait(
+                &hop,
+                &local,
+                !to_local.is_empty(),
+                !local_done && to_remote.has_room(),
+            );
         }
     }
     // Close politely without blocking: a bounded number of non-blocking tries.
@@ -195,7 +200,10 @@ fn pump(hop: ssh2::Session, mut channel: ssh2::Channel, mut local: UnixStream, s
 /// can make progress.
 fn wait(hop: &ssh2::Session, local: &UnixStream, local_out: bool, local_in: bool) {
     let mut remote_flags = PollFlags::POLLIN;
-    if matches!(hop.block_directions(), ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both) {
+    if matches!(
+        hop.block_directions(),
+        ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both
+    ) {
         remote_flags |= PollFlags::POLLOUT;
     }
     let mut local_flags = PollFlags::empty();
@@ -207,7 +215,15 @@ fn wait(hop: &ssh2::Session, local: &UnixStream, local_out: bool, local_in: bool
     }
     // SAFETY: both descriptors stay open for the whole call (the session and
     // the stream are borrowed).
-    let (remote_fd, local_fd) = unsafe { (BorrowedFd::borrow_raw(hop.as_raw_fd()), BorrowedFd::borrow_raw(local.as_raw_fd())) };
-    let mut fds = [PollFd::new(remote_fd, remote_flags), PollFd::new(local_fd, local_flags)];
+    let (remote_fd, local_fd) = unsafe {
+        (
+            BorrowedFd::borrow_raw(hop.as_raw_fd()),
+            BorrowedFd::borrow_raw(local.as_raw_fd()),
+        )
+    };
+    let mut fds = [
+        PollFd::new(remote_fd, remote_flags),
+        PollFd::new(local_fd, local_flags),
+    ];
     let _ = poll(&mut fds, PollTimeout::from(POLL_MS));
 }

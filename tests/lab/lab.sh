@@ -9,6 +9,9 @@
 #                                                        unit reads /etc/sysconfig/libvirtd
 #                                            seed        socket activation with the seed's
 #                                                        recipe applied (--listen: libvirtd dies)
+#                                            jump        a jump host (bastion): sshd only, no
+#                                                        libvirt or Nova; not in inventory.toml
+#                                                        (listed in $STATE/jump_hosts)
 #                                   FIREWALL none (default) | reject (RHEL default ruleset,
 #                                            trailing REJECT) | drop (INPUT policy DROP) |
 #                                            firewalld (RHEL-like: eth0 in the default
@@ -21,6 +24,8 @@
 #   tests/lab/lab.sh reboot NAME [kill]  stop a host (orderly, or killed: a power cut)
 #                                   and boot it again on the same overlay
 #   tests/lab/lab.sh reset NAME     back to the state `up` gave it (same address, keys)
+#   tests/lab/lab.sh exec NAME CMD  run a command in a host without SSH (nsenter into its
+#                                   namespaces), e.g. to change a firewall that blocks SSH
 #
 # `up` writes $STATE/inventory.toml, $STATE/known_hosts and $STATE/id_ed25519
 # (STATE = ${MIGREADY_LAB_STATE:-/var/tmp/migready-lab}, or /var/tmp/migready-lab-ID
@@ -80,6 +85,7 @@ prepare_root() { # NAME SUITE PROFILE FIREWALL ROOT ALLHOSTS
 
     case $profile in
     socket) ;;
+    jump) prepare_jump "$root" ;;
     seed)
         # The seed's recipe, verbatim, on a socket-activated libvirt.
         printf 'listen_tls = 0\nlisten_tcp = 1\nauth_tcp = "none"\n' >>"$root/etc/libvirt/libvirtd.conf"
@@ -97,7 +103,7 @@ prepare_root() { # NAME SUITE PROFILE FIREWALL ROOT ALLHOSTS
         mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
         ln -sf /lib/systemd/system/libvirtd.service "$root/etc/systemd/system/multi-user.target.wants/libvirtd.service"
         ;;
-    *) die "unknown profile '$profile' (socket, traditional, seed)" ;;
+    *) die "unknown profile '$profile' (socket, traditional, seed, jump)" ;;
     esac
 
     local rules="" unit=""
@@ -221,7 +227,8 @@ cmd_up() {
         log "${names[$i]} up at $(host_addr "${names[$i]}") (${suites[$i]}, ${profiles[$i]}, firewall ${fws[$i]})"
     done
 
-    write_inventory "${names[@]}"
+    write_inventory $(compute_names "${names[@]}")
+    write_jump_hosts "${names[@]}"
     log "inventory: $state/inventory.toml"
 }
 
@@ -242,6 +249,7 @@ wait_host() { # NAME: until SSH answers and libvirt is what the profile makes it
         sleep 0.5
     done
     [[ -n $ok ]] || { tail -20 "$state/hosts/$name/console.log" >&2; die "$name: no SSH after 60 s"; }
+    [[ $profile != jump ]] || return 0
     # libvirtd (socket-activated or started at boot) answers locally, except where the
     # profile breaks it on purpose (or a test left it broken: then after 30 s, as it is).
     if [[ $profile != seed ]]; then
@@ -316,6 +324,44 @@ write_inventory() {
     } >"$state/inventory.toml"
 }
 
+prepare_jump() { # ROOT: a jump host runs sshd and nothing of libvirt or Nova
+    local root=$1 u
+    for u in nova-compute.service libvirtd.service libvirtd.socket libvirtd-ro.socket \
+        libvirtd-admin.socket libvirtd-tcp.socket libvirtd-tls.socket virtlogd.service virtlogd.socket \
+        virtlogd-admin.socket virtlockd.service virtlockd.socket virtlockd-admin.socket; do
+        ln -sf /dev/null "$root/etc/systemd/system/$u"
+    done
+}
+
+is_jump() { [[ $(cut -d: -f2 "$state/hosts/$1/spec") == jump ]]; }
+
+compute_names() { # NAME...: those that are not jump hosts
+    local n
+    for n in "$@"; do is_jump "$n" || echo "$n"; done
+}
+
+write_jump_hosts() { # NAME...: "NAME ADDRESS" of each jump host
+    local n
+    : >"$state/jump_hosts"
+    for n in "$@"; do
+        if is_jump "$n"; then echo "$n $(host_addr "$n")" >>"$state/jump_hosts"; fi
+    done
+}
+
+host_init() { # NAME: pid of the host's init (the container's pid 1)
+    local pid
+    pid=$(cat "$state/hosts/$1/pid")
+    pgrep -P "$pid" | head -1
+}
+
+cmd_exec() { # NAME CMD...: in the host's namespaces, without SSH
+    local name=${1:?usage: lab.sh exec NAME CMD...}; shift
+    [[ -f $state/hosts/$name/pid ]] || die "no host '$name' in $state"
+    local init; init=$(host_init "$name")
+    [[ -n $init ]] || die "$name is not running"
+    nsenter -t "$init" -m -u -i -n -p -- "$@"
+}
+
 cmd_down() {
     [[ -d $state ]] || { ip link del "$bridge" 2>/dev/null || true; return 0; }
     local d name pid
@@ -374,5 +420,6 @@ ssh) shift; cmd_ssh "$@" ;;
 status) cmd_status ;;
 reboot) shift; cmd_reboot "$@" ;;
 reset) shift; cmd_reset "$@" ;;
-*) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+exec) shift; cmd_exec "$@" ;;
+*) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -270,16 +270,33 @@ fn parse_port(text: &str) -> Option<u16> {
 /// Whether `name` matches the OpenSSH pattern `pattern` (`*`: any run of
 /// characters, `?`: one character), ASCII case-insensitively.
 pub(super) fn pattern_matches(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().map(|c| c.to_ascii_lowercase()).collect();
-    let s: Vec<char> = name.chars().map(|c| c.to_ascii_lowercase()).collect();
-    // Iterative matching with one backtrack point (the last `*`): linear-ish, no recursion.
+    if pattern.is_ascii() && name.is_ascii() {
+        // Names are validated ASCII (host names, addresses): bytes are characters.
+        return wild(pattern.as_bytes(), name.as_bytes(), b'*', b'?', |a, b| {
+            a.eq_ignore_ascii_case(&b)
+        });
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    wild(&p, &n, '*', '?', |a, b| a.eq_ignore_ascii_case(&b))
+}
+
+/// Wildcard matching with one backtrack point (the last `*`): linear in
+/// practice, no recursion, no allocation.
+fn wild<T: Copy + PartialEq>(
+    p: &[T],
+    s: &[T],
+    star_char: T,
+    any: T,
+    eq: impl Fn(T, T) -> bool,
+) -> bool {
     let (mut pi, mut si) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while si < s.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
+        if pi < p.len() && p[pi] != star_char && (p[pi] == any || eq(p[pi], s[si])) {
             pi += 1;
             si += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == star_char {
             star = Some((pi, si));
             pi += 1;
         } else if let Some((sp, ss)) = star {
@@ -290,7 +307,7 @@ pub(super) fn pattern_matches(pattern: &str, name: &str) -> bool {
             return false;
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while pi < p.len() && p[pi] == star_char {
         pi += 1;
     }
     pi == p.len()
@@ -600,18 +617,9 @@ impl SshConfig {
 
 /// Case-sensitive glob for Include file names.
 fn glob_matches(pattern: &str, name: &str) -> bool {
-    // pattern_matches is case-insensitive; file names are not.
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    fn go(p: &[char], n: &[char]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some('*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
-            (Some('?'), Some(_)) => go(&p[1..], &n[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
-            _ => false,
-        }
-    }
-    go(&p, &n)
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    wild(&p, &n, '*', '?', |a, b| a == b)
 }
 
 fn walk<'a>(

@@ -149,6 +149,14 @@ fn patterns_match_like_ssh() {
     ] {
         assert_eq!(pattern_matches(pattern, name), matches, "{pattern} {name}");
     }
+    // No exponential backtracking; Include globs are case-sensitive.
+    assert!(!pattern_matches(&"*a".repeat(40), &("a".repeat(80) + "b")));
+    assert!(pattern_matches("é*", "É-x") == false && pattern_matches("é?", "éx"));
+    assert!(
+        glob_matches("*.conf", "a.conf")
+            && !glob_matches("*.conf", "A.CONF")
+            && !glob_matches("*.conf", "a.conf~")
+    );
     let host = |patterns: &[&str], names: &[&str]| {
         host_line_matches(
             &patterns.iter().map(|p| p.to_string()).collect::<Vec<_>>(),

@@ -6,7 +6,7 @@ use crate::checks::{self, Ctx, Finding, HostView};
 use crate::facts::HostFacts;
 use crate::inventory::{HostSpec, Inventory};
 use crate::report::{HostReport, Report};
-use crate::transport::{ExecError, Output, Session, Target};
+use crate::transport::{ExecError, Hop, Output, Session, Target};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -55,18 +55,54 @@ impl Gathered {
     }
 }
 
+/// How to reach a host: the inventory's settings (ssh_config already applied), its
+/// keys (`identity_file`, else ssh_config's IdentityFile lines) and jump hosts.
 pub fn target(spec: &HostSpec) -> Target {
     Target {
         name: spec.name.clone(),
         address: spec.address.clone(),
         port: spec.port,
         user: spec.user.clone(),
-        identity_file: spec.identity_file.clone(),
+        identity_files: match &spec.identity_file {
+            Some(path) => vec![path.clone()],
+            None => spec.ssh.identity_files.clone(),
+        },
         known_hosts: spec.known_hosts.clone(),
         accept_new_host_keys: spec.accept_new_host_keys,
         connect_timeout: spec.connect_timeout,
         command_timeout: spec.command_timeout,
+        jumps: spec
+            .ssh
+            .jumps
+            .iter()
+            .map(|j| Hop {
+                name: j.name.clone(),
+                address: j.address.clone(),
+                port: j.port,
+                user: j.user.clone(),
+                identity_files: j.identity_files.clone(),
+                known_hosts: j.known_hosts.clone(),
+                accept_new_host_keys: j.accept_new_host_keys,
+            })
+            .collect(),
     }
+}
+
+/// ` through jump host NAME (ENDPOINT, host key SHA256:... verified)`, one per hop,
+/// for the `ssh.connect` message; empty for a direct connection.
+pub fn through(session: &Session) -> String {
+    session
+        .jumps()
+        .iter()
+        .map(|j| {
+            let key = if j.host_key_added {
+                format!("new host key {} added to {}", j.fingerprint, j.known_hosts.display())
+            } else {
+                format!("host key {} verified", j.fingerprint)
+            };
+            format!(" through jump host {} ({} as {}, {key})", j.name, j.endpoint, j.user)
+        })
+        .collect()
 }
 
 /// Connect to one host and gather its facts. Returns the facts and the
@@ -79,20 +115,22 @@ pub fn gather(spec: &HostSpec) -> Result<(HostFacts, String), HostError> {
 pub fn gather_session(spec: &HostSpec) -> Result<(HostFacts, String, Session), HostError> {
     let mut session = Session::connect(&target(spec)).map_err(|e| HostError::Connect(e.to_string()))?;
     let mut connected = format!(
-        "connected to {}:{} as {}, host key {} verified",
+        "connected to {}:{} as {}, host key {} verified{}",
         spec.address,
         spec.port,
         spec.user,
-        session.host_key_fingerprint()
+        session.host_key_fingerprint(),
+        through(&session)
     );
     if session.host_key_added() {
         connected = format!(
-            "connected to {}:{} as {}; new host key {} added to {} (accept_new_host_keys)",
+            "connected to {}:{} as {}; new host key {} added to {} (accept_new_host_keys){}",
             spec.address,
             spec.port,
             spec.user,
             session.host_key_fingerprint(),
-            spec.known_hosts.display()
+            spec.known_hosts.display(),
+            through(&session)
         );
     }
     let out = match session.run_script(crate::facts::SCRIPT) {

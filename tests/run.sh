@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every test: unit tests, SSH transport tests against a real sshd, and the
-# real-host tests against a lab of nspawn hosts (both Debian images, all profiles).
+# real-host tests against a lab of nspawn hosts (both Debian images, all profiles,
+# and a jump host).
 # Installs what it needs (apt), builds or reuses the cached lab images
 # (/var/cache/migready/lab), and always takes the lab down again.
 # Needs root. Usage: tests/run.sh
@@ -36,8 +37,10 @@ done
 
 tests/lab/lab.sh down >/dev/null 2>&1 || true
 tests/lab/lab.sh up cmp1:bookworm:socket cmp2:trixie:socket:firewalld cmp3:bookworm:traditional:reject \
-    cmp4:trixie:traditional:drop cmp5:bookworm:seed
+    cmp4:trixie:traditional:drop cmp5:bookworm:seed jmp:bookworm:jump
 cargo test --locked --test lab -- --ignored --test-threads=1
+# Jump hosts: cmp1 accepts SSH from jmp only for a while (restored after).
+cargo test --locked --test jump_lab -- --ignored --test-threads=1
 # fix changes the lab: it runs after the read-only doctor tests.
 cargo test --locked --test fix_lab -- --ignored --test-threads=1
 # The fault matrix: resets cmp3 to its state after `up` before each case.

@@ -203,11 +203,12 @@ impl Sshd {
             address: "127.0.0.1".into(),
             port: self.port,
             user: "root".into(),
-            identity_file: Some(self.client_key.clone()),
+            identity_files: vec![self.client_key.clone()],
             known_hosts,
             accept_new_host_keys: false,
             connect_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(60),
+            jumps: vec![],
         }
     }
 
@@ -574,11 +575,12 @@ fn closed_port_is_refused_quickly() {
         address: "127.0.0.1".into(),
         port: free_port(),
         user: "root".into(),
-        identity_file: None,
+        identity_files: vec![],
         known_hosts: dir.path().join("known_hosts"),
         accept_new_host_keys: false,
         connect_timeout: Duration::from_secs(10),
         command_timeout: Duration::from_secs(10),
+        jumps: vec![],
     };
     let started = Instant::now();
     let err = Session::connect(&target).unwrap_err();
@@ -613,11 +615,12 @@ fn silent_server_times_out_after_connect_timeout() {
         address: "127.0.0.1".into(),
         port,
         user: "root".into(),
-        identity_file: None,
+        identity_files: vec![],
         known_hosts: dir.path().join("known_hosts"),
         accept_new_host_keys: false,
         connect_timeout,
         command_timeout: Duration::from_secs(10),
+        jumps: vec![],
     };
     let started = Instant::now();
     let err = Session::connect(&target).unwrap_err();
@@ -650,11 +653,12 @@ fn a_server_that_is_not_ssh_fails_the_handshake() {
         address: "127.0.0.1".into(),
         port,
         user: "root".into(),
-        identity_file: None,
+        identity_files: vec![],
         known_hosts: dir.path().join("known_hosts"),
         accept_new_host_keys: false,
         connect_timeout: Duration::from_secs(5),
         command_timeout: Duration::from_secs(5),
+        jumps: vec![],
     };
     let started = Instant::now();
     let err = Session::connect(&target).unwrap_err();
@@ -681,7 +685,7 @@ fn wrong_key_is_an_authentication_error() {
     let mut target = sshd.target();
     let wrong = sshd.path("wrong_key");
     keygen(&wrong, "ed25519", "");
-    target.identity_file = Some(wrong.clone());
+    target.identity_files = vec![wrong.clone()];
     match Session::connect(&target) {
         Err(e @ ConnectError::Auth { .. }) => {
             let ConnectError::Auth {
@@ -706,7 +710,7 @@ fn wrong_key_is_an_authentication_error() {
     let locked = sshd.path("locked_key");
     keygen(&locked, "ed25519", "secret passphrase");
     fs::write(sshd.path("authorized_keys"), public_key(&locked) + "\n").unwrap();
-    target.identity_file = Some(locked);
+    target.identity_files = vec![locked];
     let err = Session::connect(&target).unwrap_err();
     assert!(matches!(err, ConnectError::Auth { .. }), "{err:?}");
     let message = err.to_string();
@@ -896,4 +900,447 @@ fn sudo_for_a_non_root_user() {
         text(&out.stderr)
     );
     drop(session);
+}
+
+// ---------------------------------------------------------------------------
+// Jump hosts (ProxyJump): a jump host J in one network namespace, reachable from
+// here, and a host T in another, reachable only from J (veth J <-> T; this side
+// has an `unreachable` route to T's subnet, so no packet for it leaves the
+// machine). Both run their own sshd with their own host key.
+
+mod jump {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// One jump test at a time: they count the process's pump threads.
+    static SERIAL: Mutex<()> = Mutex::new(());
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+
+    fn run(cmd: &str, args: &[&str]) -> std::process::Output {
+        Command::new(cmd).args(args).stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("run {cmd}: {e}"))
+    }
+
+    fn must(cmd: &str, args: &[&str]) {
+        let out = run(cmd, args);
+        assert!(out.status.success(), "{cmd} {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub(super) struct JumpNet {
+        pub dir: TempDir,
+        ns_jump: String,
+        ns_target: String,
+        veth: String,
+        target_net: String,
+        /// J's address on our side.
+        pub jump: String,
+        /// J's address on T's side.
+        pub jump_inner: String,
+        pub target: String,
+        pub client_key: PathBuf,
+        _serial: std::sync::MutexGuard<'static, ()>,
+    }
+
+    impl Drop for JumpNet {
+        fn drop(&mut self) {
+            for ns in [&self.ns_jump, &self.ns_target] {
+                let out = run("ip", &["netns", "pids", ns]);
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse().ok()) {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                }
+                let _ = run("ip", &["netns", "del", ns]);
+            }
+            let _ = run("ip", &["link", "del", &self.veth]);
+            let _ = run("ip", &["route", "del", "unreachable", &self.target_net]);
+        }
+    }
+
+    fn can_run() -> bool {
+        let missing = if !Path::new(SSHD).exists() {
+            Some(format!("{SSHD} not found; install openssh-server"))
+        } else if !nix::unistd::getuid().is_root() {
+            Some("not running as root (network namespaces and sshd need root)".to_string())
+        } else if run("ip", &["-V"]).status.code().is_none() {
+            Some("`ip` not found; install iproute2".to_string())
+        } else {
+            None
+        };
+        common::may_run("jump host test", missing)
+    }
+
+    /// Threads of this process named like the transport's pumps.
+    pub(super) fn pump_threads() -> usize {
+        fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|name| name.trim() == "migready-jump")
+            .count()
+    }
+
+    impl JumpNet {
+        pub(super) fn up() -> Option<JumpNet> {
+            if !can_run() {
+                return None;
+            }
+            let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let pid = std::process::id();
+            let tag = format!("{}{n}", pid % 100_000);
+            let k = (pid + n) % 50;
+            let (outer, inner) = (format!("198.19.{}", 100 + k), format!("198.19.{}", 150 + k));
+            let net = JumpNet {
+                dir: tempfile::tempdir().unwrap(),
+                ns_jump: format!("mrjump-{tag}-j"),
+                ns_target: format!("mrjump-{tag}-t"),
+                veth: format!("mrj{tag}"),
+                target_net: format!("{inner}.0/24"),
+                jump: format!("{outer}.2"),
+                jump_inner: format!("{inner}.1"),
+                target: format!("{inner}.2"),
+                client_key: PathBuf::new(),
+                _serial: serial,
+            };
+            let mut net = net;
+            let (j, t) = (net.ns_jump.clone(), net.ns_target.clone());
+            must("ip", &["netns", "add", &j]);
+            must("ip", &["netns", "add", &t]);
+            must("ip", &["link", "add", &net.veth, "type", "veth", "peer", "name", "eth0", "netns", &j]);
+            must("ip", &["addr", "add", &format!("{outer}.1/24"), "dev", &net.veth]);
+            must("ip", &["link", "set", &net.veth, "up"]);
+            must("ip", &["route", "add", "unreachable", &net.target_net]);
+            must("ip", &["-n", &j, "addr", "add", &format!("{}/24", net.jump), "dev", "eth0"]);
+            must("ip", &["-n", &j, "link", "add", "eth1", "type", "veth", "peer", "name", "eth0", "netns", &t]);
+            must("ip", &["-n", &j, "addr", "add", &format!("{}/24", net.jump_inner), "dev", "eth1"]);
+            must("ip", &["-n", &t, "addr", "add", &format!("{}/24", net.target), "dev", "eth0"]);
+            for (ns, dev) in [(&j, "eth0"), (&j, "eth1"), (&j, "lo"), (&t, "eth0"), (&t, "lo")] {
+                must("ip", &["-n", ns, "link", "set", dev, "up"]);
+            }
+            if !Path::new("/run/sshd").exists() {
+                fs::create_dir_all("/run/sshd").unwrap();
+            }
+            net.client_key = net.path("client_key");
+            keygen(&net.client_key, "ed25519", "");
+            fs::write(net.path("authorized_keys"), public_key(&net.client_key) + "\n").unwrap();
+            net.start_sshd(&j, "jump", &[&net.jump.clone(), &net.jump_inner.clone()]);
+            net.start_sshd(&t, "target", &[&net.target.clone()]);
+            net.write_known_hosts(true, true);
+            Some(net)
+        }
+
+        pub(super) fn path(&self, name: &str) -> PathBuf {
+            self.dir.path().join(name)
+        }
+
+        pub(super) fn target_ns(&self) -> &str {
+            &self.ns_target
+        }
+
+        /// Kills every process of J's namespace (its sshd and the sessions it serves).
+        pub(super) fn kill_jump(&self) {
+            let out = run("ip", &["netns", "pids", &self.ns_jump]);
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse().ok()) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+
+        fn start_sshd(&self, ns: &str, name: &str, addresses: &[&str]) {
+            let key = self.path(&format!("host_{name}"));
+            keygen(&key, "ed25519", "");
+            let mut config = String::new();
+            for a in addresses {
+                config.push_str(&format!("ListenAddress {a}\n"));
+            }
+            config.push_str(&format!(
+                "Port 22\nHostKey {}\nAuthorizedKeysFile {}\nStrictModes no\nPidFile none\nUsePAM no\n\
+                 PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 AllowTcpForwarding yes\nLogLevel VERBOSE\n",
+                key.display(),
+                self.path("authorized_keys").display()
+            ));
+            let conf = self.path(&format!("sshd_{name}.conf"));
+            fs::write(&conf, config).unwrap();
+            let log_path = self.path(&format!("sshd_{name}.log"));
+            let log = fs::File::create(&log_path).unwrap();
+            // Killed with every process of its namespace on drop.
+            #[allow(clippy::zombie_processes)]
+            Command::new("ip")
+                .args(["netns", "exec", ns, SSHD, "-D", "-e", "-f"])
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("spawn sshd");
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(10) {
+                if fs::read_to_string(&log_path).unwrap_or_default().matches("Server listening on").count() >= addresses.len() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            panic!("sshd {name} did not listen:\n{}", fs::read_to_string(&log_path).unwrap_or_default());
+        }
+
+        pub(super) fn log(&self, name: &str) -> String {
+            fs::read_to_string(self.path(&format!("sshd_{name}.log"))).unwrap_or_default()
+        }
+
+        pub(super) fn host_line(&self, address: &str, name: &str) -> String {
+            format!("{address} {}", public_key(&self.path(&format!("host_{name}"))))
+        }
+
+        /// known_hosts with J's key (under both its addresses) and T's, as asked.
+        pub(super) fn write_known_hosts(&self, jump: bool, target: bool) {
+            let mut text = String::new();
+            if jump {
+                text += &format!("{}\n{}\n", self.host_line(&self.jump, "jump"), self.host_line(&self.jump_inner, "jump"));
+            }
+            if target {
+                text += &(self.host_line(&self.target, "target") + "\n");
+            }
+            fs::write(self.path("known_hosts"), text).unwrap();
+        }
+
+        pub(super) fn hop(&self, address: &str) -> Hop {
+            Hop {
+                name: format!("root@{address}"),
+                address: address.to_string(),
+                port: 22,
+                user: "root".into(),
+                identity_files: vec![self.client_key.clone()],
+                known_hosts: self.path("known_hosts"),
+                accept_new_host_keys: false,
+            }
+        }
+
+        /// T, through J.
+        pub(super) fn target(&self) -> Target {
+            Target {
+                name: "behind-jump".into(),
+                address: self.target.clone(),
+                port: 22,
+                user: "root".into(),
+                identity_files: vec![self.client_key.clone()],
+                known_hosts: self.path("known_hosts"),
+                accept_new_host_keys: false,
+                connect_timeout: Duration::from_secs(10),
+                command_timeout: Duration::from_secs(60),
+                jumps: vec![self.hop(&self.jump)],
+            }
+        }
+    }
+}
+
+use jump::{JumpNet, pump_threads};
+
+macro_rules! jump_net_or_skip {
+    () => {{
+        match JumpNet::up() {
+            Some(net) => net,
+            None => return,
+        }
+    }};
+}
+
+#[test]
+fn through_a_jump_host_commands_run_and_every_key_is_verified() {
+    let net = jump_net_or_skip!();
+    // Straight to T: no route (refused locally, nothing leaves the machine).
+    let mut direct = net.target();
+    direct.jumps.clear();
+    let err = Session::connect(&direct).unwrap_err();
+    assert!(matches!(err, ConnectError::Connect { .. }), "{err:?}");
+
+    let started = Instant::now();
+    let mut session = Session::connect(&net.target())
+        .unwrap_or_else(|e| panic!("{e}\njump log:\n{}\ntarget log:\n{}", net.log("jump"), net.log("target")));
+    eprintln!("connected through the jump host in {:?}", started.elapsed());
+    assert!(session.is_root());
+    assert_eq!(session.host_key_fingerprint(), ssh_keygen_fingerprint(&net.path("host_target")));
+    let jumps = session.jumps();
+    assert_eq!(jumps.len(), 1);
+    assert_eq!(jumps[0].name, format!("root@{}", net.jump));
+    assert_eq!(jumps[0].endpoint, format!("{}:22", net.jump));
+    assert_eq!(jumps[0].fingerprint, ssh_keygen_fingerprint(&net.path("host_jump")));
+    assert!(!jumps[0].host_key_added);
+    assert_eq!(pump_threads(), 1);
+
+    // T sees the connection come from J.
+    let out = session.exec("echo $SSH_CONNECTION", b"", false).unwrap();
+    assert!(text(&out.stdout).starts_with(&format!("{} ", net.jump_inner)), "{}", text(&out.stdout));
+    // Bulk both ways through the pump: 3 MB in, echoed back, and 1 MiB of stderr.
+    let input: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let out = session.exec("cat; head -c 1048576 /dev/zero >&2", &input, false).unwrap();
+    assert_eq!(out.status, 0);
+    assert!(out.stdout == input, "stdout differs ({} bytes)", out.stdout.len());
+    assert_eq!(out.stderr.len(), 1_048_576);
+    let out = session.run_script("echo script-ran\n").unwrap();
+    assert_eq!(text(&out.stdout), "script-ran\n");
+
+    // Dropping the session ends the pump and the jump host's session.
+    drop(session);
+    assert_eq!(pump_threads(), 0);
+    let started = Instant::now();
+    while !net.log("jump").contains("Disconnected from user root") && started.elapsed() < Duration::from_secs(5) {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(net.log("jump").contains("Disconnected from user root"), "{}", net.log("jump"));
+}
+
+#[test]
+fn two_jump_hosts_in_a_row() {
+    let net = jump_net_or_skip!();
+    // J, then J again by its inner address (J connects to itself), then T.
+    let mut target = net.target();
+    target.jumps = vec![net.hop(&net.jump), net.hop(&net.jump_inner)];
+    let mut session = Session::connect(&target).unwrap_or_else(|e| panic!("{e}\njump log:\n{}", net.log("jump")));
+    let names: Vec<&str> = session.jumps().iter().map(|j| j.endpoint.as_str()).collect();
+    assert_eq!(names, [format!("{}:22", net.jump), format!("{}:22", net.jump_inner)]);
+    assert_eq!(pump_threads(), 2);
+    let out = session.exec("head -c 2000000 /dev/zero | wc -c", b"", true).unwrap();
+    assert_eq!(text(&out.stdout).trim(), "2000000");
+    drop(session);
+    assert_eq!(pump_threads(), 0);
+    assert_eq!(net.log("jump").matches("Accepted publickey for root").count(), 2);
+}
+
+#[test]
+fn a_dead_or_refusing_jump_host_is_named() {
+    let net = jump_net_or_skip!();
+    let mut target = net.target();
+    target.jumps[0].port = 2222;
+    let err = Session::connect(&target).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "jump host root@{0}: connection refused at {0}:2222; check that sshd is running and listening on that port",
+            net.jump
+        )
+    );
+    // Nothing answers at that address: bounded by connect_timeout, the hop named.
+    let dead = net.jump.rsplit_once('.').unwrap().0.to_string() + ".99";
+    let mut target = net.target();
+    target.jumps = vec![net.hop(&dead)];
+    target.connect_timeout = Duration::from_secs(2);
+    let started = Instant::now();
+    let err = Session::connect(&target).unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
+    let message = err.to_string();
+    assert!(message.starts_with(&format!("jump host root@{dead}: ")), "{message}");
+    assert!(message.contains(&format!("{dead}:22")), "{message}");
+    assert_eq!(pump_threads(), 0);
+}
+
+#[test]
+fn a_changed_jump_host_key_is_refused_naming_the_hop() {
+    let net = jump_net_or_skip!();
+    // J's address filed with T's key: J now "offers a different key".
+    fs::write(net.path("known_hosts"), format!("{}\n{}\n", net.host_line(&net.jump, "target"), net.host_line(&net.target, "target"))).unwrap();
+    let err = Session::connect(&net.target()).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!("jump host root@{0}: HOST KEY CHANGED for {0}:22 ({1} line 1;", net.jump, net.path("known_hosts").display())),
+        "{message}"
+    );
+    assert!(message.contains(&ssh_keygen_fingerprint(&net.path("host_jump"))), "{message}");
+    // Nothing was sent through it: T saw no connection, J no login.
+    assert!(!net.log("target").contains("Connection from"), "{}", net.log("target"));
+    assert!(!net.log("jump").contains("Accepted publickey"), "{}", net.log("jump"));
+    // accept_new_host_keys does not accept a changed key either.
+    let mut target = net.target();
+    target.jumps[0].accept_new_host_keys = true;
+    assert!(Session::connect(&target).unwrap_err().to_string().contains("HOST KEY CHANGED"));
+}
+
+#[test]
+fn unknown_keys_behind_and_at_a_jump_host() {
+    let net = jump_net_or_skip!();
+    // T unknown: refused, said to be behind the jump host.
+    net.write_known_hosts(true, false);
+    let message = Session::connect(&net.target()).unwrap_err().to_string();
+    assert!(
+        message.starts_with(&format!("through jump host root@{}: host key for {}:22 is not in ", net.jump, net.target)),
+        "{message}"
+    );
+    // J unknown, trust on first use for J only: J's key is added, T's checked.
+    net.write_known_hosts(false, true);
+    let mut target = net.target();
+    target.jumps[0].accept_new_host_keys = true;
+    let session = Session::connect(&target).unwrap();
+    assert!(session.jumps()[0].host_key_added);
+    assert!(!session.host_key_added());
+    drop(session);
+    let known = fs::read_to_string(net.path("known_hosts")).unwrap();
+    assert_eq!(known.lines().filter(|l| l.starts_with(&format!("{} ", net.jump))).count(), 1, "{known}");
+    assert!(Session::connect(&net.target()).is_ok(), "the added key is known now");
+}
+
+#[test]
+fn a_jump_host_that_cannot_reach_the_next_one_says_so() {
+    let net = jump_net_or_skip!();
+    let mut target = net.target();
+    target.port = 2222;
+    let message = Session::connect(&target).unwrap_err().to_string();
+    assert!(
+        message.starts_with(&format!("jump host root@{} could not open a connection to {}:2222: ", net.jump, net.target)),
+        "{message}"
+    );
+    assert_eq!(pump_threads(), 0);
+}
+
+#[test]
+fn a_silent_host_behind_a_jump_host_is_bounded_by_connect_timeout() {
+    let net = jump_net_or_skip!();
+    if !Path::new("/usr/bin/python3").exists() {
+        assert!(std::env::var_os("MIGREADY_REQUIRE_SSHD").is_none(), "MIGREADY_REQUIRE_SSHD is set but /usr/bin/python3 is missing");
+        eprintln!("!!! SKIPPED the silent host behind a jump host: no /usr/bin/python3");
+        return;
+    }
+    // In T: accepts TCP on 2222 and never says a word (ends by itself after 30 s).
+    let listener = format!(
+        "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('{}',2222))\ns.listen()\nprint('ready',flush=True)\nc=s.accept()\ntime.sleep(30)\n",
+        net.target
+    );
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", net.target_ns(), "/usr/bin/python3", "-c", &listener])
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ready = [0u8; 6];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut ready).unwrap();
+    let mut target = net.target();
+    target.port = 2222;
+    target.connect_timeout = Duration::from_secs(2);
+    let started = Instant::now();
+    let err = Session::connect(&target).unwrap_err();
+    let elapsed = started.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(elapsed >= Duration::from_millis(1500) && elapsed < Duration::from_secs(4), "took {elapsed:?}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "through jump host root@{}: timed out after 2s waiting for the ssh handshake from {}:2222; ",
+            net.jump, net.target
+        )),
+        "{err}"
+    );
+    assert_eq!(pump_threads(), 0);
+}
+
+#[test]
+fn a_jump_host_dying_mid_session_fails_the_next_command_promptly() {
+    let net = jump_net_or_skip!();
+    let mut target = net.target();
+    target.command_timeout = Duration::from_secs(30);
+    let mut session = Session::connect(&target).unwrap();
+    assert!(session.exec("true", b"", false).unwrap().success());
+    net.kill_jump();
+    let started = Instant::now();
+    let err = session.exec("sleep 20", b"", false).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}: {err}", started.elapsed());
+    assert!(matches!(err, ExecError::Channel(_)), "{err:?}");
+    drop(session);
+    assert_eq!(pump_threads(), 0);
 }

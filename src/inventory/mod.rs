@@ -10,7 +10,10 @@
 //! word.
 
 mod fields;
+mod ssh_config;
 
+#[cfg(test)]
+mod ssh_tests;
 #[cfg(test)]
 mod tests;
 
@@ -26,6 +29,7 @@ use crate::nova_release::NovaRelease;
 use fields::{
     Lines, check_address, check_host_name, check_user, describe, expand_path, is_valid_source,
 };
+use ssh_config::{ConfigError, HopSpec, SshConfig, Tokens};
 
 /// Default SSH user.
 pub const DEFAULT_USER: &str = "root";
@@ -41,6 +45,10 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_LIBVIRT_PORT: u16 = 16509;
 /// Largest accepted timeout, in seconds (one day).
 pub const MAX_TIMEOUT_SECS: i64 = 86_400;
+/// Default OpenSSH client configuration read for every host (before `~` expansion).
+pub const DEFAULT_SSH_CONFIG: &str = "~/.ssh/config";
+/// Most jump hosts on the way to one host.
+pub const MAX_JUMPS: usize = 8;
 
 /// A loaded, validated inventory.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +92,36 @@ pub struct HostSpec {
     pub nova_release: Option<NovaRelease>,
     /// 1-based line of this host's `[[hosts]]` header, for messages.
     pub line: usize,
+    /// What ssh_config and `proxy_jump` add: more keys, jump hosts.
+    pub ssh: SshOptions,
+}
+
+/// What ssh_config and `proxy_jump` add to how a host is reached.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SshOptions {
+    /// Keys named by ssh_config's `IdentityFile` lines, in order: offered when
+    /// the inventory sets no `identity_file`.
+    pub identity_files: Vec<PathBuf>,
+    /// Jump hosts, the first one connected to directly; empty: SSH goes
+    /// straight to the host.
+    pub jumps: Vec<Jump>,
+}
+
+/// One jump host (`ProxyJump`, `proxy_jump`), with everything resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Jump {
+    /// As written in the ProxyJump list (`ops@bastion:2222`), for messages.
+    pub name: String,
+    /// Where SSH connects (ssh_config's HostName for that name, else the name).
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    /// Keys to offer; empty: ssh-agent and the default `~/.ssh` keys.
+    pub identity_files: Vec<PathBuf>,
+    /// The jump host's key is verified against this file.
+    pub known_hosts: PathBuf,
+    /// Trust on first use for the jump host's key (a changed key is always an error).
+    pub accept_new_host_keys: bool,
 }
 
 /// The `[policy]` table: what the libvirt/firewall checks expect.
@@ -240,7 +278,10 @@ const DEFAULTS_KEYS: &[&str] = &[
     "connect_timeout",
     "command_timeout",
     "accept_new_host_keys",
+    "proxy_jump",
 ];
+/// Keys allowed in `[defaults]` only.
+const DEFAULTS_ONLY_KEYS: &[&str] = &["ssh_config"];
 /// Keys allowed in a `[[hosts]]` entry besides [`DEFAULTS_KEYS`].
 const HOST_KEYS: &[&str] = &["name", "address", "nova_release"];
 /// Keys allowed in `[checks]`.
@@ -259,6 +300,8 @@ struct Connection {
     connect_timeout: Option<Duration>,
     command_timeout: Option<Duration>,
     accept_new_host_keys: Option<bool>,
+    /// `proxy_jump`: the hops (empty for `"none"`).
+    proxy_jump: Option<Vec<HopSpec>>,
 }
 
 impl Connection {
@@ -274,6 +317,7 @@ impl Connection {
             connect_timeout: self.connect_timeout.or(defaults.connect_timeout),
             command_timeout: self.command_timeout.or(defaults.command_timeout),
             accept_new_host_keys: self.accept_new_host_keys.or(defaults.accept_new_host_keys),
+            proxy_jump: self.proxy_jump.or_else(|| defaults.proxy_jump.clone()),
         }
     }
 }
@@ -334,6 +378,8 @@ impl Parser<'_> {
         })?;
 
         let mut defaults = Connection::default();
+        // `[defaults] ssh_config`: Some(None) when disabled with "", with the value's span.
+        let mut ssh_config_key: Option<(Option<PathBuf>, Option<Range<usize>>)> = None;
         let mut raw_hosts = Vec::new();
         let mut skip = Vec::new();
         let mut policy = Policy::default();
@@ -343,8 +389,17 @@ impl Parser<'_> {
             match key {
                 "defaults" => {
                     let table = self.table(item, "defaults")?;
-                    self.check_keys(table, DEFAULTS_KEYS, &[], "in [defaults]")?;
+                    self.check_keys(table, DEFAULTS_KEYS, DEFAULTS_ONLY_KEYS, "in [defaults]")?;
                     defaults = self.connection(table, "defaults")?;
+                    if let Some(item) = table.get("ssh_config") {
+                        let name = "defaults.ssh_config";
+                        let path = if self.string(item, name)?.is_empty() {
+                            None
+                        } else {
+                            Some(self.path_value(item, name)?)
+                        };
+                        ssh_config_key = Some((path, item.span()));
+                    }
                 }
                 "hosts" => raw_hosts = self.hosts(item)?,
                 "checks" => skip = self.checks(item)?,
@@ -356,11 +411,12 @@ impl Parser<'_> {
             }
         }
 
+        let ssh = self.ssh_config(ssh_config_key)?;
         // Expanded once, not per host.
         let default_known_hosts = expand_path(DEFAULT_KNOWN_HOSTS, self.base_dir, self.home);
         let hosts = raw_hosts
             .into_iter()
-            .map(|raw| self.apply_defaults(raw, &defaults, &default_known_hosts))
+            .map(|raw| self.apply_defaults(raw, &defaults, &default_known_hosts, &ssh))
             .collect::<Result<_, _>>()?;
         Ok(Inventory {
             path: self.path.to_path_buf(),
@@ -447,40 +503,230 @@ impl Parser<'_> {
         Ok(hosts)
     }
 
+    /// Reads the OpenSSH client configuration: the file `[defaults] ssh_config`
+    /// names (an error if it does not exist), none for `ssh_config = ""`, else
+    /// `~/.ssh/config` when it exists.
+    fn ssh_config(
+        &self,
+        key: Option<(Option<PathBuf>, Option<Range<usize>>)>,
+    ) -> Result<SshConfig, InventoryError> {
+        let (path, explicit) = match key {
+            Some((None, _)) => return Ok(SshConfig::default()),
+            Some((Some(path), span)) => (path, Some(span)),
+            None => match expand_path(DEFAULT_SSH_CONFIG, self.base_dir, self.home) {
+                Ok(path) => (path, None),
+                // No $HOME: no default file either.
+                Err(_) => return Ok(SshConfig::default()),
+            },
+        };
+        SshConfig::load(&path, self.home, explicit.is_none()).map_err(|e| match explicit {
+            Some(span) if e.line == 0 => self.error(
+                span,
+                format!(
+                    "defaults.ssh_config: {}: {}",
+                    path.display(),
+                    e.message.trim_start_matches("cannot read ssh_config: ")
+                ),
+            ),
+            _ => config_error(e, None),
+        })
+    }
+
+    /// Applies `[defaults]`, then ssh_config, then migready's defaults, key by
+    /// key: what the inventory says wins, then the first value ssh_config
+    /// gives for the host.
     fn apply_defaults(
         &self,
         raw: RawHost,
         defaults: &Connection,
         default_known_hosts: &Result<PathBuf, String>,
+        ssh: &SshConfig,
     ) -> Result<HostSpec, InventoryError> {
         let connection = raw.connection.or(defaults);
-        let known_hosts = match (connection.known_hosts, default_known_hosts) {
-            (Some(path), _) => path,
-            (None, Ok(path)) => path.clone(),
-            (None, Err(reason)) => {
-                return Err(self.error(
-                    raw.span.clone(),
-                    format!("known_hosts: default {DEFAULT_KNOWN_HOSTS:?}: {reason}"),
-                ));
-            }
+        let (line, _) = self.position(raw.span.clone());
+        let whose = format!("host {:?} at {}:{line}", raw.name, self.path.display());
+        let cfg = |e: ConfigError| config_error(e, Some(&whose));
+
+        let mut names = vec![raw.name.as_str()];
+        if let Some(address) = raw.address.as_deref().filter(|a| *a != raw.name) {
+            names.push(address);
+        }
+        let found = ssh.lookup(&names);
+        let address = match (&raw.address, found.host_name) {
+            (Some(address), _) => address.clone(),
+            (None, Some(opt)) => ssh_config::host_name(ssh, opt, &raw.name).map_err(cfg)?,
+            (None, None) => raw.name.clone(),
         };
-        let (line, _) = self.position(raw.span);
+        let user = match (&connection.user, found.user) {
+            (Some(user), _) => user.clone(),
+            (None, Some(opt)) => ssh_config::user(ssh, opt).map_err(cfg)?,
+            (None, None) => DEFAULT_USER.to_string(),
+        };
+        let port = match (connection.port, found.port) {
+            (Some(port), _) => port,
+            (None, Some(opt)) => ssh_config::port(ssh, opt).map_err(cfg)?,
+            (None, None) => DEFAULT_PORT,
+        };
+        let connect_timeout = match (connection.connect_timeout, found.connect_timeout) {
+            (Some(timeout), _) => timeout,
+            (None, Some(opt)) => {
+                ssh_config::connect_timeout(ssh, opt, MAX_TIMEOUT_SECS).map_err(cfg)?
+            }
+            (None, None) => DEFAULT_CONNECT_TIMEOUT,
+        };
+        let tokens = Tokens {
+            host: &address,
+            original: &raw.name,
+            remote_user: &user,
+            port,
+        };
+        let default_known = || match default_known_hosts {
+            Ok(path) => Ok(path.clone()),
+            Err(reason) => Err(self.error(
+                raw.span.clone(),
+                format!("known_hosts: default {DEFAULT_KNOWN_HOSTS:?}: {reason}"),
+            )),
+        };
+        let known_hosts = match (&connection.known_hosts, found.known_hosts) {
+            (Some(path), _) => path.clone(),
+            (None, Some(opt)) => known_hosts_file(ssh, opt, &tokens).map_err(cfg)?,
+            (None, None) => default_known()?,
+        };
+        let accept_new_host_keys = match (connection.accept_new_host_keys, found.strict) {
+            (Some(accept), _) => accept,
+            (None, Some(opt)) => ssh_config::accept_new(ssh, opt).map_err(cfg)?,
+            (None, None) => false,
+        };
+        let identity_files = match &connection.identity_file {
+            Some(_) => Vec::new(),
+            None => identity_files(ssh, &found.identity_files, &tokens).map_err(cfg)?,
+        };
+
+        // The jump hosts: the inventory's, else ssh_config's; then what
+        // ssh_config says of the first hop's own jump hosts, as ssh does.
+        let mut chain: Vec<HopSpec> = match (&connection.proxy_jump, found.proxy) {
+            (Some(hops), _) => hops.clone(),
+            (None, Some(opt)) => ssh_config::jumps(ssh, opt).map_err(cfg)?,
+            (None, None) => Vec::new(),
+        };
+        let mut seen: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+        seen.extend(chain.iter().map(|h| h.host.to_ascii_lowercase()));
+        while let Some(first) = chain.first() {
+            let Some(opt) = ssh.lookup(&[&first.host]).proxy else {
+                break;
+            };
+            let before = ssh_config::jumps(ssh, opt).map_err(cfg)?;
+            if before.is_empty() {
+                break;
+            }
+            if let Some(hop) = before
+                .iter()
+                .find(|h| seen.contains(&h.host.to_ascii_lowercase()))
+            {
+                return Err(cfg(ssh.error(
+                    opt.at,
+                    None,
+                    format!(
+                        "{}: ProxyJump loop: {} is reached through {} again; exclude the jump host from the Host \
+                         patterns (e.g. \"Host * !{}\")",
+                        opt.keyword, first.host, hop.host, hop.host
+                    ),
+                )));
+            }
+            seen.extend(before.iter().map(|h| h.host.to_ascii_lowercase()));
+            chain.splice(0..0, before);
+            if chain.len() > MAX_JUMPS {
+                break;
+            }
+        }
+        if chain.len() > MAX_JUMPS {
+            return Err(self.error(
+                raw.span.clone(),
+                format!("{}: more than {MAX_JUMPS} jump hosts on the way", raw.name),
+            ));
+        }
+        let jumps = chain
+            .iter()
+            .map(|hop| self.jump(hop, &connection, &user, ssh, &default_known, &cfg))
+            .collect::<Result<Vec<_>, _>>()?;
+
         Ok(HostSpec {
-            address: raw.address.unwrap_or_else(|| raw.name.clone()),
+            address,
             name: raw.name,
-            port: connection.port.unwrap_or(DEFAULT_PORT),
-            user: connection.user.unwrap_or_else(|| DEFAULT_USER.to_string()),
+            port,
+            user,
             identity_file: connection.identity_file,
             known_hosts,
-            accept_new_host_keys: connection.accept_new_host_keys.unwrap_or(false),
-            connect_timeout: connection
-                .connect_timeout
-                .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            accept_new_host_keys,
+            connect_timeout,
             command_timeout: connection
                 .command_timeout
                 .unwrap_or(DEFAULT_COMMAND_TIMEOUT),
             nova_release: raw.nova_release,
             line,
+            ssh: SshOptions {
+                identity_files,
+                jumps,
+            },
+        })
+    }
+
+    /// One jump host: user and port as written, else ssh_config's for that
+    /// name, else the host's user and port 22; keys, known_hosts and host key
+    /// checking from the inventory, else ssh_config's for that name, else
+    /// migready's defaults.
+    fn jump(
+        &self,
+        hop: &HopSpec,
+        connection: &Connection,
+        host_user: &str,
+        ssh: &SshConfig,
+        default_known: &dyn Fn() -> Result<PathBuf, InventoryError>,
+        cfg: &dyn Fn(ConfigError) -> InventoryError,
+    ) -> Result<Jump, InventoryError> {
+        let found = ssh.lookup(&[&hop.host]);
+        let address = match found.host_name {
+            Some(opt) => ssh_config::host_name(ssh, opt, &hop.host).map_err(cfg)?,
+            None => hop.host.clone(),
+        };
+        let user = match (&hop.user, found.user) {
+            (Some(user), _) => user.clone(),
+            (None, Some(opt)) => ssh_config::user(ssh, opt).map_err(cfg)?,
+            (None, None) => host_user.to_string(),
+        };
+        let port = match (hop.port, found.port) {
+            (Some(port), _) => port,
+            (None, Some(opt)) => ssh_config::port(ssh, opt).map_err(cfg)?,
+            (None, None) => DEFAULT_PORT,
+        };
+        let tokens = Tokens {
+            host: &address,
+            original: &hop.host,
+            remote_user: &user,
+            port,
+        };
+        let identity_files = match &connection.identity_file {
+            Some(path) => vec![path.clone()],
+            None => identity_files(ssh, &found.identity_files, &tokens).map_err(cfg)?,
+        };
+        let known_hosts = match (&connection.known_hosts, found.known_hosts) {
+            (Some(path), _) => path.clone(),
+            (None, Some(opt)) => known_hosts_file(ssh, opt, &tokens).map_err(cfg)?,
+            (None, None) => default_known()?,
+        };
+        let accept_new_host_keys = match (connection.accept_new_host_keys, found.strict) {
+            (Some(accept), _) => accept,
+            (None, Some(opt)) => ssh_config::accept_new(ssh, opt).map_err(cfg)?,
+            (None, None) => false,
+        };
+        Ok(Jump {
+            name: hop.to_string(),
+            address,
+            port,
+            user,
+            identity_files,
+            known_hosts,
+            accept_new_host_keys,
         })
     }
 
@@ -503,6 +749,18 @@ impl Parser<'_> {
                 "command_timeout" => connection.command_timeout = Some(self.timeout(item, name)?),
                 "accept_new_host_keys" => {
                     connection.accept_new_host_keys = Some(self.boolean(item, name)?)
+                }
+                "proxy_jump" => {
+                    let value = self.string(item, name)?;
+                    let hops = ssh_config::parse_jumps(value)
+                        .map_err(|reason| self.error(item.span(), format!("{name}: {reason}")))?;
+                    if hops.len() > MAX_JUMPS {
+                        return Err(self.error(
+                            item.span(),
+                            format!("{name}: more than {MAX_JUMPS} jump hosts"),
+                        ));
+                    }
+                    connection.proxy_jump = Some(hops);
                 }
                 // Host-only keys, read by the caller; unknown keys were
                 // rejected by `check_keys`.
@@ -808,4 +1066,44 @@ impl Parser<'_> {
             message: message.into(),
         }
     }
+}
+
+/// An ssh_config error as an inventory error; `whose` names the host that uses
+/// the value.
+fn config_error(e: ConfigError, whose: Option<&str>) -> InventoryError {
+    InventoryError {
+        path: e.path,
+        line: e.line,
+        column: e.column,
+        message: match whose {
+            Some(whose) => format!("{} (ssh_config, for {whose})", e.message),
+            None => e.message,
+        },
+    }
+}
+
+/// UserKnownHostsFile's first file (`none`: /dev/null, no file).
+fn known_hosts_file(
+    ssh: &SshConfig,
+    opt: &ssh_config::Opt,
+    tokens: &Tokens,
+) -> Result<PathBuf, ConfigError> {
+    Ok(ssh_config::path(ssh, opt, tokens)?.unwrap_or_else(|| PathBuf::from("/dev/null")))
+}
+
+/// The IdentityFile lines' files, in order, without repeats (`none` skipped).
+fn identity_files(
+    ssh: &SshConfig,
+    opts: &[&ssh_config::Opt],
+    tokens: &Tokens,
+) -> Result<Vec<PathBuf>, ConfigError> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for opt in opts {
+        if let Some(path) = ssh_config::path(ssh, opt, tokens)?
+            && !files.contains(&path)
+        {
+            files.push(path);
+        }
+    }
+    Ok(files)
 }

@@ -99,6 +99,7 @@ skip = ["nova.compute", "libvirt.listen", "nova.compute"]
                 command_timeout: Duration::from_secs(90),
                 nova_release: Some(NovaRelease::MITAKA),
                 line: 11,
+                ssh: SshOptions::default(),
             },
             HostSpec {
                 name: "compute02".into(),
@@ -112,6 +113,7 @@ skip = ["nova.compute", "libvirt.listen", "nova.compute"]
                 command_timeout: Duration::from_secs(90),
                 nova_release: None,
                 line: 16,
+                ssh: SshOptions::default(),
             },
         ]
     );
@@ -148,6 +150,7 @@ fn built_in_defaults() {
             command_timeout: Duration::from_secs(60),
             nova_release: None,
             line: 1,
+            ssh: SshOptions::default(),
         }]
     );
     assert_eq!(inventory.policy, Policy::default());
@@ -863,6 +866,14 @@ fn example_file_loads() {
         Some(path.parent().unwrap().join("keys/compute02"))
     );
     assert!(c2.accept_new_host_keys);
+    let jumps: Vec<(&str, &str, u16)> = c2
+        .ssh
+        .jumps
+        .iter()
+        .map(|j| (j.address.as_str(), j.user.as_str(), j.port))
+        .collect();
+    assert_eq!(jumps, [("bastion.example.net", "ops", 22)]);
+    assert!(c1.ssh.jumps.is_empty());
     assert_eq!(inventory.skip, vec!["nova.compute"]);
     assert_eq!(inventory.policy, Policy::default());
 

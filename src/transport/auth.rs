@@ -19,11 +19,12 @@ pub(super) enum AuthFailure {
     Rejected(Vec<String>),
 }
 
-/// Authenticates `user` on the handshaken session `ssh`.
+/// Authenticates `user` on the handshaken session `ssh`, with ssh-agent and then
+/// `identities` (the default `~/.ssh` keys when empty).
 pub(super) fn authenticate(
     ssh: &ssh2::Session,
     user: &str,
-    identity: Option<&Path>,
+    identities: &[PathBuf],
 ) -> Result<(), AuthFailure> {
     let mut tried = Vec::new();
 
@@ -35,9 +36,10 @@ pub(super) fn authenticate(
         tried.push(label);
     }
 
-    let keys = match identity {
-        Some(path) => vec![path.to_path_buf()],
-        None => default_keys(),
+    let keys = if identities.is_empty() {
+        default_keys()
+    } else {
+        identities.to_vec()
     };
     for key in keys {
         match key_is_encrypted(&key) {

@@ -3,7 +3,10 @@
 //! [`Session::connect`] resolves the host, opens TCP within `connect_timeout`, runs
 //! the SSH handshake and authentication under the same deadline, verifies the host
 //! key against an OpenSSH `known_hosts` file (trust on first use only when asked),
-//! and runs `id -u` once to learn whether the login user is root.
+//! and runs `id -u` once to learn whether the login user is root. Through jump hosts
+//! ([`Target::jumps`], ProxyJump) each hop is such a connection too, host key verified
+//! and authenticated, and the next one runs over its `direct-tcpip` channel (see
+//! `tunnel.rs`); `connect_timeout` bounds the whole chain.
 //! [`Session::exec`] and [`Session::run_script`] run commands with separate stdout
 //! and stderr, stdin fed in, and the whole exchange bounded by `command_timeout`.
 //!
@@ -12,11 +15,13 @@
 
 mod auth;
 mod known_hosts;
+mod tunnel;
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -45,10 +50,11 @@ pub struct Target {
     pub port: u16,
     /// Login user.
     pub user: String,
-    /// Private key to authenticate with. When `None`, ssh-agent (if `SSH_AUTH_SOCK`
-    /// is set) and then `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa` (those that exist)
-    /// are tried. Passphrase-protected keys are only usable through ssh-agent.
-    pub identity_file: Option<PathBuf>,
+    /// Private keys to authenticate with, after the keys of ssh-agent (if
+    /// `SSH_AUTH_SOCK` is set). When empty, `~/.ssh/id_ed25519`, `id_ecdsa`,
+    /// `id_rsa` (those that exist) are tried. Passphrase-protected keys are only
+    /// usable through ssh-agent.
+    pub identity_files: Vec<PathBuf>,
     /// OpenSSH `known_hosts` file; a missing file means every host key is unknown.
     pub known_hosts: PathBuf,
     /// Trust on first use: append an unknown host key to `known_hosts` (see
@@ -58,17 +64,73 @@ pub struct Target {
     pub connect_timeout: Duration,
     /// Bound on each [`Session::exec`] / [`Session::run_script`], start to exit status.
     pub command_timeout: Duration,
+    /// Jump hosts, the first one reached over TCP, each next one (and then the host)
+    /// through a `direct-tcpip` channel of the previous one. Empty: straight there.
+    pub jumps: Vec<Hop>,
+}
+
+/// One jump host on the way to a [`Target`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    /// As written (`ops@bastion:2222`), for messages.
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    /// As [`Target::identity_files`].
+    pub identity_files: Vec<PathBuf>,
+    /// The jump host's key is verified against this file, under its own name.
+    pub known_hosts: PathBuf,
+    /// As [`Target::accept_new_host_keys`], for this jump host's key.
+    pub accept_new_host_keys: bool,
+}
+
+/// A jump host a [`Session`] went through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JumpInfo {
+    /// As written ([`Hop::name`]).
+    pub name: String,
+    /// `address:port`.
+    pub endpoint: String,
+    pub user: String,
+    /// Its host key, `SHA256:...`.
+    pub fingerprint: String,
+    /// Its key was unknown and appended to known_hosts (trust on first use).
+    pub host_key_added: bool,
+    /// That known_hosts file.
+    pub known_hosts: PathBuf,
+}
+
+/// What one connection on the way needs: the host or a jump host.
+struct Peer<'a> {
+    address: &'a str,
+    port: u16,
+    user: &'a str,
+    identity_files: &'a [PathBuf],
+    known_hosts: &'a Path,
+    accept_new_host_keys: bool,
+}
+
+impl Peer<'_> {
+    fn endpoint(&self) -> String {
+        endpoint_of(self.address, self.port)
+    }
+}
+
+/// `address:port` (`[address]:port` for IPv6 literals).
+fn endpoint_of(address: &str, port: u16) -> String {
+    let address = bare_address(address);
+    if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
 }
 
 impl Target {
     /// `address:port` (`[address]:port` for IPv6 literals), as used in messages.
     pub fn endpoint(&self) -> String {
-        let address = bare_address(&self.address);
-        if address.contains(':') {
-            format!("[{address}]:{}", self.port)
-        } else {
-            format!("{address}:{}", self.port)
-        }
+        endpoint_of(&self.address, self.port)
     }
 }
 
@@ -172,6 +234,28 @@ pub enum ConnectError {
         user: String,
         message: String,
     },
+    /// A jump host could not be reached, verified or logged in to.
+    #[error("jump host {hop}: {error}")]
+    Jump {
+        hop: String,
+        error: Box<ConnectError>,
+    },
+    /// The jump host did not open the connection to the next one.
+    #[error(
+        "jump host {via} could not open a connection to {to}: {message}; check that {to} is up, \
+         that the jump host can reach it and that its sshd allows TCP forwarding"
+    )]
+    Tunnel {
+        via: String,
+        to: String,
+        message: String,
+    },
+    /// The host, reached through jump hosts, failed as above.
+    #[error("through jump host {via}: {error}")]
+    Through {
+        via: String,
+        error: Box<ConnectError>,
+    },
     /// A local failure outside the cases above.
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),
@@ -248,6 +332,10 @@ pub struct Session {
     /// A channel was given up (timeout or error) and libssh2 may still wait for its
     /// close: dropping must not block on it.
     abandoned: bool,
+    /// The jump hosts gone through, first first.
+    jumps: Vec<JumpInfo>,
+    /// Their pumps; dropped after `ssh` (field order), innermost first.
+    _chain: tunnel::Chain,
 }
 
 impl fmt::Debug for Session {
@@ -269,105 +357,82 @@ enum Fail {
 
 impl Session {
     /// Connects, verifies the host key, authenticates and checks the remote uid, all
-    /// within `t.connect_timeout` (name resolution itself is not bounded).
+    /// within `t.connect_timeout` (name resolution itself is not bounded). With jump
+    /// hosts, each one is connected to, verified and authenticated in turn, and the
+    /// next connection goes through it; the same deadline bounds the whole chain.
     pub fn connect(t: &Target) -> Result<Session, ConnectError> {
         let deadline = Instant::now() + t.connect_timeout;
         let endpoint = t.endpoint();
+        let target = Peer {
+            address: &t.address,
+            port: t.port,
+            user: &t.user,
+            identity_files: &t.identity_files,
+            known_hosts: &t.known_hosts,
+            accept_new_host_keys: t.accept_new_host_keys,
+        };
+        let hops: Vec<Peer> = t
+            .jumps
+            .iter()
+            .map(|hop| Peer {
+                address: &hop.address,
+                port: hop.port,
+                user: &hop.user,
+                identity_files: &hop.identity_files,
+                known_hosts: &hop.known_hosts,
+                accept_new_host_keys: hop.accept_new_host_keys,
+            })
+            .collect();
+
+        let mut chain = tunnel::Chain::default();
+        let mut jumps: Vec<JumpInfo> = Vec::new();
+        let (ssh, fingerprint, host_key_added) = match hops.first() {
+            None => {
+                let tcp = connect_tcp(&target, deadline, t.connect_timeout)?;
+                establish(tcp, &target, deadline, t.connect_timeout)?
+            }
+            Some(first) => {
+                let in_hop = |i: usize| {
+                    let hop = t.jumps[i].name.clone();
+                    move |error: ConnectError| ConnectError::Jump {
+                        hop,
+                        error: Box::new(error),
+                    }
+                };
+                let tcp = connect_tcp(first, deadline, t.connect_timeout).map_err(in_hop(0))?;
+                let mut current = establish(tcp, first, deadline, t.connect_timeout).map_err(in_hop(0))?;
+                let mut index = 0;
+                loop {
+                    let (ssh, fingerprint, added) = current;
+                    let hop = &t.jumps[index];
+                    jumps.push(JumpInfo {
+                        name: hop.name.clone(),
+                        endpoint: hops[index].endpoint(),
+                        user: hop.user.clone(),
+                        fingerprint,
+                        host_key_added: added,
+                        known_hosts: hop.known_hosts.clone(),
+                    });
+                    let next = hops.get(index + 1).unwrap_or(&target);
+                    let stream = open_tunnel(ssh, &hop.name, next, deadline, t.connect_timeout, &mut chain)?;
+                    index += 1;
+                    if index == hops.len() {
+                        let through = |error: ConnectError| ConnectError::Through {
+                            via: hop.name.clone(),
+                            error: Box::new(error),
+                        };
+                        break establish(stream, next, deadline, t.connect_timeout).map_err(through)?;
+                    }
+                    current = establish(stream, next, deadline, t.connect_timeout).map_err(in_hop(index))?;
+                }
+            }
+        };
+
         let timeout = |during| ConnectError::Timeout {
             endpoint: endpoint.clone(),
             after: t.connect_timeout,
             during,
         };
-
-        let known =
-            KnownHostsFile::load(&t.known_hosts).map_err(|error| ConnectError::KnownHosts {
-                path: t.known_hosts.clone(),
-                action: "read",
-                error,
-            })?;
-        let tcp = connect_tcp(t, &endpoint, deadline)?;
-        // Small request/response exchanges: do not wait for Nagle.
-        let _ = tcp.set_nodelay(true);
-
-        let mut ssh = ssh2::Session::new().map_err(io::Error::from)?;
-        let host = known_hosts::host_pattern(bare_address(&t.address), t.port);
-        known_hosts::prefer_key_types(&ssh, &known.key_types_for(&ssh, &host));
-        ssh.set_tcp_stream(tcp);
-        ssh.set_blocking(true);
-
-        const HANDSHAKE: &str = "waiting for the ssh handshake from";
-        set_budget(&ssh, deadline).ok_or_else(|| timeout(HANDSHAKE))?;
-        ssh.handshake().map_err(|e| {
-            if e.code() == ssh2::ErrorCode::Session(LIBSSH2_ERROR_TIMEOUT) {
-                timeout(HANDSHAKE)
-            } else {
-                ConnectError::Handshake {
-                    endpoint: endpoint.clone(),
-                    message: lowercase_first(e.message()),
-                }
-            }
-        })?;
-
-        let no_key = || ConnectError::Handshake {
-            endpoint: endpoint.clone(),
-            message: "the server sent no host key".into(),
-        };
-        let key = ssh.host_key().ok_or_else(no_key)?.0.to_vec();
-        let fingerprint = format!(
-            "SHA256:{}",
-            STANDARD_NO_PAD.encode(
-                ssh.host_key_hash(ssh2::HashType::Sha256)
-                    .ok_or_else(no_key)?
-            )
-        );
-        let verdict = known
-            .verify(&ssh, &host, &key)
-            .map_err(|e| ConnectError::KnownHosts {
-                path: t.known_hosts.clone(),
-                action: "check",
-                error: e.into(),
-            })?;
-        let host_key_added = match verdict {
-            Verdict::Known => false,
-            Verdict::Unknown if t.accept_new_host_keys => {
-                known
-                    .append(&host, &key)
-                    .map_err(|error| ConnectError::KnownHosts {
-                        path: t.known_hosts.clone(),
-                        action: "add the host key to",
-                        error,
-                    })?;
-                true
-            }
-            Verdict::Unknown => {
-                return Err(ConnectError::HostKeyUnknown {
-                    endpoint,
-                    fingerprint,
-                    known_hosts: t.known_hosts.clone(),
-                });
-            }
-            Verdict::Changed { line } => {
-                return Err(ConnectError::HostKeyChanged {
-                    endpoint,
-                    fingerprint,
-                    known_hosts: t.known_hosts.clone(),
-                    line: Some(line),
-                });
-            }
-        };
-
-        const AUTH: &str = "authenticating to";
-        set_budget(&ssh, deadline).ok_or_else(|| timeout(AUTH))?;
-        auth::authenticate(&ssh, &t.user, t.identity_file.as_deref()).map_err(|failure| {
-            match failure {
-                auth::AuthFailure::Timeout => timeout(AUTH),
-                auth::AuthFailure::Rejected(tried) => ConnectError::Auth {
-                    user: t.user.clone(),
-                    tried,
-                },
-            }
-        })?;
-
         let mut session = Session {
             ssh,
             endpoint: endpoint.clone(),
@@ -377,17 +442,33 @@ impl Session {
             is_root: false,
             command_timeout: t.command_timeout,
             abandoned: false,
+            jumps,
+            _chain: chain,
         };
-        session.is_root = session.check_uid(deadline).map_err(|e| match e {
-            Fail::Timeout => timeout("checking the login user on"),
-            Fail::Channel(error) => ConnectError::UserCheck {
-                endpoint: endpoint.clone(),
-                user: t.user.clone(),
-                message: error.to_string(),
-            },
+        session.is_root = session.check_uid(deadline).map_err(|e| {
+            let error = match e {
+                Fail::Timeout => timeout("checking the login user on"),
+                Fail::Channel(error) => ConnectError::UserCheck {
+                    endpoint: endpoint.clone(),
+                    user: t.user.clone(),
+                    message: error.to_string(),
+                },
+            };
+            match t.jumps.last() {
+                Some(hop) => ConnectError::Through {
+                    via: hop.name.clone(),
+                    error: Box::new(error),
+                },
+                None => error,
+            }
         })?;
         session.ssh.set_timeout(millis(t.command_timeout));
         Ok(session)
+    }
+
+    /// The jump hosts this session went through, first first (empty: direct).
+    pub fn jumps(&self) -> &[JumpInfo] {
+        &self.jumps
     }
 
     /// The server's host key as OpenSSH prints it: `SHA256:` and unpadded base64.
@@ -546,13 +627,146 @@ impl Drop for Session {
     }
 }
 
-/// Opens TCP to the first address that answers before `deadline`.
-fn connect_tcp(t: &Target, endpoint: &str, deadline: Instant) -> Result<TcpStream, ConnectError> {
+/// Runs the SSH handshake on `stream`, verifies the host key of `peer` against its
+/// known_hosts file and authenticates, before `deadline`. Returns the session (in
+/// blocking mode), the key's fingerprint and whether the key was added.
+fn establish<S: AsRawFd + 'static>(
+    stream: S,
+    peer: &Peer,
+    deadline: Instant,
+    connect_timeout: Duration,
+) -> Result<(ssh2::Session, String, bool), ConnectError> {
+    let endpoint = peer.endpoint();
+    let timeout = |during| ConnectError::Timeout {
+        endpoint: endpoint.clone(),
+        after: connect_timeout,
+        during,
+    };
+    let known = KnownHostsFile::load(peer.known_hosts).map_err(|error| ConnectError::KnownHosts {
+        path: peer.known_hosts.to_path_buf(),
+        action: "read",
+        error,
+    })?;
+
+    let mut ssh = ssh2::Session::new().map_err(io::Error::from)?;
+    let host = known_hosts::host_pattern(bare_address(peer.address), peer.port);
+    known_hosts::prefer_key_types(&ssh, &known.key_types_for(&ssh, &host));
+    ssh.set_tcp_stream(stream);
+    ssh.set_blocking(true);
+
+    const HANDSHAKE: &str = "waiting for the ssh handshake from";
+    set_budget(&ssh, deadline).ok_or_else(|| timeout(HANDSHAKE))?;
+    ssh.handshake().map_err(|e| {
+        if e.code() == ssh2::ErrorCode::Session(LIBSSH2_ERROR_TIMEOUT) {
+            timeout(HANDSHAKE)
+        } else {
+            ConnectError::Handshake {
+                endpoint: endpoint.clone(),
+                message: lowercase_first(e.message()),
+            }
+        }
+    })?;
+
+    let no_key = || ConnectError::Handshake {
+        endpoint: endpoint.clone(),
+        message: "the server sent no host key".into(),
+    };
+    let key = ssh.host_key().ok_or_else(no_key)?.0.to_vec();
+    let fingerprint = format!(
+        "SHA256:{}",
+        STANDARD_NO_PAD.encode(ssh.host_key_hash(ssh2::HashType::Sha256).ok_or_else(no_key)?)
+    );
+    let verdict = known.verify(&ssh, &host, &key).map_err(|e| ConnectError::KnownHosts {
+        path: peer.known_hosts.to_path_buf(),
+        action: "check",
+        error: e.into(),
+    })?;
+    let host_key_added = match verdict {
+        Verdict::Known => false,
+        Verdict::Unknown if peer.accept_new_host_keys => {
+            known.append(&host, &key).map_err(|error| ConnectError::KnownHosts {
+                path: peer.known_hosts.to_path_buf(),
+                action: "add the host key to",
+                error,
+            })?;
+            true
+        }
+        Verdict::Unknown => {
+            return Err(ConnectError::HostKeyUnknown {
+                endpoint,
+                fingerprint,
+                known_hosts: peer.known_hosts.to_path_buf(),
+            });
+        }
+        Verdict::Changed { line } => {
+            return Err(ConnectError::HostKeyChanged {
+                endpoint,
+                fingerprint,
+                known_hosts: peer.known_hosts.to_path_buf(),
+                line: Some(line),
+            });
+        }
+    };
+
+    const AUTH: &str = "authenticating to";
+    set_budget(&ssh, deadline).ok_or_else(|| timeout(AUTH))?;
+    auth::authenticate(&ssh, peer.user, peer.identity_files).map_err(|failure| match failure {
+        auth::AuthFailure::Timeout => timeout(AUTH),
+        auth::AuthFailure::Rejected(tried) => ConnectError::Auth {
+            user: peer.user.to_string(),
+            tried,
+        },
+    })?;
+    Ok((ssh, fingerprint, host_key_added))
+}
+
+/// Opens a `direct-tcpip` channel on the jump host's session `ssh` (named `via`)
+/// to `next`, before `deadline`, and bridges it to a socket (the link joins
+/// `chain`); returns the socket for the next session.
+fn open_tunnel(
+    ssh: ssh2::Session,
+    via: &str,
+    next: &Peer,
+    deadline: Instant,
+    connect_timeout: Duration,
+    chain: &mut tunnel::Chain,
+) -> Result<std::os::unix::net::UnixStream, ConnectError> {
+    let to = next.endpoint();
+    set_budget(&ssh, deadline).ok_or_else(|| ConnectError::Timeout {
+        endpoint: to.clone(),
+        after: connect_timeout,
+        during: "opening a connection through the jump host to",
+    })?;
+    let channel = match ssh.channel_direct_tcpip(bare_address(next.address), next.port, None) {
+        Ok(channel) => channel,
+        Err(e) if e.code() == ssh2::ErrorCode::Session(LIBSSH2_ERROR_TIMEOUT) => {
+            return Err(ConnectError::Timeout {
+                endpoint: to,
+                after: connect_timeout,
+                during: "opening a connection through the jump host to",
+            });
+        }
+        Err(e) => {
+            return Err(ConnectError::Tunnel {
+                via: via.to_string(),
+                to,
+                message: lowercase_first(e.message()),
+            });
+        }
+    };
+    let (link, stream) = tunnel::bridge(ssh, channel)?;
+    chain.push(link);
+    Ok(stream)
+}
+
+/// Opens TCP to the first address of `peer` that answers before `deadline`.
+fn connect_tcp(peer: &Peer, deadline: Instant, connect_timeout: Duration) -> Result<TcpStream, ConnectError> {
+    let endpoint = &peer.endpoint();
     let resolve_error = |error| ConnectError::Resolve {
         endpoint: endpoint.to_string(),
         error,
     };
-    let addrs: Vec<SocketAddr> = (bare_address(&t.address), t.port)
+    let addrs: Vec<SocketAddr> = (bare_address(peer.address), peer.port)
         .to_socket_addrs()
         .map_err(resolve_error)?
         .collect();
@@ -590,7 +804,7 @@ fn connect_tcp(t: &Target, endpoint: &str, deadline: Instant) -> Result<TcpStrea
         }
         _ => ConnectError::Timeout {
             endpoint,
-            after: t.connect_timeout,
+            after: connect_timeout,
             during: "connecting to",
         },
     })
@@ -859,11 +1073,12 @@ mod tests {
             address: "198.18.42.11".into(),
             port: 22,
             user: "ops".into(),
-            identity_file: None,
+            identity_files: vec![],
             known_hosts: "/root/.ssh/known_hosts".into(),
             accept_new_host_keys: false,
             connect_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(60),
+            jumps: vec![],
         };
         assert_eq!(t.endpoint(), "198.18.42.11:22");
         t.address = "[fd00::1]".into();

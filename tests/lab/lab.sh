@@ -12,6 +12,9 @@
 #                                            controller  a Zed control plane (bookworm only, one
 #                                                        per lab): the lab's bookworm computes
 #                                                        join its cloud, trixie ones stay alone
+#                                            jump        a jump host (bastion): sshd only, no
+#                                                        libvirt or Nova; not in inventory.toml
+#                                                        (listed in $STATE/jump_hosts)
 #                                   FIREWALL none (default) | reject (RHEL default ruleset,
 #                                            trailing REJECT) | drop (INPUT policy DROP) |
 #                                            firewalld (RHEL-like: eth0 in the default
@@ -24,6 +27,8 @@
 #   tests/lab/lab.sh reboot NAME [kill]  stop a host (orderly, or killed: a power cut)
 #                                   and boot it again on the same overlay
 #   tests/lab/lab.sh reset NAME     back to the state `up` gave it (same address, keys)
+#   tests/lab/lab.sh exec NAME CMD  run a command in a host without SSH (nsenter into its
+#                                   namespaces), e.g. to change a firewall that blocks SSH
 #
 # `up` writes $STATE/inventory.toml, $STATE/known_hosts and $STATE/id_ed25519
 # (STATE = ${MIGREADY_LAB_STATE:-/var/tmp/migready-lab}, or /var/tmp/migready-lab-ID
@@ -89,6 +94,7 @@ prepare_root() { # NAME SUITE PROFILE FIREWALL ROOT ALLHOSTS
 
     case $profile in
     socket) ;;
+    jump) prepare_jump "$root" ;;
     seed)
         # The seed's recipe, verbatim, on a socket-activated libvirt.
         printf 'listen_tls = 0\nlisten_tcp = 1\nauth_tcp = "none"\n' >>"$root/etc/libvirt/libvirtd.conf"
@@ -116,7 +122,7 @@ prepare_root() { # NAME SUITE PROFILE FIREWALL ROOT ALLHOSTS
         install -m 600 "$state/nova/clouds.yaml" "$root/etc/openstack/clouds.yaml"
         echo 'OS_CLOUD=lab' >>"$root/etc/environment"
         ;;
-    *) die "unknown profile '$profile' (socket, traditional, seed, controller)" ;;
+    *) die "unknown profile '$profile' (socket, traditional, seed, controller, jump)" ;;
     esac
     if joins_cloud "$suite" "$profile"; then
         join_root "$name" "$root"
@@ -175,7 +181,7 @@ UNIT
 # every compute host of its suite (bookworm: a Zed compute cannot join another release's
 # cloud, and the controller image is Zed).
 joins_cloud() { # SUITE PROFILE
-    [[ -f $state/nova/controller && $2 != controller && $1 == "$(cat "$state/nova/suite")" ]]
+    [[ -f $state/nova/controller && $2 != controller && $2 != jump && $1 == "$(cat "$state/nova/suite")" ]]
 }
 
 new_secret() { od -An -tx1 -N12 /dev/urandom | tr -d ' \n'; }
@@ -319,12 +325,13 @@ cmd_up() {
         log "${names[$i]} up at $(host_addr "${names[$i]}") (${suites[$i]}, ${profiles[$i]}, firewall ${fws[$i]})"
     done
 
-    # The controller is no compute host: it is not in the inventories.
+    # The controller and jump hosts are no compute hosts: they are not in the inventories.
     local -a computes=()
     for i in "${!names[@]}"; do
-        [[ ${profiles[$i]} == controller ]] || computes+=("${names[$i]}")
+        [[ ${profiles[$i]} == controller || ${profiles[$i]} == jump ]] || computes+=("${names[$i]}")
     done
     write_inventory "${computes[@]}"
+    write_jump_hosts "${names[@]}"
     log "inventory: $state/inventory.toml"
     [[ -z $ctl ]] || cloud_up "$ctl" "$t_boot" "${computes[@]}"
 }
@@ -413,6 +420,7 @@ wait_host() { # NAME: until SSH answers and libvirt is what the profile makes it
         sleep 0.5
     done
     [[ -n $ok ]] || { tail -20 "$state/hosts/$name/console.log" >&2; die "$name: no SSH after 60 s"; }
+    [[ $profile != jump ]] || return 0
     # libvirtd (socket-activated or started at boot) answers locally, except where the
     # profile breaks it on purpose (or a test left it broken: then after 30 s, as it is).
     if [[ $profile != seed && $profile != controller ]]; then
@@ -501,6 +509,44 @@ write_inventory() {
     } >"$state/inventory.toml"
 }
 
+prepare_jump() { # ROOT: a jump host runs sshd and nothing of libvirt or Nova
+    local root=$1 u
+    for u in nova-compute.service libvirtd.service libvirtd.socket libvirtd-ro.socket \
+        libvirtd-admin.socket libvirtd-tcp.socket libvirtd-tls.socket virtlogd.service virtlogd.socket \
+        virtlogd-admin.socket virtlockd.service virtlockd.socket virtlockd-admin.socket; do
+        ln -sf /dev/null "$root/etc/systemd/system/$u"
+    done
+}
+
+is_jump() { [[ $(cut -d: -f2 "$state/hosts/$1/spec") == jump ]]; }
+
+compute_names() { # NAME...: those that are not jump hosts
+    local n
+    for n in "$@"; do is_jump "$n" || echo "$n"; done
+}
+
+write_jump_hosts() { # NAME...: "NAME ADDRESS" of each jump host
+    local n
+    : >"$state/jump_hosts"
+    for n in "$@"; do
+        if is_jump "$n"; then echo "$n $(host_addr "$n")" >>"$state/jump_hosts"; fi
+    done
+}
+
+host_init() { # NAME: pid of the host's init (the container's pid 1)
+    local pid
+    pid=$(cat "$state/hosts/$1/pid")
+    pgrep -P "$pid" | head -1
+}
+
+cmd_exec() { # NAME CMD...: in the host's namespaces, without SSH
+    local name=${1:?usage: lab.sh exec NAME CMD...}; shift
+    [[ -f $state/hosts/$name/pid ]] || die "no host '$name' in $state"
+    local init; init=$(host_init "$name")
+    [[ -n $init ]] || die "$name is not running"
+    nsenter -t "$init" -m -u -i -n -p -- "$@"
+}
+
 cmd_down() {
     [[ -d $state ]] || { ip link del "$bridge" 2>/dev/null || true; return 0; }
     local d name pid
@@ -554,5 +600,6 @@ ssh) shift; cmd_ssh "$@" ;;
 status) cmd_status ;;
 reboot) shift; cmd_reboot "$@" ;;
 reset) shift; cmd_reset "$@" ;;
+exec) shift; cmd_exec "$@" ;;
 *) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

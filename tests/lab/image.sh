@@ -3,18 +3,35 @@
 # libvirt, QEMU and nova-compute, ready to boot under systemd-nspawn.
 #
 #   tests/lab/image.sh bookworm|trixie      -> prints the image directory
+#   tests/lab/image.sh controller           -> the bookworm image plus a Zed control
+#                                              plane (MariaDB, RabbitMQ, Keystone,
+#                                              Placement, Glance, Neutron server, Nova
+#                                              API/conductor/scheduler), unconfigured
 #
 # Images live under ${MIGREADY_LAB_CACHE:-/var/cache/migready/lab}/<suite>; a finished
 # image carries a .complete stamp and is reused as is. Delete the directory to rebuild.
 set -euo pipefail
 
-suite=${1:?usage: image.sh SUITE}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+suite=${1:?usage: image.sh bookworm|trixie|controller}
 cache=${MIGREADY_LAB_CACHE:-/var/cache/migready/lab}
 img=$cache/$suite
 # Bump when the recipe below changes so cached images are rebuilt.
 recipe=4
+# The controller's own recipe (image_controller); its stamp also names the base recipe.
+controller_recipe=1
 
-if [[ -f $img/.complete ]] && [[ $(cat "$img/.complete") == "$recipe" ]]; then
+if [[ $suite == controller ]]; then
+    stamp=$recipe.$controller_recipe
+else
+    stamp=$recipe
+fi
+# One build of an image at a time (the controller image builds on bookworm's, and
+# tests/run.sh builds both at once); a second caller waits, then reuses it.
+mkdir -p "$cache"
+exec 9>"$cache/.$suite.lock"
+flock 9
+if [[ -f $img/.complete ]] && [[ $(cat "$img/.complete") == "$stamp" ]]; then
     echo "$img"
     exit 0
 fi
@@ -28,6 +45,10 @@ if [[ -z $mirror ]]; then
     mirror=$(awk '$1 == "deb" && $2 !~ /^\[/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
 fi
 [[ -n $mirror ]] || { echo "image.sh: no Debian mirror found in apt sources; set MIGREADY_LAB_MIRROR" >&2; exit 1; }
+
+if [[ $suite == controller ]]; then
+    exec "$here/image-controller.sh" "$img" "$stamp" "$("$0" bookworm)"
+fi
 
 mkdir -p "$cache"
 tmp=$img.build

@@ -9,6 +9,9 @@
 #                                                        unit reads /etc/sysconfig/libvirtd
 #                                            seed        socket activation with the seed's
 #                                                        recipe applied (--listen: libvirtd dies)
+#                                            controller  a Zed control plane (bookworm only, one
+#                                                        per lab): the lab's bookworm computes
+#                                                        join its cloud, trixie ones stay alone
 #                                   FIREWALL none (default) | reject (RHEL default ruleset,
 #                                            trailing REJECT) | drop (INPUT policy DROP) |
 #                                            firewalld (RHEL-like: eth0 in the default
@@ -24,9 +27,11 @@
 #
 # `up` writes $STATE/inventory.toml, $STATE/known_hosts and $STATE/id_ed25519
 # (STATE = ${MIGREADY_LAB_STATE:-/var/tmp/migready-lab}, or /var/tmp/migready-lab-ID
-# when MIGREADY_LAB_ID is set). Addresses are on 198.18.(42+ID).0/24 (a benchmarking
-# range) on bridge mrlab<ID>; nothing leaves the machine. Several labs with different
-# MIGREADY_LAB_ID (0-9) can run side by side.
+# when MIGREADY_LAB_ID is set); with a controller also $STATE/clouds.yaml (cloud `lab`,
+# the lab's admin) and $STATE/inventory-nova.toml (the same hosts plus a [nova] table).
+# Addresses are on 198.18.(42+ID).0/24 (a benchmarking range) on bridge mrlab<ID>;
+# nothing leaves the machine. Several labs with different MIGREADY_LAB_ID (0-9) can run
+# side by side.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -73,6 +78,10 @@ prepare_root() { # NAME SUITE PROFILE FIREWALL ROOT ALLHOSTS
     # Lab only: root's user manager stays up between logins; otherwise a new SSH
     # login can wait for the previous session's manager to stop (seen on trixie).
     mkdir -p "$root/var/lib/systemd/linger" && touch "$root/var/lib/systemd/linger/root"
+    # Lab only: on trixie that user manager takes about 2 min to stop at shutdown
+    # ("Job user@0.service/stop running"); nothing in it needs more than a few seconds.
+    mkdir -p "$root/etc/systemd/system/user@.service.d"
+    printf '[Service]\nTimeoutStopSec=5s\n' >"$root/etc/systemd/system/user@.service.d/lab.conf"
     # Lab only: without a message bus nova-compute never finishes starting; keep it
     # "activating" instead of timing out and re-importing all of Nova every 90 s.
     mkdir -p "$root/etc/systemd/system/nova-compute.service.d"
@@ -97,8 +106,21 @@ prepare_root() { # NAME SUITE PROFILE FIREWALL ROOT ALLHOSTS
         mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
         ln -sf /lib/systemd/system/libvirtd.service "$root/etc/systemd/system/multi-user.target.wants/libvirtd.service"
         ;;
-    *) die "unknown profile '$profile' (socket, traditional, seed)" ;;
+    controller)
+        # The control plane's setup (run at `up`) and its lab secrets.
+        install -d "$root/usr/local/lib/migready-lab" "$root/etc/migready-lab"
+        install -m 755 "$here/files/controller/setup.sh" "$here/files/controller/cloud.py" \
+            "$root/usr/local/lib/migready-lab/"
+        install -m 600 "$state/nova/cloud.env" "$root/etc/migready-lab/cloud.env"
+        install -d -m 755 "$root/etc/openstack"
+        install -m 600 "$state/nova/clouds.yaml" "$root/etc/openstack/clouds.yaml"
+        echo 'OS_CLOUD=lab' >>"$root/etc/environment"
+        ;;
+    *) die "unknown profile '$profile' (socket, traditional, seed, controller)" ;;
     esac
+    if joins_cloud "$suite" "$profile"; then
+        join_root "$name" "$root"
+    fi
 
     local rules="" unit=""
     case $fw in
@@ -149,6 +171,74 @@ UNIT
     fi
 }
 
+# The lab's cloud: a host of profile `controller` ($state/nova/controller names it) and
+# every compute host of its suite (bookworm: a Zed compute cannot join another release's
+# cloud, and the controller image is Zed).
+joins_cloud() { # SUITE PROFILE
+    [[ -f $state/nova/controller && $2 != controller && $1 == "$(cat "$state/nova/suite")" ]]
+}
+
+new_secret() { od -An -tx1 -N12 /dev/urandom | tr -d ' \n'; }
+
+cloud_init_state() { # CONTROLLER ADDRESS: secrets, clouds.yaml, the controller's name
+    local name=$1 addr=$2
+    mkdir -p "$state/nova"
+    chmod 700 "$state/nova"
+    echo "$name" >"$state/nova/controller"
+    echo bookworm >"$state/nova/suite"
+    (
+        umask 077
+        cat >"$state/nova/cloud.env" <<EOF
+CTL_NAME=$name
+CTL_ADDR=$addr
+ADMIN_PASS=$(new_secret)
+SERVICE_PASS=$(new_secret)
+RABBIT_PASS=$(new_secret)
+DB_PASS=$(new_secret)
+EOF
+        # shellcheck disable=SC1091
+        . "$state/nova/cloud.env"
+        cat >"$state/nova/clouds.yaml" <<EOF
+# Written by tests/lab/lab.sh up: the lab's cloud (admin of this lab only).
+clouds:
+  lab:
+    auth:
+      auth_url: http://$addr:5000/v3
+      username: admin
+      password: $ADMIN_PASS
+      project_name: admin
+      user_domain_name: Default
+      project_domain_name: Default
+    region_name: RegionOne
+    interface: public
+    identity_api_version: 3
+EOF
+        install -m 600 "$state/nova/clouds.yaml" "$state/clouds.yaml"
+    )
+}
+
+join_root() { # NAME ROOT: a compute host's Nova configuration for the lab's cloud
+    local name=$1 root=$2 addr
+    addr=$(awk -v n="$name" '$2 == n {print $1}' "$state/hosts.txt")
+    # shellcheck disable=SC1091
+    . "$state/nova/cloud.env"
+    local auth=(auth_url="http://$CTL_ADDR:5000/v3" auth_type=password project_domain_name=Default
+        user_domain_name=Default project_name=service password="$SERVICE_PASS" region_name=RegionOne)
+    local -a opts=(DEFAULT.transport_url="rabbit://openstack:$RABBIT_PASS@$CTL_ADDR:5672/"
+        DEFAULT.my_ip="$addr" DEFAULT.rpc_response_timeout=180
+        vnc.enabled=false spice.enabled=false cinder.os_region_name=RegionOne
+        service_user.send_service_user_token=true service_user.username=nova
+        placement.username=placement neutron.username=neutron neutron.service_metadata_proxy=false)
+    local a
+    for a in "${auth[@]}"; do opts+=("service_user.$a" "placement.$a" "neutron.$a"); done
+    python3 "$here/files/ini-set.py" "$root/etc/nova/nova.conf" "${opts[@]}"
+    # Debian's nova-compute-kvm says kvm; this machine has no /dev/kvm (TCG). Nothing
+    # else: no live_migration_inbound_addr, no libvirt TCP, firewall as the spec says.
+    python3 "$here/files/ini-set.py" "$root/etc/nova/nova-compute.conf" libvirt.virt_type=qemu
+    # An OS-less guest ignores ACPI: libvirt-guests would wait 300 s at every shutdown.
+    ln -sf /dev/null "$root/etc/systemd/system/libvirt-guests.service"
+}
+
 cmd_up() {
     local specs=("$@")
     [[ ${#specs[@]} -gt 0 ]] || specs=("${default_specs[@]}")
@@ -160,11 +250,17 @@ cmd_up() {
     # Parse specs and assign addresses first: every host's /etc/hosts names all hosts.
     local i=0 spec name suite profile fw
     local -a names=() suites=() profiles=() fws=()
+    local ctl=""
     : >"$state/hosts.txt"
     for spec in "${specs[@]}"; do
         IFS=: read -r name suite profile fw <<<"$spec"
         [[ -n $name && -n $suite && -n $profile ]] || die "bad spec '$spec' (NAME:SUITE:PROFILE[:FIREWALL])"
         [[ $name =~ ^[a-z][a-z0-9-]{0,14}$ ]] || die "bad host name '$name' (lowercase, at most 15 characters)"
+        if [[ $profile == controller ]]; then
+            [[ -z $ctl ]] || die "one controller per lab ('$ctl' and '$name')"
+            [[ $suite == bookworm ]] || die "$name: the controller image is Debian 12 (Zed) only, not '$suite'"
+            ctl=$name
+        fi
         names+=("$name") suites+=("$suite") profiles+=("$profile") fws+=("${fw:-none}")
         i=$((i + 1))
         echo "$net.$((10 + i)) $name" >>"$state/hosts.txt"
@@ -172,9 +268,11 @@ cmd_up() {
 
     # Images (cached).
     local s
-    for s in $(printf '%s\n' "${suites[@]}" | sort -u); do
+    for s in $(for i in "${!names[@]}"; do host_image "${suites[$i]}" "${profiles[$i]}"; done | sort -u); do
         "$here/image.sh" "$s" >/dev/null
     done
+    local t_boot=$SECONDS
+    [[ -z $ctl ]] || cloud_init_state "$ctl" "$(awk -v n="$ctl" '$2 == n {print $1}' "$state/hosts.txt")"
 
     [[ -f $state/id_ed25519 ]] || ssh-keygen -q -t ed25519 -N '' -C migready-lab -f "$state/id_ed25519"
     : >"$state/known_hosts"
@@ -192,7 +290,7 @@ cmd_up() {
         mkdir -p "$d/upper" "$d/work" "$d/root"
         echo "$addr" >"$d/address"
         echo "$suite:$profile:$fw" >"$d/spec"
-        mount -t overlay overlay -o "lowerdir=$cache/$suite,upperdir=$d/upper,workdir=$d/work" "$d/root"
+        mount -t overlay overlay -o "lowerdir=$cache/$(host_image "$suite" "$profile"),upperdir=$d/upper,workdir=$d/work" "$d/root"
         prepare_root "$name" "$suite" "$profile" "$fw" "$d/root"
 
         local ns=$nsp$name
@@ -221,8 +319,81 @@ cmd_up() {
         log "${names[$i]} up at $(host_addr "${names[$i]}") (${suites[$i]}, ${profiles[$i]}, firewall ${fws[$i]})"
     done
 
-    write_inventory "${names[@]}"
+    # The controller is no compute host: it is not in the inventories.
+    local -a computes=()
+    for i in "${!names[@]}"; do
+        [[ ${profiles[$i]} == controller ]] || computes+=("${names[$i]}")
+    done
+    write_inventory "${computes[@]}"
     log "inventory: $state/inventory.toml"
+    [[ -z $ctl ]] || cloud_up "$ctl" "$t_boot" "${computes[@]}"
+}
+
+host_image() { # SUITE PROFILE: the cached image a host boots from
+    if [[ $2 == controller ]]; then echo controller; else echo "$1"; fi
+}
+
+cloud_up() { # CONTROLLER BOOT_SECONDS COMPUTE...: configure the control plane, join the computes
+    local ctl=$1 t_boot=$2; shift 2
+    local name members=() awaited=() suite profile
+    for name in "$@"; do
+        IFS=: read -r suite profile _ <"$state/hosts/$name/spec"
+        if ! joins_cloud "$suite" compute; then
+            log "$name: $suite's Nova is not Zed and cannot join $ctl's Zed cloud; left standalone (nova-compute waits for a message bus, as without a cloud)"
+            continue
+        fi
+        members+=("$name")
+        if [[ $profile == seed ]]; then
+            # The seed's recipe stops libvirtd: that nova-compute cannot register.
+            log "$name: in the cloud, but its libvirtd does not start (profile seed): not waited for"
+        else
+            awaited+=("$name")
+        fi
+    done
+    local t=$SECONDS
+    log "$ctl: configuring the control plane (about 2-4 min)"
+    ctl_setup "$ctl" core || die "$ctl: the control plane setup failed (lab.sh ssh $ctl journalctl)"
+    # nova-compute started at boot with the cloud's configuration and is retrying its
+    # connection; a restart (while the APIs come up) skips the back-off.
+    local -a jobs=()
+    for name in "${members[@]}"; do
+        cmd_ssh "$name" systemctl restart --no-block nova-compute & jobs+=($!)
+    done
+    ctl_setup "$ctl" ready || die "$ctl: the APIs did not come up (lab.sh ssh $ctl journalctl)"
+    log "$ctl: APIs ready $((SECONDS - t_boot)) s after boot ($((SECONDS - t)) s of setup)"
+    local j failed=0
+    for j in "${jobs[@]}"; do wait "$j" || failed=1; done
+    [[ $failed == 0 ]] || die "restarting nova-compute on ${members[*]} failed"
+    local content
+    ctl_setup "$ctl" content & content=$!
+    if [[ ${#awaited[@]} -gt 0 ]]; then
+        ctl_setup "$ctl" computes "${awaited[@]}" \
+            || die "$ctl: computes ${awaited[*]} did not come up (lab.sh ssh NAME journalctl -u nova-compute)"
+        log "${awaited[*]}: registered in the cloud $((SECONDS - t_boot)) s after boot"
+    fi
+    wait "$content" || die "$ctl: the image or the flavor could not be created"
+    write_nova_inventory "${members[@]}"
+    log "cloud: $state/clouds.yaml (cloud lab), $state/inventory-nova.toml"
+    log "boot a server without network, e.g.:"
+    log "  lab.sh ssh $ctl openstack --os-compute-api-version 2.37 server create --flavor migready-lab-tiny --image migready-lab-blank --nic none${awaited:+ --availability-zone nova:${awaited[0]}} --wait vm1"
+}
+
+ctl_setup() { # CONTROLLER ARGS...: a step of the controller's setup, its progress on stderr
+    local ctl=$1; shift
+    cmd_ssh "$ctl" /usr/local/lib/migready-lab/setup.sh "$@" 2>&1 | sed -u 's/^/lab:   /' >&2
+    return "${PIPESTATUS[0]}"
+}
+
+write_nova_inventory() { # MEMBER...: inventory.toml plus the [nova] table
+    {
+        sed -n '/^\[\[hosts\]\]/q; p' "$state/inventory.toml"
+        echo "# The lab's cloud; its computes: $*. Other hosts below are standalone."
+        echo "[nova]"
+        echo "cloud = \"lab\""
+        echo "clouds_yaml = \"$state/clouds.yaml\""
+        echo
+        sed -n '/^\[\[hosts\]\]/,$p' "$state/inventory.toml"
+    } >"$state/inventory-nova.toml"
 }
 
 boot_host() { # NAME: boot the host's root (its overlay) in its network namespace
@@ -244,7 +415,7 @@ wait_host() { # NAME: until SSH answers and libvirt is what the profile makes it
     [[ -n $ok ]] || { tail -20 "$state/hosts/$name/console.log" >&2; die "$name: no SSH after 60 s"; }
     # libvirtd (socket-activated or started at boot) answers locally, except where the
     # profile breaks it on purpose (or a test left it broken: then after 30 s, as it is).
-    if [[ $profile != seed ]]; then
+    if [[ $profile != seed && $profile != controller ]]; then
         for _ in $(seq 1 60); do
             lab_ssh "$addr" virsh -q -c qemu:///system version >/dev/null 2>&1 && break
             sleep 0.5
@@ -261,11 +432,24 @@ stop_host() { # NAME [KILL]: shut the host down (orderly: its units are stopped)
         local init; init=$(pgrep -P "$pid" | head -1)
         kill -KILL "${init:-$pid}"
     else
+        # An orderly shutdown (a controller's RabbitMQ and MariaDB take a while), then
+        # what is left is killed.
         kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-        kill -KILL "$pid" 2>/dev/null || true
+        for _ in $(seq 1 240); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "$1: still shutting down after 60 s; killed"
+            kill_container "$pid"
+        fi
     fi
     for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+}
+
+kill_container() { # NSPAWN_PID: the container's init first (killing only nspawn would
+    # leave the container running, orphaned), then nspawn
+    local init
+    init=$(pgrep -P "$1" | head -1 || true)
+    [[ -z $init ]] || kill -KILL "$init" 2>/dev/null || true
+    kill -KILL "$1" 2>/dev/null || true
 }
 
 cmd_reboot() { # NAME [kill]
@@ -282,6 +466,7 @@ cmd_reset() { # NAME: back to the state `up` gave it (same address and host keys
     local d="$state/hosts/$name" suite profile fw keys
     [[ -f $d/spec ]] || die "no host '$name' in $state"
     IFS=: read -r suite profile fw <"$d/spec"
+    [[ $profile != controller ]] || die "$name: a controller cannot be reset (lab.sh down, then up)"
     stop_host "$name"
     keys=$(mktemp -d)
     cp -a "$d"/root/etc/ssh/ssh_host_* "$keys/"
@@ -289,7 +474,7 @@ cmd_reset() { # NAME: back to the state `up` gave it (same address and host keys
     rm -rf "$d/upper" "$d/work"
     mkdir -p "$d/upper" "$d/work"
     local cache=${MIGREADY_LAB_CACHE:-/var/cache/migready/lab}
-    mount -t overlay overlay -o "lowerdir=$cache/$suite,upperdir=$d/upper,workdir=$d/work" "$d/root"
+    mount -t overlay overlay -o "lowerdir=$cache/$(host_image "$suite" "$profile"),upperdir=$d/upper,workdir=$d/work" "$d/root"
     prepare_root "$name" "$suite" "$profile" "$fw" "$d/root" >/dev/null
     cp -a "$keys"/* "$d/root/etc/ssh/"
     rm -rf "$keys"
@@ -319,20 +504,15 @@ write_inventory() {
 cmd_down() {
     [[ -d $state ]] || { ip link del "$bridge" 2>/dev/null || true; return 0; }
     local d name pid
+    local -a stops=()
+    # Every host shuts down at once (each orderly, killed after 60 s).
     for d in "$state"/hosts/*/; do
-        [[ -d $d ]] || continue
-        name=$(basename "$d")
-        if [[ -f $d/pid ]]; then
-            pid=$(cat "$d/pid")
-            if kill -0 "$pid" 2>/dev/null; then
-                kill -TERM "$pid" 2>/dev/null || true
-                for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-                kill -KILL "$pid" 2>/dev/null || true
-            fi
-        fi
+        [[ -f $d/pid ]] || continue
+        stop_host "$(basename "$d")" & stops+=($!)
     done
+    for pid in "${stops[@]}"; do wait "$pid" || true; done
     # Anything of ours still running (a lost pid file): nspawn processes on our overlays.
-    pkill -KILL -f "systemd-nspawn -D $state/hosts/" 2>/dev/null || true
+    for pid in $(pgrep -f "systemd-nspawn -D $state/hosts/" || true); do kill_container "$pid"; done
     sleep 0.2
     for d in "$state"/hosts/*/; do
         [[ -d $d ]] || continue
@@ -374,5 +554,5 @@ ssh) shift; cmd_ssh "$@" ;;
 status) cmd_status ;;
 reboot) shift; cmd_reboot "$@" ;;
 reset) shift; cmd_reset "$@" ;;
-*) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -87,6 +87,10 @@ enum Command {
         /// Reachability probes before and after (pair checks in before -> after).
         #[arg(long, value_enum, default_value_t = migready::mesh::Pairs::Full)]
         mesh: migready::mesh::Pairs,
+        /// The clouds.yaml cloud the Nova-side checks ask before and after (else
+        /// OS_CLOUD, the inventory's [nova] cloud, or the OS_* variables).
+        #[arg(long, value_name = "NAME")]
+        os_cloud: Option<String>,
     },
     /// Reachability mesh and a test live block migration between hosts.
     ///
@@ -141,11 +145,14 @@ fn main() {
             eprintln!("error: --format json needs --yes or --dry-run (there is no one to ask)");
             exit::USAGE
         }
-        Command::Fix { inventory, dry_run, yes, parallel, format, junit, mesh } => match inventory::load(&inventory, &migready::check_ids()) {
-            Ok(inv) => migready::fix::run::run(
-                &inv,
-                &migready::fix::run::Options { dry_run, yes, parallel: parallel as usize, mesh, json: matches!(format, Format::Json), junit },
-            ),
+        Command::Fix { inventory, dry_run, yes, parallel, format, junit, mesh, os_cloud } => match inventory::load(&inventory, &migready::check_ids()) {
+            Ok(inv) => {
+                let cloud = migready::nova::cloud::CloudRef::resolve(os_cloud.as_deref(), Some(&inv.nova));
+                migready::fix::run::run(
+                    &inv,
+                    &migready::fix::run::Options { dry_run, yes, parallel: parallel as usize, mesh, json: matches!(format, Format::Json), junit, cloud },
+                )
+            }
             Err(e) => {
                 eprintln!("error: {}", for_terminal(&e.to_string()));
                 exit::USAGE

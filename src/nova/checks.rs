@@ -25,7 +25,8 @@ impl NovaView {
     /// From the two answers (each with its top-level key or as the list itself).
     pub fn new(services: &Value, hypervisors: &Value) -> NovaView {
         let list = |v: &Value, key: &str| v.get(key).unwrap_or(v).as_array().cloned().unwrap_or_default();
-        NovaView { services: list(services, "services"), hypervisors: list(hypervisors, "hypervisors") }
+        let services = list(services, "services").into_iter().filter(|s| s["binary"] == "nova-compute").collect();
+        NovaView { services, hypervisors: list(hypervisors, "hypervisors") }
     }
 
     fn service(&self, host: &str) -> Option<&Value> {
@@ -230,6 +231,26 @@ mod tests {
         let h = HostNames { inventory: "cmpa", hostname: Some("cmpa"), nova_host: Some("cmpa-nova") };
         let f = service(&h, &v);
         assert!(f.status == Status::Pass, "falls back to the inventory name: {f:?}");
+    }
+
+    #[test]
+    fn answers_recorded_from_the_lab_cloud() {
+        // Zed, two Debian 12 computes (tests/fixtures/nova, taken by tests/lab/nova-capture.sh).
+        let parse = |t: &str| serde_json::from_str::<Value>(t).unwrap();
+        let v = NovaView::new(
+            &parse(include_str!("../../tests/fixtures/nova/before-fix-cmpa-to-cmpb/api-os-services.2.1.json")),
+            &parse(include_str!("../../tests/fixtures/nova/before-fix-cmpa-to-cmpb/api-os-hypervisors-detail.2.1.json")),
+        );
+        assert_eq!(v.services.len(), 2, "only nova-compute services: {:?}", v.services);
+        let all = [names("cmpa", "cmpa"), names("cmpb", "cmpb")];
+        for h in &all {
+            let f = service(h, &v);
+            assert_eq!(f.status, Status::Pass, "{f:?}");
+            assert!(f.evidence.iter().any(|e| e.contains("QEMU 7.2.22")), "{f:?}");
+            assert_eq!(hypervisor(h, &all, &v).status, Status::Pass);
+        }
+        // The controller is no compute host.
+        assert_eq!(service(&names("ctl", "ctl"), &v).status, Status::Fail);
     }
 
     #[test]

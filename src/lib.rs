@@ -15,6 +15,7 @@ pub mod fix;
 pub mod formats;
 pub mod inventory;
 pub mod mesh;
+pub mod nova;
 pub mod nova_release;
 pub mod report;
 pub mod shell;
@@ -27,5 +28,6 @@ pub fn check_ids() -> Vec<&'static str> {
     let mut ids = checks::ids();
     ids.extend(mesh::CHECKS.iter().map(|(id, _)| *id));
     ids.extend(validate::CHECKS.iter().map(|(id, _)| *id));
+    ids.extend(nova::checks::CHECKS.iter().chain(nova::live::CHECKS).map(|(id, _)| *id));
     ids
 }

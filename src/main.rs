@@ -46,6 +46,10 @@ enum Command {
         /// Also write a JUnit XML report (one test case per check).
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// The clouds.yaml cloud the Nova-side checks ask (else OS_CLOUD, the
+        /// inventory's [nova] cloud, or the OS_* variables; none: those checks skip).
+        #[arg(long, value_name = "NAME")]
+        os_cloud: Option<String>,
     },
     /// Remediate what doctor finds wrong, on each host's real daemon mode.
     ///
@@ -83,6 +87,10 @@ enum Command {
         /// Reachability probes before and after (pair checks in before -> after).
         #[arg(long, value_enum, default_value_t = migready::mesh::Pairs::Full)]
         mesh: migready::mesh::Pairs,
+        /// The clouds.yaml cloud the Nova-side checks ask before and after (else
+        /// OS_CLOUD, the inventory's [nova] cloud, or the OS_* variables).
+        #[arg(long, value_name = "NAME")]
+        os_cloud: Option<String>,
     },
     /// Reachability mesh and a test live block migration between hosts.
     ///
@@ -122,7 +130,13 @@ fn main() {
             for c in checks::ALL {
                 println!("{:<22} {}", c.id, c.summary);
             }
+            for (id, summary) in migready::nova::checks::CHECKS {
+                println!("{id:<22} {summary} (where a cloud is configured)");
+            }
             for (id, summary) in migready::mesh::CHECKS.iter().chain(migready::validate::CHECKS) {
+                println!("{id:<22} {summary} (per pair of hosts)");
+            }
+            for (id, summary) in migready::nova::live::CHECKS {
                 println!("{id:<22} {summary} (per pair of hosts)");
             }
             exit::OK
@@ -131,11 +145,14 @@ fn main() {
             eprintln!("error: --format json needs --yes or --dry-run (there is no one to ask)");
             exit::USAGE
         }
-        Command::Fix { inventory, dry_run, yes, parallel, format, junit, mesh } => match inventory::load(&inventory, &migready::check_ids()) {
-            Ok(inv) => migready::fix::run::run(
-                &inv,
-                &migready::fix::run::Options { dry_run, yes, parallel: parallel as usize, mesh, json: matches!(format, Format::Json), junit },
-            ),
+        Command::Fix { inventory, dry_run, yes, parallel, format, junit, mesh, os_cloud } => match inventory::load(&inventory, &migready::check_ids()) {
+            Ok(inv) => {
+                let cloud = migready::nova::cloud::CloudRef::resolve(os_cloud.as_deref(), Some(&inv.nova));
+                migready::fix::run::run(
+                    &inv,
+                    &migready::fix::run::Options { dry_run, yes, parallel: parallel as usize, mesh, json: matches!(format, Format::Json), junit, cloud },
+                )
+            }
             Err(e) => {
                 eprintln!("error: {}", for_terminal(&e.to_string()));
                 exit::USAGE
@@ -168,13 +185,13 @@ fn main() {
                 }
             }
         }
-        Command::Doctor { inventory, format, parallel, verbose, mesh, junit } => doctor(&inventory, format, parallel as usize, verbose, mesh, junit.as_deref()),
+        Command::Doctor { inventory, format, parallel, verbose, mesh, junit, os_cloud } => doctor(&inventory, format, parallel as usize, verbose, mesh, junit.as_deref(), os_cloud.as_deref()),
         Command::Validate(args) => migready::validate::cli::main(args),
     };
     std::process::exit(code);
 }
 
-fn doctor(path: &std::path::Path, format: Format, parallel: usize, verbose: bool, mesh: migready::mesh::Pairs, junit: Option<&std::path::Path>) -> i32 {
+fn doctor(path: &std::path::Path, format: Format, parallel: usize, verbose: bool, mesh: migready::mesh::Pairs, junit: Option<&std::path::Path>, os_cloud: Option<&str>) -> i32 {
     let inv = match inventory::load(path, &migready::check_ids()) {
         Ok(inv) => inv,
         Err(e) => {
@@ -200,6 +217,8 @@ fn doctor(path: &std::path::Path, format: Format, parallel: usize, verbose: bool
     let report = audit::evaluate(&inv, &gathered, start.elapsed());
     let pairs = migready::mesh::run(&inv, &gathered, mesh, parallel);
     let report = migready::report::Report::with_pairs(report.hosts, pairs, start.elapsed().as_millis() as u64);
+    let cloud = migready::nova::cloud::CloudRef::resolve(os_cloud, Some(&inv.nova));
+    let (report, _) = migready::nova::audit(&inv, &gathered, report, cloud.as_ref());
     let code = if report.failed() { exit::FAILED } else { exit::OK };
     if let Some(path) = junit
         && let Err(e) = std::fs::write(path, migready::report::junit::write(&report, "migready doctor"))

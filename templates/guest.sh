@@ -31,7 +31,11 @@ fact() { # fact NAME COMMAND...
     printf '@@MIGREADY@@ %s %s %s %s\n' "$n" "$rc" "$(b64 "$t/out")" "$(b64 "$t/err")"
 }
 disks() {
-    mkdir -p "$INSTANCES/_base" "$dir" &&
+    # Directories made here belong to whoever owns the instances path (nova on a
+    # Nova host): a root-owned _base would stop Nova from fetching images into it.
+    for d in "$INSTANCES/_base" "$dir"; do
+        [ -d "$d" ] || { mkdir -p "$d" && chown --reference="$INSTANCES" "$d"; } || return 1
+    done &&
         { [ -e "$base" ] || qemu-img create -q -f raw "$base" "${SIZE_MIB}M"; } &&
         qemu-img create -q -f qcow2 -F raw -b "$base" "$disk" "${SIZE_MIB}M"
 }
@@ -62,6 +66,7 @@ cleanup)
         virsh -q undefine "$NAME" >/dev/null 2>&1
     fi
     rm -rf "$dir" "$base"
+    rmdir "$INSTANCES/_base" 2>/dev/null || true  # only if empty: Nova makes it again when it needs it
     if virsh -q domstate "$NAME" >/dev/null 2>&1 || [ -e "$dir" ] || [ -e "$base" ]; then
         echo "could not remove $NAME (domain, $dir or $base still there)" >&2
         exit 1

@@ -17,7 +17,7 @@ logs=$(mktemp -d)
 tests/lab/image.sh bookworm >"$logs/bookworm" 2>&1 & img1=$!
 tests/lab/image.sh trixie >"$logs/trixie" 2>&1 & img2=$!
 # The controller image (bookworm plus a Zed control plane, for the Nova lab: README,
-# "A Nova cloud in the lab"); no test here uses it yet, it is built so that it is cached.
+# "A Nova cloud in the lab"), for tests/nova_lab.rs at the end.
 tests/lab/image.sh controller >"$logs/controller" 2>&1 & img3=$!
 
 cleanup() {
@@ -48,3 +48,9 @@ cargo test --locked --test fault_lab -- --ignored --test-threads=1 --nocapture
 # validate on the same lab (its bookworm and trixie socket hosts), last: it sets
 # those two hosts up for migration (as fix does) and leaves no test guest behind.
 cargo test --locked --test validate_lab -- --ignored --test-threads=1
+
+# Nova in the loop: a Zed cloud (controller + two Debian 12 computes) in place of the
+# lab above. Nova's own live block migration fails before fix and passes after.
+tests/lab/lab.sh down >/dev/null
+tests/lab/lab.sh up ctl:bookworm:controller cmpa:bookworm:socket cmpb:bookworm:traditional:reject
+cargo test --locked --test nova_lab -- --ignored --test-threads=1 --nocapture

@@ -86,6 +86,10 @@ impl Outcome {
         self.evidence.extend(evidence);
         self
     }
+    /// The finding of check `id` (for checks defined outside this module: mesh, Nova).
+    pub fn label_as(self, id: &'static str) -> Finding {
+        self.label(id)
+    }
     fn label(self, id: &'static str) -> Finding {
         Finding { id, status: self.status, message: self.message, evidence: self.evidence }
     }

@@ -190,12 +190,35 @@ pub fn plan(ctx: &Ctx, findings: &[Finding], new_host_uuid: Option<&str>) -> Hos
     plan.steps.extend(units);
     plan.steps.extend(fw);
     plan.steps.extend(nova_units);
+    reconnect_nova(ctx.facts(), &mut plan.steps);
     for f in findings.iter().filter(|f| f.status == Status::Fail) {
         if !FIXABLE.contains(&f.id) {
             plan.notes.push(format!("{}: not fixed by migready: {}", f.id, f.message));
         }
     }
     plan
+}
+
+/// A running nova-compute whose libvirt daemon the plan stops or restarts loses its
+/// connection and disables itself in Nova ("AUTO: Connection to libvirt lost") until
+/// it reconnects; restarting it after the change makes it reconnect and enable itself
+/// again at once. Only where it runs, and only once.
+fn reconnect_nova(facts: &HostFacts, steps: &mut Vec<Step>) {
+    let daemons = ["libvirtd.service", "virtqemud.service", "virtproxyd.service"];
+    let touches_libvirt = steps.iter().any(|s| {
+        matches!(s, Step::Unit { action: UnitAction::Stop | UnitAction::Restart | UnitAction::TryRestart, unit, .. } if daemons.contains(&unit.as_str()))
+    });
+    let Some(nova) = ["nova-compute.service", "openstack-nova-compute.service"].iter().find_map(|id| facts.unit(id)).filter(|u| u.is_active()) else {
+        return;
+    };
+    let already = steps.iter().any(|s| matches!(s, Step::Unit { unit, action: UnitAction::Restart | UnitAction::TryRestart, .. } if *unit == nova.id));
+    if touches_libvirt && !already {
+        steps.push(Step::Unit {
+            action: UnitAction::TryRestart,
+            unit: nova.id.clone(),
+            why: "nova-compute loses its libvirt connection and disables itself in Nova (\"AUTO: Connection to libvirt lost\"); restarted so it reconnects and enables itself again".into(),
+        });
+    }
 }
 
 /// Checks whose failures fix repairs.

@@ -23,6 +23,8 @@ pub struct Options {
     pub json: bool,
     /// `--junit FILE`: the checks after the run as JUnit XML.
     pub junit: Option<std::path::PathBuf>,
+    /// The cloud the Nova-side checks ask, before and after (None: they skip).
+    pub cloud: Option<crate::nova::cloud::CloudRef>,
 }
 
 fn new_uuid() -> String {
@@ -89,6 +91,7 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
     if opts.mesh != Pairs::None {
         before = with_mesh(inv, &gathered, before, opts, start);
     }
+    before = crate::nova::audit(inv, &gathered, before, opts.cloud.as_ref()).0;
     let plans = plans(inv, &gathered, &before);
     // Human output on stdout; with --format json, stdout holds the JSON document only.
     let mut human: Box<dyn Write> = if opts.json { Box::new(io::sink()) } else { Box::new(io::stdout().lock()) };
@@ -159,6 +162,7 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
     if opts.mesh != Pairs::None {
         after = with_mesh(inv, &after_gathered, after, opts, start);
     }
+    let after = nova_after(inv, &after_gathered, after, opts, &logs);
     let mut ok = true;
     let mut counts = Counts { planned, ..Default::default() };
     for (i, l) in &logs {
@@ -213,6 +217,23 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
     let code = exit_after(ok, &after);
     finish(opts, &run_id, &plans, &logs, &before, Some(&after), &counts, code);
     code
+}
+
+/// The Nova-side checks after applying: a nova-compute that fix restarted (or whose
+/// libvirt it restarted) takes a few seconds to report in; Nova is asked again for up
+/// to 60 s until it reports every changed host's service up and enabled.
+fn nova_after(inv: &Inventory, gathered: &[Gathered], report: Report, opts: &Options, logs: &[(usize, ApplyLog)]) -> Report {
+    let changed: Vec<&str> = logs.iter().filter(|(_, l)| !l.done.is_empty()).map(|(i, _)| inv.hosts[*i].name.as_str()).collect();
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (r, cloud) = crate::nova::audit(inv, gathered, report.clone(), opts.cloud.as_ref());
+        let waiting = cloud.is_some()
+            && r.hosts.iter().any(|h| changed.contains(&h.name.as_str()) && h.checks.iter().any(|c| c.id == crate::nova::checks::SERVICE && c.status == Status::Fail));
+        if !waiting || Instant::now() > deadline {
+            return r;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(5));
+    }
 }
 
 /// How many plan steps were planned, applied, rolled back, or lost with the connection.

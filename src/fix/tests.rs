@@ -433,3 +433,23 @@ fn iptables_comments_stay_readable_whatever_the_peer_name() {
         assert_eq!(count(new), count(orig) + 2, "{name:?}\n{new}");
     }
 }
+
+#[test]
+fn a_running_nova_compute_is_restarted_after_libvirtd_so_nova_enables_it_again() {
+    let mut fleet = stock();
+    // As on a compute joined to a cloud: nova-compute active (the stock lab has no bus).
+    for (_, f) in fleet.hosts.iter_mut() {
+        if let Some(u) = f.units.get_mut("nova-compute.service") {
+            u.active_state = "active".into();
+        }
+    }
+    for i in [0, 1] {
+        let c = commands(&plan_of(&fleet, i));
+        let libvirt = c.iter().position(|c| c == "systemctl stop libvirtd.service" || c == "systemctl restart libvirtd.service").unwrap_or_else(|| panic!("{c:?}"));
+        let nova = c.iter().position(|c| c == "systemctl try-restart nova-compute.service").unwrap_or_else(|| panic!("{c:?}"));
+        assert!(nova > libvirt, "{c:?}");
+        assert_eq!(c.iter().filter(|c| c.contains("nova-compute")).count(), 1, "{c:?}");
+    }
+    // Not where nova-compute does not run (the stock lab: activating, no message bus).
+    assert!(!commands(&plan_of(&stock(), 1)).iter().any(|c| c.contains("nova-compute")));
+}

@@ -62,6 +62,8 @@ pub struct Inventory {
     pub skip: Vec<String>,
     /// The `[policy]` table.
     pub policy: Policy,
+    /// `[nova]`: which cloud Nova-side checks and `validate --nova` use.
+    pub nova: NovaConf,
 }
 
 /// One compute host, with defaults applied and paths resolved.
@@ -125,6 +127,16 @@ pub struct Jump {
 }
 
 /// The `[policy]` table: what the libvirt/firewall checks expect.
+/// `[nova]`: a cloud of clouds.yaml (`cloud`), and the clouds.yaml to read it from
+/// (`clouds_yaml`; default: the usual places, as openstack CLI looks).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NovaConf {
+    pub cloud: Option<String>,
+    pub clouds_yaml: Option<PathBuf>,
+    /// The Glance image `validate --nova` boots (default `migready-lab-blank`).
+    pub image: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// Authentication expected on libvirtd's TCP socket.
@@ -288,6 +300,7 @@ const HOST_KEYS: &[&str] = &["name", "address", "nova_release"];
 const CHECKS_KEYS: &[&str] = &["skip"];
 /// Keys allowed in `[policy]`.
 const POLICY_KEYS: &[&str] = &["auth_tcp", "libvirt_port", "allowed_sources"];
+const NOVA_KEYS: &[&str] = &["cloud", "clouds_yaml", "image"];
 
 /// Connection settings that `[defaults]` and `[[hosts]]` share; `None` when
 /// the key is absent.
@@ -383,6 +396,7 @@ impl Parser<'_> {
         let mut raw_hosts = Vec::new();
         let mut skip = Vec::new();
         let mut policy = Policy::default();
+        let mut nova = NovaConf::default();
         // Sections are handled in file order so the first error reported is
         // the first one in the file.
         for (key, item) in doc.iter() {
@@ -404,6 +418,7 @@ impl Parser<'_> {
                 "hosts" => raw_hosts = self.hosts(item)?,
                 "checks" => skip = self.checks(item)?,
                 "policy" => policy = self.policy(item)?,
+                "nova" => nova = self.nova(item)?,
                 _ => {
                     let key_span = doc.get_key_value(key).and_then(|(k, _)| k.span());
                     return Err(self.error(key_span, format!("unknown key {key:?} at top level")));
@@ -423,7 +438,29 @@ impl Parser<'_> {
             hosts,
             skip,
             policy,
+            nova,
         })
+    }
+
+    /// Parses `[nova]`. A cloud name is a clouds.yaml key: letters, digits, `.`, `_`, `-`.
+    fn nova(&self, item: &Item) -> Result<NovaConf, InventoryError> {
+        let table = self.table(item, "nova")?;
+        self.check_keys(table, NOVA_KEYS, &[], "in [nova]")?;
+        let mut nova = NovaConf::default();
+        if let Some(item) = table.get("cloud") {
+            let v = self.string(item, "nova.cloud")?;
+            if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+                return Err(self.error(item.span(), format!("nova.cloud: {v:?} is not a cloud name (letters, digits, '.', '_', '-')")));
+            }
+            nova.cloud = Some(v.to_string());
+        }
+        if let Some(item) = table.get("image") {
+            nova.image = Some(self.string(item, "nova.image")?.to_string());
+        }
+        if let Some(item) = table.get("clouds_yaml") {
+            nova.clouds_yaml = Some(self.path_value(item, "nova.clouds_yaml")?);
+        }
+        Ok(nova)
     }
 
     /// Parses `hosts`: an array of tables (`[[hosts]]`, or an array of inline

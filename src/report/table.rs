@@ -86,9 +86,10 @@ pub fn print_table(out: &mut dyn Write, report: &Report, opts: &TableOptions) ->
     writeln!(out, "{table}")?;
     let s = &report.summary;
     let unreached = report.hosts.iter().filter(|h| !h.reached).count();
-    write!(out, "{} hosts", report.hosts.len())?;
+    let n = |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
+    write!(out, "{}", n(report.hosts.len(), "host", "hosts"))?;
     if !report.pairs.is_empty() {
-        write!(out, ", {} pairs", report.pairs.len())?;
+        write!(out, ", {}", n(report.pairs.len(), "pair", "pairs"))?;
     }
     if unreached > 0 {
         write!(out, " ({unreached} not audited)")?;

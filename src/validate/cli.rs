@@ -40,6 +40,15 @@ pub struct Args {
     /// Show the evidence of every check, not only of failures and warnings.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Also run Nova's own live block migration per pair: boot a throwaway server
+    /// (migready-test-*) on the source through the API, os-migrateLive it with
+    /// block migration to the destination, verify, delete (whatever happens).
+    #[arg(long)]
+    pub nova: bool,
+    /// The clouds.yaml cloud to use (else OS_CLOUD, the inventory's [nova] cloud,
+    /// or the OS_* variables).
+    #[arg(long, value_name = "NAME")]
+    pub os_cloud: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -85,6 +94,9 @@ pub fn main(args: Args) -> i32 {
         parallel: args.parallel as usize,
         timeout: Duration::from_secs(args.timeout),
         progress: table && std::io::stderr().is_terminal(),
+        cloud: crate::nova::cloud::CloudRef::resolve(args.os_cloud.as_deref(), Some(&inv.nova)),
+        nova: args.nova,
+        nova_image: inv.nova.image.clone(),
     };
     let report = super::run(&inv, &opts);
     if let Some(path) = &args.junit

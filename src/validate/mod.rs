@@ -69,6 +69,12 @@ pub struct Options {
     pub timeout: Duration,
     /// Show a progress bar (stderr is a terminal and the output is a table).
     pub progress: bool,
+    /// The cloud for the Nova-side checks (None: they skip with that reason).
+    pub cloud: Option<crate::nova::cloud::CloudRef>,
+    /// `--nova`: also live-migrate a test server through Nova per pair.
+    pub nova: bool,
+    /// `[nova] image` for those servers.
+    pub nova_image: Option<String>,
 }
 
 /// Resolve `--pair A:B` names to inventory indexes.
@@ -130,7 +136,44 @@ pub fn run(inv: &Inventory, opts: &Options) -> Report {
         };
         pairs[idx].checks.extend(found);
     }
-    Report::with_pairs(doctor.hosts, pairs, start.elapsed().as_millis() as u64)
+    let report = Report::with_pairs(doctor.hosts, pairs, start.elapsed().as_millis() as u64);
+    let (report, cloud) = crate::nova::audit(inv, &gathered, report, opts.cloud.as_ref());
+    if !opts.nova {
+        return report;
+    }
+    // The seed's own command: Nova's live block migration of a test server, per pair.
+    let mut pairs = report.pairs;
+    let names = crate::nova::host_names(inv, &gathered);
+    let res = match &cloud {
+        Some(c) if !crate::checks::skipped(&inv.skip, crate::nova::live::ID) => Some(crate::nova::live::resources(c, opts.nova_image.as_deref(), &run_id)),
+        _ => None,
+    };
+    for (k, &(a, b)) in wanted.iter().enumerate() {
+        let (from, to) = (&inv.hosts[a].name, &inv.hosts[b].name);
+        let idx = pairs.iter().position(|p| &p.from == from && &p.to == to).unwrap_or_else(|| {
+            pairs.push(PairReport { from: from.clone(), to: to.clone(), checks: Vec::new() });
+            pairs.len() - 1
+        });
+        let f = match (&cloud, &res) {
+            _ if crate::checks::skipped(&inv.skip, crate::nova::live::ID) => skip(crate::nova::live::ID, crate::checks::SKIPPED),
+            _ if migrate::INTERRUPTED.load(Ordering::SeqCst) => skip(crate::nova::live::ID, "not run: interrupted"),
+            (None, _) => Outcome::fail(format!(
+                "--nova: {}",
+                if opts.cloud.is_none() { "no cloud configured (--os-cloud, OS_CLOUD, [nova] cloud, or the OS_* variables)" } else { "could not reach Nova (see nova.service)" }
+            ))
+            .label_as(crate::nova::live::ID),
+            (Some(_), Some(Err(e))) => Outcome::fail(e.clone()).label_as(crate::nova::live::ID),
+            (Some(c), Some(Ok(r))) => {
+                crate::nova::live::migrate(c, r, &inv.hosts[a], names[a].service_host(), &inv.hosts[b], names[b].service_host(), &format!("migready-test-{run_id}-n{k}"), opts.timeout)
+            }
+            (Some(_), None) => skip(crate::nova::live::ID, crate::checks::SKIPPED),
+        };
+        pairs[idx].checks.push(f);
+    }
+    if let (Some(c), Some(Ok(r))) = (&cloud, &res) {
+        crate::nova::live::release(c, r);
+    }
+    Report::with_pairs(report.hosts, pairs, start.elapsed().as_millis() as u64)
 }
 
 fn run_id() -> String {

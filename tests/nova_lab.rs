@@ -1,0 +1,141 @@
+//! Nova in the loop, on a real cloud in the lab (tests/run.sh boots it:
+//! `lab.sh up ctl:bookworm:controller cmpa:bookworm:socket cmpb:bookworm:traditional:reject`,
+//! a Zed control plane and two Debian 12 computes joined to it, nothing set up for migration).
+//! Before `migready fix`, Nova's own live block migration (`validate --nova`) fails and
+//! says why; after it, it passes both ways and leaves nothing behind. The Nova-side
+//! checks see a stopped nova-compute, a disabled service and a host named otherwise.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+mod common;
+use common::lab_state;
+
+fn inventory() -> PathBuf {
+    lab_state().join("inventory-nova.toml")
+}
+
+fn ssh(host: &str, cmd: &str) -> String {
+    let out = Command::new("tests/lab/lab.sh").args(["ssh", host, cmd]).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
+    assert!(out.status.success(), "{host}: {cmd}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `migready ARGS --format json` on the Nova inventory: (exit code, document).
+fn migready(args: &[&str], inv: &std::path::Path) -> (i32, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_migready")).args(args).args(["--format", "json", "-i", inv.to_str().unwrap()]).output().unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), v)
+}
+
+fn host_check<'a>(r: &'a Value, host: &str, id: &str) -> &'a Value {
+    let h = r["hosts"].as_array().unwrap().iter().find(|h| h["name"] == host).unwrap_or_else(|| panic!("no host {host}: {r}"));
+    h["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("{host}: no {id}: {h}"))
+}
+
+fn pair_check<'a>(r: &'a Value, from: &str, to: &str, id: &str) -> &'a Value {
+    let p = r["pairs"].as_array().unwrap().iter().find(|p| p["from"] == from && p["to"] == to).unwrap_or_else(|| panic!("no pair {from} -> {to}: {r}"));
+    p["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("{from} -> {to}: no {id}: {p}"))
+}
+
+/// Nothing of migready's left in the cloud or on the computes.
+fn assert_nothing_left() {
+    let servers = ssh("ctl", "openstack server list --all-projects -f value -c Name");
+    assert!(!servers.contains("migready-test-"), "servers left: {servers}");
+    let flavors = ssh("ctl", "openstack flavor list --all -f value -c Name");
+    assert!(!flavors.contains("migready-test-"), "flavors left: {flavors}");
+    for h in ["cmpa", "cmpb"] {
+        let doms = ssh(h, "virsh -q -c qemu:///system list --all --name");
+        assert!(doms.trim().is_empty(), "{h}: domains left: {doms}");
+        let disks = ssh(h, "ls /var/lib/nova/instances | grep -v -e _base -e locks -e compute_nodes || true");
+        assert!(disks.trim().is_empty(), "{h}: instance directories left: {disks}");
+    }
+}
+
+#[test]
+#[ignore = "needs the Nova lab: tests/run.sh"]
+fn a_doctor_asks_nova() {
+    let (_, r) = migready(&["doctor", "--mesh", "none"], &inventory());
+    for h in ["cmpa", "cmpb"] {
+        let c = host_check(&r, h, "nova.service");
+        assert_eq!(c["status"], "pass", "{c}");
+        assert!(c["message"].as_str().unwrap().contains(&format!("nova-compute on {h} up and enabled")), "{c}");
+        assert_eq!(host_check(&r, h, "nova.hypervisor")["status"], "pass");
+    }
+    // Without a cloud the Nova checks skip and say why.
+    let plain = lab_state().join("inventory.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_migready")).args(["doctor", "--mesh", "none", "--format", "json", "-i", plain.to_str().unwrap()]).env_remove("OS_CLOUD").output().unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = host_check(&r, "cmpa", "nova.service");
+    assert!(c["status"] == "skip" && c["message"].as_str().unwrap().contains("no cloud configured"), "{c}");
+}
+
+#[test]
+#[ignore = "needs the Nova lab: tests/run.sh"]
+fn b_nova_migration_fails_before_fix_and_passes_after() {
+    let inv = inventory();
+    // Before fix: Nova's migration fails; the reason comes from Nova's records and
+    // nova-compute's log on the source.
+    let t = Instant::now();
+    let (code, r) = migready(&["validate", "--nova", "--mesh", "none", "--pair", "cmpa:cmpb"], &inv);
+    eprintln!("validate --nova before fix took {:?}", t.elapsed());
+    assert_eq!(code, 1, "{r}");
+    let c = pair_check(&r, "cmpa", "cmpb", "nova.live-migration");
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(c["message"].as_str().unwrap().contains("live block migration cmpa -> cmpb failed"), "{c}");
+    let ev = c["evidence"].to_string();
+    assert!(ev.contains("status failed") || ev.contains("status error"), "the migration record: {ev}");
+    assert!(ev.contains("cmpa nova-compute:") && ev.contains("Live Migration failure") && ev.contains("16509"), "the source's log line: {ev}");
+    assert_nothing_left();
+
+    // fix sets both computes up; then Nova migrates both ways.
+    let (code, r) = migready(&["fix", "--yes", "--mesh", "none"], &inv);
+    assert!(r["fix"]["changes"]["applied"].as_u64().unwrap() > 0 && r["fix"]["changes"]["rolled_back"] == 0, "{code}: {r}");
+    for (from, to) in [("cmpa", "cmpb"), ("cmpb", "cmpa")] {
+        let t = Instant::now();
+        let (_, r) = migready(&["validate", "--nova", "--mesh", "none", "--pair", &format!("{from}:{to}")], &inv);
+        eprintln!("validate --nova {from} -> {to} after fix took {:?}", t.elapsed());
+        let c = pair_check(&r, from, to, "nova.live-migration");
+        assert_eq!(c["status"], "pass", "{c}");
+        assert!(c["message"].as_str().unwrap().contains(&format!("{from} -> {to} with block migration")), "{c}");
+        assert!(c["evidence"].to_string().contains("status completed"), "{c}");
+        assert_nothing_left();
+    }
+}
+
+#[test]
+#[ignore = "needs the Nova lab: tests/run.sh"]
+fn c_what_nova_sees_of_a_host() {
+    let inv = inventory();
+    // Disabled through the API.
+    ssh("ctl", "openstack compute service set --disable --disable-reason 'migready test' cmpb nova-compute");
+    let (_, r) = migready(&["doctor", "--mesh", "none"], &inv);
+    let c = host_check(&r, "cmpb", "nova.service");
+    ssh("ctl", "openstack compute service set --enable cmpb nova-compute");
+    assert!(c["status"] == "fail" && c["message"].as_str().unwrap().contains("disabled in Nova (migready test)"), "{c}");
+
+    // A host the inventory names otherwise: named.
+    let dir = tempfile::tempdir().unwrap();
+    let renamed = dir.path().join("renamed.toml");
+    let text = std::fs::read_to_string(&inv).unwrap().replacen("name = \"cmpa\"", "name = \"compute-a\"", 1);
+    std::fs::write(&renamed, text).unwrap();
+    let (_, r) = migready(&["doctor", "--mesh", "none"], &renamed);
+    let c = host_check(&r, "compute-a", "nova.service");
+    assert!(c["status"] == "warn" && c["message"].as_str().unwrap().contains("inventory name compute-a, Nova service host cmpa, hostname cmpa"), "{c}");
+
+    // nova-compute stopped: Nova sees it down once its reports stop (service_down_time).
+    ssh("cmpb", "systemctl stop nova-compute");
+    let t = Instant::now();
+    let c = loop {
+        let (_, r) = migready(&["doctor", "--mesh", "none"], &inv);
+        let c = host_check(&r, "cmpb", "nova.service").clone();
+        if c["status"] == "fail" || t.elapsed() > Duration::from_secs(150) {
+            break c;
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    };
+    ssh("cmpb", "systemctl start nova-compute");
+    assert!(c["message"].as_str().unwrap().contains("Nova sees nova-compute on cmpb down"), "after {:?}: {c}", t.elapsed());
+}

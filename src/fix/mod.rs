@@ -204,7 +204,8 @@ pub fn plan(ctx: &Ctx, findings: &[Finding], new_host_uuid: Option<&str>) -> Hos
 /// it reconnects; restarting it after the change makes it reconnect and enable itself
 /// again at once. Only where it runs, and only once.
 fn reconnect_nova(facts: &HostFacts, steps: &mut Vec<Step>) {
-    let daemons = ["libvirtd.service", "virtqemud.service", "virtproxyd.service"];
+    // virtproxyd is not it: nova-compute talks to virtqemud (or libvirtd) directly.
+    let daemons = ["libvirtd.service", "virtqemud.service"];
     let touches_libvirt = steps.iter().any(|s| {
         matches!(s, Step::Unit { action: UnitAction::Stop | UnitAction::Restart | UnitAction::TryRestart, unit, .. } if daemons.contains(&unit.as_str()))
     });

@@ -12,7 +12,10 @@
 #                                   FIREWALL none (default) | reject (RHEL default ruleset,
 #                                            trailing REJECT) | drop (INPUT policy DROP) |
 #                                            firewalld (RHEL-like: eth0 in the default
-#                                            zone public, ssh allowed, the rest rejected)
+#                                            zone public, ssh allowed, the rest rejected) |
+#                                            nftables (Debian's nftables.service loading
+#                                            /etc/nftables.conf: inet filter input,
+#                                            policy drop, ssh/established/lo accepted)
 #                                   default: cmp1:bookworm:socket cmp2:trixie:socket
 #                                            cmp3:bookworm:traditional:reject
 #   tests/lab/lab.sh down           stop every host, remove overlays, namespaces, bridge
@@ -105,9 +108,15 @@ prepare_root() { # NAME SUITE PROFILE FIREWALL ROOT ALLHOSTS
     none) ;;
     reject) rules=iptables-rhel7 ;;
     drop) rules=iptables-drop ;;
-    firewalld) ;;
-    *) die "unknown firewall '$fw' (none, reject, drop, firewalld)" ;;
+    firewalld | nftables) ;;
+    *) die "unknown firewall '$fw' (none, reject, drop, firewalld, nftables)" ;;
     esac
+    # A native nftables host: the ruleset in /etc/nftables.conf, loaded at boot by
+    # Debian's nftables.service (shipped disabled); no iptables rules.
+    if [[ $fw == nftables ]]; then
+        install -m 755 "$here/files/nftables.conf" "$root/etc/nftables.conf"
+        chroot "$root" systemctl enable -q nftables.service
+    fi
     # The image carries firewalld (it enables itself on install); only firewalld hosts run it.
     if [[ $fw == firewalld ]]; then
         chroot "$root" systemctl enable -q firewalld.service
@@ -170,10 +179,11 @@ cmd_up() {
         echo "$net.$((10 + i)) $name" >>"$state/hosts.txt"
     done
 
-    # Images (cached).
+    # Images (cached), by suite.
     local s
+    local -A images=()
     for s in $(printf '%s\n' "${suites[@]}" | sort -u); do
-        "$here/image.sh" "$s" >/dev/null
+        images[$s]=$("$here/image.sh" "$s")
     done
 
     [[ -f $state/id_ed25519 ]] || ssh-keygen -q -t ed25519 -N '' -C migready-lab -f "$state/id_ed25519"
@@ -185,14 +195,14 @@ cmd_up() {
         ip link set "$bridge" up
     fi
 
-    local cache=${MIGREADY_LAB_CACHE:-/var/cache/migready/lab}
     for i in "${!names[@]}"; do
         name=${names[$i]} suite=${suites[$i]} profile=${profiles[$i]} fw=${fws[$i]}
         local idx=$((i + 1)) addr="$net.$((11 + i))" d="$state/hosts/${names[$i]}"
         mkdir -p "$d/upper" "$d/work" "$d/root"
         echo "$addr" >"$d/address"
         echo "$suite:$profile:$fw" >"$d/spec"
-        mount -t overlay overlay -o "lowerdir=$cache/$suite,upperdir=$d/upper,workdir=$d/work" "$d/root"
+        echo "${images[$suite]}" >"$d/image"
+        mount -t overlay overlay -o "lowerdir=${images[$suite]},upperdir=$d/upper,workdir=$d/work" "$d/root"
         prepare_root "$name" "$suite" "$profile" "$fw" "$d/root"
 
         local ns=$nsp$name
@@ -288,8 +298,7 @@ cmd_reset() { # NAME: back to the state `up` gave it (same address and host keys
     umount "$d/root" 2>/dev/null || umount -l "$d/root"
     rm -rf "$d/upper" "$d/work"
     mkdir -p "$d/upper" "$d/work"
-    local cache=${MIGREADY_LAB_CACHE:-/var/cache/migready/lab}
-    mount -t overlay overlay -o "lowerdir=$cache/$suite,upperdir=$d/upper,workdir=$d/work" "$d/root"
+    mount -t overlay overlay -o "lowerdir=$(cat "$d/image"),upperdir=$d/upper,workdir=$d/work" "$d/root"
     prepare_root "$name" "$suite" "$profile" "$fw" "$d/root" >/dev/null
     cp -a "$keys"/* "$d/root/etc/ssh/"
     rm -rf "$keys"
@@ -374,5 +383,5 @@ ssh) shift; cmd_ssh "$@" ;;
 status) cmd_status ;;
 reboot) shift; cmd_reboot "$@" ;;
 reset) shift; cmd_reset "$@" ;;
-*) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

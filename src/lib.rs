@@ -15,6 +15,7 @@ pub mod fix;
 pub mod formats;
 pub mod inventory;
 pub mod mesh;
+pub mod nftables;
 pub mod nova_release;
 pub mod report;
 pub mod shell;

@@ -12,6 +12,8 @@ mod plan_nova;
 pub mod render;
 pub mod run;
 
+pub use plan_firewall::COMMENT;
+
 use crate::checks::{Ctx, Finding, Status};
 use crate::facts::HostFacts;
 use crate::formats::EditError;

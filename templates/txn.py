@@ -202,7 +202,8 @@ class Txn:
 
     def command(self, i, step):
         argv = step["argv"]
-        self.j.log(ev="step", i=i, state="start", argv=argv, undo=step.get("undo", []), runtime=step.get("runtime", False))
+        self.j.log(ev="step", i=i, state="start", argv=argv, undo=step.get("undo", []), runtime=step.get("runtime", False),
+                   undo_display=step.get("undo_display"))
         rc, err = run(argv, self.left())
         if rc != 0:
             self.j.log(ev="step", i=i, state="failed", argv=argv, rc=rc, err=err)
@@ -309,11 +310,15 @@ def rollback(journal_recs, j, reset_units):
     for i in sorted(cmds, reverse=True):
         if i in undone:
             continue
-        for argv in starts.get(i, {}).get("undo", []):
+        shown = starts.get(i, {}).get("undo_display") or []
+        for k, argv in enumerate(starts.get(i, {}).get("undo", [])):
             rc, err = run(argv, UNDO_TIMEOUT)
+            # A short description where the plan gives one (a script's argv is long).
+            what = shown[k] if k < len(shown) else " ".join(argv)
             if rc != 0:
-                problems.append("%s: exit status %d: %s" % (" ".join(argv), rc, err))
-            j.log(ev="undo", i=i, ok=rc == 0, argv=argv, err=err if rc else None)
+                problems.append("%s: exit status %d: %s" % (what, rc, err))
+            j.log(ev="undo", i=i, ok=rc == 0, argv=argv, err=err if rc else None,
+                  msg=("undid: " + shown[k]) if k < len(shown) else None)
     if reset_units:
         run(["systemctl", "reset-failed"] + reset_units, 10)
     return problems

@@ -315,17 +315,18 @@ fn rule_cmd_names(w: &[String], family: Family, table: &str, chain: &str) -> boo
 }
 
 impl ConfChain {
-    /// The text with `new_rules` (one statement each) inserted before rule `before`
-    /// (0-based index among the chain's rules), or at the end of the chain (None).
-    /// Only lines are added: every other line stays byte for byte.
-    pub fn insert(&self, text: &str, before: Option<usize>, new_rules: &[String]) -> Result<String, String> {
-        let at = match before {
+    /// Where new rules go: before rule `before` (0-based index among the chain's
+    /// rules), or at the end of the chain (None). The 0-based line to insert before, and
+    /// the indentation of the new lines.
+    pub fn insertion_point(&self, text: &str, before: Option<usize>) -> Result<(usize, String), String> {
+        let indent_of = |line: usize| text.split('\n').nth(line).map(|l| l.chars().take_while(|c| *c == ' ' || *c == '\t').collect()).unwrap_or_default();
+        match before {
             Some(i) => {
-                let r = self.rules.get(i).ok_or_else(|| format!("{}: chain has no rule {}", self.path, i + 1))?;
+                let r = self.rules.get(i).ok_or_else(|| format!("{}: the chain has no rule {}", self.path, i + 1))?;
                 if !r.own_lines {
                     return Err(format!("{}:{}: the rule shares its line with another statement", self.path, r.first_line + 1));
                 }
-                r.first_line
+                Ok((r.first_line, indent_of(r.first_line)))
             }
             None => {
                 if !self.close_alone {
@@ -334,21 +335,23 @@ impl ConfChain {
                 if let Some(r) = self.rules.last().filter(|r| r.last_line == self.close_line) {
                     return Err(format!("{}:{}: the last rule ends on the chain's closing line", self.path, r.last_line + 1));
                 }
-                self.close_line
+                Ok((self.close_line, self.indent.clone()))
             }
-        };
-        let indent = match before {
-            Some(i) => text.split('\n').nth(self.rules[i].first_line).map(|l| l.chars().take_while(|c| *c == ' ' || *c == '\t').collect()).unwrap_or_default(),
-            None => self.indent.clone(),
-        };
-        let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
-        let added: Vec<String> = new_rules.iter().map(|r| format!("{indent}{r}\n")).collect();
-        let tail = lines.split_off(at.min(lines.len()));
-        let mut out: String = lines.concat();
-        for a in &added {
-            out.push_str(a);
         }
-        out.push_str(&tail.concat());
-        Ok(out)
     }
+}
+
+/// `text` with lines inserted: each `(line, indent, statements)` puts the statements,
+/// one per line, before 0-based line `line` (an existing line). Every other line stays
+/// byte for byte; statements for the same line keep their order.
+pub fn insert_lines(text: &str, mut at: Vec<(usize, String, Vec<String>)>) -> String {
+    let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
+    at.sort_by_key(|(line, _, _)| *line); // stable: plan order within a line
+    for (line, indent, stmts) in at.into_iter().rev() {
+        let at = line.min(lines.len());
+        for s in stmts.iter().rev() {
+            lines.insert(at, format!("{indent}{s}\n"));
+        }
+    }
+    lines.concat()
 }

@@ -30,7 +30,7 @@ use crate::firewall::Verdict;
 use std::fmt;
 use std::net::IpAddr;
 
-pub use conf::{locate_chain, ConfChain};
+pub use conf::{insert_lines, locate_chain, ConfChain, ConfStmt};
 pub use json::parse_json;
 
 /// An nftables address family.

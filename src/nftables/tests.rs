@@ -200,3 +200,57 @@ fn incoming_interface_by_network() {
     assert_eq!(incoming_iface(ip("10.0.0.5"), &ifaces), None);
     assert_eq!(incoming_iface(ip("203.0.113.1"), &ifaces), None);
 }
+
+fn files(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect()
+}
+
+#[test]
+fn the_lab_file_locates_chain_input_rule_for_rule() {
+    let conf = fixture("../../lab/files/nftables.conf");
+    let c = locate_chain(&files(&[("/etc/nftables.conf", &conf)]), Family::Inet, "filter", "input").unwrap();
+    let texts: Vec<&str> = c.rules.iter().map(|r| r.text.as_str()).collect();
+    assert_eq!(texts, ["iif \"lo\" accept", "ct state established,related accept", "ct state invalid drop", "meta l4proto { icmp, ipv6-icmp } accept", "tcp dport 22 accept comment \"ssh\""]);
+    assert!(c.rules.iter().all(|r| r.own_lines));
+    assert_eq!((c.indent.as_str(), c.close_alone), ("\t\t", true));
+    let (line, indent) = c.insertion_point(&conf, None).unwrap();
+    assert_eq!(conf.split('\n').nth(line), Some("\t}"));
+    assert_eq!(indent, "\t\t");
+    let new = insert_lines(&conf, vec![(line, indent, vec!["ip saddr 198.18.42.11 tcp dport 16509 accept".into()])]);
+    assert_eq!(new.replace("\t\tip saddr 198.18.42.11 tcp dport 16509 accept\n", ""), conf);
+    assert!(new.contains("comment \"ssh\"\n\t\tip saddr 198.18.42.11 tcp dport 16509 accept\n\t}\n\tchain forward"), "{new}");
+}
+
+#[test]
+fn rules_over_several_lines_sets_semicolons_and_includes() {
+    let main = "include \"nftables.d/*.nft\"\ntable inet other {\n  chain input { type filter hook input priority 5; }\n}\n";
+    let inc = "table inet filter { # the filter\n    set peers { type ipv4_addr; elements = { 10.0.0.1,\n        10.0.0.2 } }\n    chain input {\n        type filter hook input priority 0\n        policy drop\n        tcp dport {\n            22,\n            80\n        } accept\n        ip saddr @peers \\\n            accept; ct state established accept\n        meta l4proto icmp accept;\n    }\n}\n";
+    let all = files(&[("/etc/nftables.conf", main), ("/etc/nftables.d/filter.nft", inc)]);
+    let c = locate_chain(&all, Family::Inet, "filter", "input").unwrap();
+    assert_eq!(c.path, "/etc/nftables.d/filter.nft");
+    let texts: Vec<(&str, bool)> = c.rules.iter().map(|r| (r.text.as_str(), r.own_lines)).collect();
+    assert_eq!(texts, [("tcp dport { 22, 80 } accept", true), ("ip saddr @peers accept", false), ("ct state established accept", false), ("meta l4proto icmp accept", true)]);
+    assert_eq!((c.rules[0].first_line, c.rules[0].last_line), (6, 9));
+    // Before a rule on its own lines: fine; before one sharing its line: refused.
+    assert_eq!(c.insertion_point(inc, Some(3)).unwrap(), (12, "        ".to_string()));
+    assert!(c.insertion_point(inc, Some(2)).unwrap_err().contains("shares its line"));
+    // Chain `input` of inet other is on one line: nothing can be appended there.
+    let o = locate_chain(&all, Family::Inet, "other", "input").unwrap();
+    assert!(o.rules.is_empty());
+    assert!(o.insertion_point(main, None).unwrap_err().contains("closing brace is not on a line of its own"));
+}
+
+#[test]
+fn chains_written_twice_or_by_commands_are_refused() {
+    let twice = "table inet filter {\n\tchain input {\n\t\taccept\n\t}\n}\ntable inet filter {\n\tchain input {\n\t\tdrop\n\t}\n}\n";
+    let e = locate_chain(&files(&[("/etc/nftables.conf", twice)]), Family::Inet, "filter", "input").unwrap_err();
+    assert!(e.contains("is written in 2 places"), "{e}");
+    let cmds = "table inet filter {\n\tchain input {\n\t\ttype filter hook input priority 0; policy drop;\n\t}\n}\nadd rule inet filter input tcp dport 22 accept\n";
+    let e = locate_chain(&files(&[("/etc/nftables.conf", cmds)]), Family::Inet, "filter", "input").unwrap_err();
+    assert!(e.contains("are added by commands (/etc/nftables.conf:6: add rule inet filter input tcp dport 22 accept)"), "{e}");
+    let e = locate_chain(&files(&[("/etc/nftables.conf", "flush ruleset\n")]), Family::Inet, "filter", "input").unwrap_err();
+    assert!(e.starts_with("no `table inet filter` block with chain input in /etc/nftables.conf"), "{e}");
+    // A table without a family is an ip table.
+    let ip = "table filter {\n\tchain INPUT {\n\t\tdrop\n\t}\n}\n";
+    assert!(locate_chain(&files(&[("/etc/nftables.conf", ip)]), Family::Ip, "filter", "INPUT").is_ok());
+}

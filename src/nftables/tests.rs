@@ -254,3 +254,33 @@ fn chains_written_twice_or_by_commands_are_refused() {
     let ip = "table filter {\n\tchain INPUT {\n\t\tdrop\n\t}\n}\n";
     assert!(locate_chain(&files(&[("/etc/nftables.conf", ip)]), Family::Ip, "filter", "INPUT").is_ok());
 }
+
+#[test]
+fn firewalld_table_is_firewalld_s_and_never_a_pass_when_judged_natively() {
+    // The lab's firewalld host (Debian 13, nftables backend): its table is left to the
+    // zone evaluator; judged natively here it is not understood far enough to pass
+    // (`ct status dnat` before the final reject), and says so.
+    let r = ruleset("firewalld");
+    let t = r.table(Family::Inet, "firewalld").unwrap();
+    assert_eq!(t.owner(), Owner::Firewalld);
+    let skip = Skip { firewalld: true, ..Default::default() };
+    assert!(r.decide(&skip, ip("198.18.42.11"), 16509, Some("eth0")).is_empty());
+    let d = decide(&r, "198.18.42.11", 16509);
+    assert!(!d.is_accept(), "{d:?}");
+    let all: Vec<String> = d.chains.iter().flat_map(|c| c.unknown.clone()).collect();
+    assert!(all.iter().any(|u| u.contains("(ct status dnat accept): ct status not evaluated")), "{all:?}");
+}
+
+#[test]
+fn trixie_iptables_nft_drop_policy_is_iptables_nft_s() {
+    let r = ruleset("iptables-nft-drop-trixie");
+    assert_eq!(r.version.as_deref(), Some("1.1.3"));
+    assert_eq!(r.table(Family::Ip, "filter").unwrap().owner(), Owner::IptablesNft);
+    let skip = Skip { iptables_nft_v4: vec!["filter".into()], ..Default::default() };
+    assert!(r.decide(&skip, ip("198.18.42.11"), 16509, Some("eth0")).is_empty());
+    // Natively: the conntrack match is an xt expression, not understood: it could
+    // accept; unknown, never a pass.
+    let d = decide(&r, "198.18.42.11", 16509);
+    assert_eq!(d.verdict(), None);
+    assert!(d.chains[0].unknown[0].contains("iptables-nft match conntrack (xt compat expression) not understood"), "{:?}", d.chains[0].unknown);
+}

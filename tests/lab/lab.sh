@@ -189,6 +189,16 @@ cmd_up() {
     [[ -f $state/id_ed25519 ]] || ssh-keygen -q -t ed25519 -N '' -C migready-lab -f "$state/id_ed25519"
     : >"$state/known_hosts"
 
+    # Every host's systemd takes inotify instances (root's, shared by all labs on the
+    # machine): the kernel's default of 128 runs out after a dozen hosts ("Failed to
+    # allocate manager object: Too many open files"). Raised, never lowered.
+    local inotify
+    inotify=$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo 0)
+    if (( inotify < 1024 )); then
+        log "raising fs.inotify.max_user_instances from $inotify to 1024 (nspawn hosts need them)"
+        echo 1024 >/proc/sys/fs/inotify/max_user_instances
+    fi
+
     if ! ip link show "$bridge" >/dev/null 2>&1; then
         ip link add "$bridge" type bridge
         ip addr add "$net.1/24" dev "$bridge"

@@ -78,6 +78,8 @@ enum Val {
     /// A symbolic value: protocol names, `new`, an interface name...
     Name(&'static str, u64),
     Iface(String),
+    /// Some interface, not known which; never loopback (a remote peer's packets).
+    RemoteIface,
     /// TCP flags (after a mask, when one is applied).
     Flags(u64),
     Tuple(Vec<Val>),
@@ -383,7 +385,7 @@ impl<'a> Walk<'a> {
                 "protocol" => if v4 { Val::Name("ip", 0x0800) } else { Val::Name("ip6", 0x86dd) },
                 "iifname" | "iif" => match self.iface {
                     Some(i) => Val::Iface(i.to_string()),
-                    None => Val::Unknown("the interface the peer's packets arrive on is not known".into()),
+                    None => Val::RemoteIface,
                 },
                 "pkttype" => Val::Name("host", 0),
                 k => Val::Unknown(format!("meta {k} not evaluated")),
@@ -463,6 +465,8 @@ impl<'a> Walk<'a> {
             },
             (Val::Name(name, _), Expr::Str(s)) => Tri::from_bool(s.eq_ignore_ascii_case(name) || alias(name) == Some(s.as_str())),
             (Val::Name(_, n0), Expr::Num(n)) => Tri::from_bool(n0 == n),
+            (Val::RemoteIface, Expr::Str(s)) if s == "lo" => Tri::No,
+            (Val::RemoteIface, _) => Tri::Unknown("the interface the peer's packets arrive on is not known".into()),
             (Val::Iface(i), Expr::Str(s)) => Tri::from_bool(match s.strip_suffix('*') {
                 Some(prefix) => i.starts_with(prefix),
                 None => i == s,
@@ -488,6 +492,7 @@ fn describe_val(v: &Val) -> String {
         Val::Addr(_) => "an address".into(),
         Val::Name(n, _) => format!("`{n}`"),
         Val::Iface(i) => format!("interface {i}"),
+        Val::RemoteIface => "the incoming interface".into(),
         Val::Flags(_) => "tcp flags".into(),
         Val::Tuple(_) => "a concatenation".into(),
         Val::Absent => "a field the packet does not have".into(),

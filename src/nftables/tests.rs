@@ -53,6 +53,8 @@ fn native_policy_drop_drops_peers_and_says_where() {
     assert_eq!(decide(&r, "fd42:42::11", 49152).verdict(), Some(Verdict::Drop));
     let (port, _) = r.first_not_accepted(&Skip::default(), ip("198.18.42.11"), 49152..=49215, Some("eth0")).unwrap();
     assert_eq!(port, 49152);
+    // A peer behind a router (its interface not known) still never arrives on lo.
+    assert_eq!(r.decide(&Skip::default(), ip("203.0.113.9"), 16509, None).verdict(), Some(Verdict::Drop));
 }
 
 #[test]

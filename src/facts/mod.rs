@@ -272,7 +272,8 @@ fn record_path(name: &str) -> Option<&str> {
         "firewalld_conf" => Some("/etc/firewalld/firewalld.conf"),
         _ => name
             .strip_prefix("persist:")
-            .or_else(|| name.strip_prefix("envfile:").and_then(|k| k.split_once(':')).map(|(_, p)| p)),
+            .or_else(|| name.strip_prefix("envfile:").and_then(|k| k.split_once(':')).map(|(_, p)| p))
+            .or_else(|| name.strip_prefix("nftconf:").and_then(|k| k.split_once(':')).map(|(_, p)| p)),
     }
 }
 

@@ -335,6 +335,10 @@ fn nft_word(s: &str) -> bool {
 /// `migready: libvirt from cmp1 198.18.42.11`: unique in a chain (it names the source),
 /// at most 128 bytes, no quotes.
 fn nft_comment(what: &str, name: &str, src: &str) -> String {
+    if name == src {
+        // An allowed source: its address is its name.
+        return format!("{COMMENT} {what} from {src}");
+    }
     let name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).take(60).collect();
     format!("{COMMENT} {what} from {name} {src}")
 }

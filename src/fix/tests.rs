@@ -545,3 +545,20 @@ fn nftables_rules_not_persisted_say_why() {
     assert_eq!(fleet.finding(0, "firewall.libvirt").status, Status::Warn);
     assert!(nft_steps(&plan_of(&fleet, 0)).is_empty());
 }
+
+#[test]
+fn nftables_allowed_sources_and_ipv6_in_an_inet_table() {
+    let mut fleet = nft_fleet(|_| {});
+    fleet.hosts.truncate(1);
+    fleet.policy.allowed_sources = vec!["192.0.2.0/24".into(), "2001:db8::/64".into()];
+    let p = plan_of(&fleet, 0);
+    let cmds: Vec<String> = nft_steps(&p).iter().map(|s| crate::shell::join(&s.command().unwrap())).collect();
+    assert_eq!(
+        cmds[..2],
+        [
+            "nft add rule inet filter input ip saddr 192.0.2.0/24 tcp dport 16509 accept comment '\"migready: libvirt from 192.0.2.0/24\"'",
+            "nft add rule inet filter input ip6 saddr 2001:db8::/64 tcp dport 16509 accept comment '\"migready: libvirt from 2001:db8::/64\"'",
+        ]
+    );
+    assert_eq!(cmds.len(), 4);
+}

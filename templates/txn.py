@@ -533,6 +533,16 @@ def cmd_start():
             # The last run's unit may still be unloading: "already loaded".
             if p.returncode == 0 or b"already" not in p.stderr:
                 break
+            if attempt >= 2:
+                # Or it ended and systemd never collected it (seen under nspawn with
+                # cgroup v1: "loaded inactive dead" for good). It is not active (checked
+                # above, under the lock): a stop job waits for what is left of it
+                # (ExecStopPost) and unloads it.
+                try:
+                    subprocess.run(["systemctl", "stop", UNIT + ".service"], env=ENV, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, timeout=90)
+                except subprocess.TimeoutExpired:
+                    pass
             time.sleep(0.25)
         if p.returncode != 0:
             emit(ev="error", err="systemd-run: " + p.stderr.decode("utf-8", "replace").strip())

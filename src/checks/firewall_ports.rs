@@ -54,7 +54,7 @@ fn ports(ctx: &Ctx, lo: u16, hi: u16, what: &str, extra: Option<String>) -> Outc
     let mut evidence: Vec<String> = extra.into_iter().collect();
     // (port, how) -> peers blocked that way, in order.
     let mut blocked: Vec<((u16, String), Vec<String>)> = Vec::new();
-    let mut unknown: Vec<String> = Vec::new();
+    let mut unknown: Vec<((u16, String), Vec<String>)> = Vec::new();
     let mut uncertain = Vec::new();
     let mut unreadable = None;
     let nft_listed = f.nft_rules().is_some_and(|r| !r.tables.is_empty());
@@ -97,7 +97,7 @@ fn ports(ctx: &Ctx, lo: u16, hi: u16, what: &str, extra: Option<String>) -> Outc
         return Outcome::fail(format!("{} ({what} traffic)", blocked_message(&blocked, &unknown))).with_all(dedup(evidence));
     }
     if !unknown.is_empty() {
-        return Outcome::warn(format!("{} ({what} traffic)", unknown.join("; "))).with_all(dedup(evidence));
+        return Outcome::warn(format!("{} ({what} traffic)", unknown_message(&unknown))).with_all(dedup(evidence));
     }
     if let Some(why) = unreadable {
         return Outcome::warn(format!("firewall not evaluated: {why}")).with_all(dedup(evidence));
@@ -118,10 +118,17 @@ fn add_blocked(blocked: &mut Vec<((u16, String), Vec<String>)>, port: u16, how: 
 }
 
 /// `TCP 16509 from cmp1 (198.18.42.11) is dropped ...; ...`, and what is unknown besides.
-fn blocked_message(blocked: &[((u16, String), Vec<String>)], unknown: &[String]) -> String {
+fn blocked_message(blocked: &[((u16, String), Vec<String>)], unknown: &[((u16, String), Vec<String>)]) -> String {
     let mut parts: Vec<String> = blocked.iter().map(|((port, how), who)| format!("TCP {port} from {} is {how}", who.join(", "))).collect();
-    parts.extend(unknown.iter().cloned());
+    if !unknown.is_empty() {
+        parts.push(unknown_message(unknown));
+    }
     parts.join("; ")
+}
+
+/// `TCP 16509 from cmp1 (198.18.42.11), ...: nftables verdict unknown in chain ...: why`.
+fn unknown_message(unknown: &[((u16, String), Vec<String>)]) -> String {
+    unknown.iter().map(|((port, what), who)| format!("TCP {port} from {}: {what}", who.join(", "))).collect::<Vec<_>>().join("; ")
 }
 
 /// nftables' judgement of the native tables (those no other evaluator judges) for one
@@ -137,7 +144,7 @@ fn nft_judge(
     hi: u16,
     range: &str,
     blocked: &mut Vec<((u16, String), Vec<String>)>,
-    unknown: &mut Vec<String>,
+    unknown: &mut Vec<((u16, String), Vec<String>)>,
     evidence: &mut Vec<String>,
     unreadable: &mut Option<String>,
 ) {
@@ -163,7 +170,7 @@ fn nft_judge(
             } else {
                 for u in d.unknown() {
                     let first = u.unknown.first().map_or("", String::as_str);
-                    unknown.push(format!("TCP {port} from {who}: nftables verdict unknown in chain {} of table {} {}: {first}", u.chain, u.family, u.table));
+                    add_blocked(unknown, port, format!("nftables verdict unknown in chain {} of table {} {}: {first}", u.chain, u.family, u.table), who.to_string());
                     evidence.push(format!("nft: TCP {port} from {src}: {u}"));
                 }
             }
@@ -204,7 +211,7 @@ fn by_firewalld(ctx: &Ctx, cfg: &Config, lo: u16, hi: u16, what: &str, range: &s
     let mut not_permanent: Vec<String> = Vec::new();
     let mut uncertain = Vec::new();
     let mut unreadable = None;
-    let mut unknown: Vec<String> = Vec::new();
+    let mut unknown: Vec<((u16, String), Vec<String>)> = Vec::new();
     // nftables tables besides firewalld's own apply too.
     let skip = f.nft_skip();
     for (name, src) in sources {
@@ -253,7 +260,7 @@ fn by_firewalld(ctx: &Ctx, cfg: &Config, lo: u16, hi: u16, what: &str, range: &s
         return Outcome::fail(format!("{} ({what} traffic)", blocked_message(&blocked, &unknown))).with_all(evidence);
     }
     if !unknown.is_empty() {
-        return Outcome::warn(format!("{} ({what} traffic)", unknown.join("; "))).with_all(evidence);
+        return Outcome::warn(format!("{} ({what} traffic)", unknown_message(&unknown))).with_all(evidence);
     }
     if !not_permanent.is_empty() {
         return Outcome::warn(format!(

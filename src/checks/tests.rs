@@ -438,6 +438,6 @@ fn an_nftables_rule_not_understood_is_a_warning_naming_it() {
     });
     edit(&mut r, "nft_ruleset", |t| t.replace("# handle 9\n", "# handle 9\n\t\tfib daddr type local accept # handle 10\n"));
     let f = nft_fleet(r).finding(0, "firewall.libvirt");
-    assert_finding(&f, Warn, "TCP 16509 from cmp1 (198.18.42.11): nftables verdict unknown in chain input of table inet filter: rule handle 10 in chain input (fib daddr type local accept): expression {\"fib\"");
+    assert_finding(&f, Warn, "TCP 16509 from cmp1 (198.18.42.11), cmp3 (198.18.42.13): nftables verdict unknown in chain input of table inet filter: rule handle 10 in chain input (fib daddr type local accept): expression {\"fib\"");
     assert!(f.evidence.iter().any(|e| e.starts_with("nft: TCP 16509 from 198.18.42.11: verdict unknown in chain input (table inet filter): rule handle 10")), "{:?}", f.evidence);
 }

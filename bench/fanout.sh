@@ -46,7 +46,7 @@ FULL_REPS=${FULL_REPS:-$REPS}   # repetitions of the slow 35-module playbook
 PARALLEL=${PARALLEL:-32}
 MEM_KS=${MEM_KS:-"10 50 100"}   # migready-only memory sweep (peak RSS against K)
 work=${MIGREADY_BENCH_DIR:-/var/tmp/migready-bench}
-image=/var/cache/migready/lab/bookworm
+image=""   # the lab's bookworm image (tests/lab/image.sh prints its directory)
 bridge=mrbench0
 nsp=mrbench-h   # network namespaces mrbench-h1 ... (veth host side mrbv1 ...)
 vp=mrbv
@@ -113,10 +113,8 @@ if [[ ${#need[@]} -gt 0 ]]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
 fi
 "$repo/tests/lab/deps.sh"
-if [[ ! -f $image/etc/nova/nova.conf ]]; then
-    log "building the lab image (tests/lab/image.sh bookworm; first time only, minutes)"
-    "$repo/tests/lab/image.sh" bookworm >/dev/null
-fi
+log "the lab image (tests/lab/image.sh bookworm; built the first time only, minutes)"
+image=$("$repo/tests/lab/image.sh" bookworm)
 mkdir -p "$work"
 if [[ ! -x $work/venv/bin/ansible-playbook ]]; then
     log "ansible-core into $work/venv (PyPI)"

@@ -16,6 +16,7 @@ pub mod formats;
 pub mod inventory;
 pub mod mesh;
 pub mod nova;
+pub mod nftables;
 pub mod nova_release;
 pub mod report;
 pub mod shell;

@@ -78,7 +78,30 @@ fact machine_id cat /etc/machine-id
 fact listen ss -Hltn
 fact iptables_save iptables-save
 fact ip6tables_save ip6tables-save
-if has nft; then fact nft_ruleset nft list ruleset; fi
+# nftables: the ruleset as JSON (judged) and as text with handles (the rules' words
+# for evidence), and the files nftables.service loads: the one its ExecStart names
+# (`nft -f FILE`, else /etc/nftables.conf) and those it includes, nested (relative
+# paths from /etc, nft's default include path; at most 32 files).
+if has nft; then
+    fact nft_json nft -j list ruleset
+    fact nft_ruleset nft -a list ruleset
+    nftconf=$(systemctl show -p ExecStart --value nftables.service 2>/dev/null | sed -n 's/.*argv\[\]=[^;]* -f \([^ ;]*\).*/\1/p' | head -n 1)
+    printf '%s\n' "${nftconf:-/etc/nftables.conf}" >"$t/nftq"
+    k=0 nftseen=''
+    while [ "$k" -lt 32 ] && IFS= read -r f; do
+        case " $nftseen " in *" $f "*) continue ;; esac
+        nftseen="$nftseen $f"
+        [ -f "$f" ] || continue
+        k=$((k + 1))
+        file "nftconf:$k:$f" "$f"
+        sed -n 's/^[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' "$f" >"$t/nftinc"
+        while IFS= read -r inc; do
+            case $inc in /*) ;; *) inc=/etc/$inc ;; esac
+            # shellcheck disable=SC2086 # globbing wanted: include "/etc/nftables.d/*.nft"
+            for g in $inc; do [ -f "$g" ] && printf '%s\n' "$g" >>"$t/nftq"; done
+        done <"$t/nftinc"
+    done <"$t/nftq"
+fi
 # firewalld, when it runs: every zone, runtime and permanent (one firewall-cmd call
 # each: it is a Python program, slow to start), and the definitions of the services
 # the zones name (/etc/firewalld/services overrides /usr/lib/firewalld/services).
@@ -102,7 +125,7 @@ if has firewall-cmd; then
         [ -z "$paths" ] || fact firewalld_services grep -H '' $paths
     fi
 fi
-for f in /etc/sysconfig/iptables /etc/iptables/rules.v4 /etc/sysconfig/ip6tables /etc/iptables/rules.v6 /etc/nftables.conf; do
+for f in /etc/sysconfig/iptables /etc/iptables/rules.v4 /etc/sysconfig/ip6tables /etc/iptables/rules.v6; do
     if [ -e "$f" ]; then file "persist:$f" "$f"; fi
 done
 

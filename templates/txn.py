@@ -202,7 +202,8 @@ class Txn:
 
     def command(self, i, step):
         argv = step["argv"]
-        self.j.log(ev="step", i=i, state="start", argv=argv, undo=step.get("undo", []), runtime=step.get("runtime", False))
+        self.j.log(ev="step", i=i, state="start", argv=argv, undo=step.get("undo", []), runtime=step.get("runtime", False),
+                   undo_display=step.get("undo_display"))
         rc, err = run(argv, self.left())
         if rc != 0:
             self.j.log(ev="step", i=i, state="failed", argv=argv, rc=rc, err=err)
@@ -309,11 +310,15 @@ def rollback(journal_recs, j, reset_units):
     for i in sorted(cmds, reverse=True):
         if i in undone:
             continue
-        for argv in starts.get(i, {}).get("undo", []):
+        shown = starts.get(i, {}).get("undo_display") or []
+        for k, argv in enumerate(starts.get(i, {}).get("undo", [])):
             rc, err = run(argv, UNDO_TIMEOUT)
+            # A short description where the plan gives one (a script's argv is long).
+            what = shown[k] if k < len(shown) else " ".join(argv)
             if rc != 0:
-                problems.append("%s: exit status %d: %s" % (" ".join(argv), rc, err))
-            j.log(ev="undo", i=i, ok=rc == 0, argv=argv, err=err if rc else None)
+                problems.append("%s: exit status %d: %s" % (what, rc, err))
+            j.log(ev="undo", i=i, ok=rc == 0, argv=argv, err=err if rc else None,
+                  msg=("undid: " + shown[k]) if k < len(shown) else None)
     if reset_units:
         run(["systemctl", "reset-failed"] + reset_units, 10)
     return problems
@@ -528,6 +533,16 @@ def cmd_start():
             # The last run's unit may still be unloading: "already loaded".
             if p.returncode == 0 or b"already" not in p.stderr:
                 break
+            if attempt >= 2:
+                # Or it ended and systemd never collected it (seen under nspawn with
+                # cgroup v1: "loaded inactive dead" for good). It is not active (checked
+                # above, under the lock): a stop job waits for what is left of it
+                # (ExecStopPost) and unloads it.
+                try:
+                    subprocess.run(["systemctl", "stop", UNIT + ".service"], env=ENV, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, timeout=90)
+                except subprocess.TimeoutExpired:
+                    pass
             time.sleep(0.25)
         if p.returncode != 0:
             emit(ev="error", err="systemd-run: " + p.stderr.decode("utf-8", "replace").strip())

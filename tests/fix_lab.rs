@@ -1,6 +1,7 @@
 //! Real-host tests of `migready fix` on the lab (tests/run.sh boots it, stock:
 //! cmp1 bookworm socket, cmp2 trixie socket + firewalld, cmp3 bookworm traditional + REJECT,
-//! cmp4 trixie traditional + DROP policy, cmp5 bookworm with the seed's recipe).
+//! cmp4 trixie traditional + DROP policy, cmp5 bookworm with the seed's recipe, cmp6
+//! bookworm socket + native nftables; tests/nft_lab.rs goes deeper on cmp6).
 //! Ignored by a plain `cargo test`; tests/run.sh runs them in order with
 //! `--ignored --test-threads=1` after tests/lab.rs.
 
@@ -9,7 +10,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
 
-const HOSTS: [&str; 5] = ["cmp1", "cmp2", "cmp3", "cmp4", "cmp5"];
+const HOSTS: [&str; 6] = ["cmp1", "cmp2", "cmp3", "cmp4", "cmp5", "cmp6"];
 
 mod common;
 use common::lab_state;
@@ -25,15 +26,15 @@ fn ssh(host: &str, cmd: &str) -> String {
 }
 
 /// Everything fix may touch, in one string: file hashes, owners and modes, the
-/// files in the config directories (backups show up), rules without counters,
-/// unit enablement.
+/// files in the config directories (backups show up), rules without counters
+/// (iptables and nftables), unit enablement.
 fn snapshot(host: &str) -> String {
     ssh(
         host,
-        "cd /etc && for f in libvirt/libvirtd.conf default/libvirtd sysconfig/libvirtd sysconfig/iptables iptables/rules.v4 nova/nova.conf; do \
+        "cd /etc && for f in libvirt/libvirtd.conf default/libvirtd sysconfig/libvirtd sysconfig/iptables iptables/rules.v4 nova/nova.conf nftables.conf; do \
            [ -e $f ] && echo \"$(sha256sum $f) $(stat -c '%U:%G %a' $f)\"; done; \
-         ls /etc/libvirt /etc/default /etc/sysconfig /etc/nova 2>/dev/null; \
-         iptables-save | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'; \
+         ls /etc/libvirt /etc/default /etc/sysconfig /etc/nova 2>/dev/null; ls /etc | grep nftables; \
+         iptables-save | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'; nft -s list ruleset 2>/dev/null; \
          if systemctl -q is-active firewalld; then firewall-cmd --list-all-zones; firewall-cmd --permanent --list-all-zones; fi; \
          systemctl is-enabled libvirtd.service libvirtd-tcp.socket libvirtd.socket 2>&1; systemctl is-active libvirtd-tcp.socket 2>&1; true",
     )
@@ -136,6 +137,11 @@ fn b_fix_end_to_end() {
     assert!(out.contains(&format!("$ firewall-cmd --zone=public {} ", rule("cmp1", "16509"))), "{out}");
     assert!(out.contains(&format!("$ firewall-cmd --permanent --zone=public {} ", rule("cmp1", "16509"))), "{out}");
     assert!(out.contains(&rule("cmp5", "49152-49215")), "{out}");
+    // cmp6 (nftables, policy drop): the exact nft commands, appended to chain input, and
+    // the same lines in /etc/nftables.conf.
+    let a1 = address("cmp1");
+    assert!(out.contains(&format!("$ nft add rule inet filter input ip saddr {a1} tcp dport 16509 accept comment '\"migready: libvirt from cmp1 {a1}\"'\n")), "{out}");
+    assert!(out.contains(&format!("+\t\tip saddr {a1} tcp dport 49152-49215 accept comment \"migready: migration from cmp1 {a1}\"\n")) && out.contains("+++ b/etc/nftables.conf"), "{out}");
     assert!(!out.contains("--reload") && !out.contains("not done by migready"), "{out}");
     assert!(out.contains("auth_tcp = \"none\": anyone who reaches TCP 16509"), "{out}");
     let after: Vec<String> = HOSTS.iter().map(|h| snapshot(h)).collect();
@@ -185,7 +191,7 @@ fn b_fix_end_to_end() {
 
     // The other hosts were fixed: every fixable check passes (auth "none" stays a warning).
     let r = doctor();
-    for h in ["cmp1", "cmp3", "cmp4", "cmp5"] {
+    for h in ["cmp1", "cmp3", "cmp4", "cmp5", "cmp6"] {
         for id in ["libvirt.mode", "libvirt.listen", "firewall.libvirt", "firewall.migration", "nova.flags"] {
             assert_eq!(status(&r, h, id), "pass", "{h} {id}: {r}");
         }
@@ -205,7 +211,7 @@ fn b_fix_end_to_end() {
     assert!(out.contains("cmp2   firewall.libvirt     fail -> pass"), "{out}");
     // firewalld opened to the peers only, by address, for 16509 and the migration range,
     // now and permanently: the same rules in both.
-    let peers = ["cmp1", "cmp3", "cmp4", "cmp5"];
+    let peers = ["cmp1", "cmp3", "cmp4", "cmp5", "cmp6"];
     let mut want: Vec<String> = peers
         .iter()
         .flat_map(|h| ["16509", "49152-49215"].map(|p| format!("rule family=\"ipv4\" source address=\"{}/32\" port port=\"{p}\" protocol=\"tcp\" accept", address(h))))
@@ -241,6 +247,8 @@ fn b_fix_end_to_end() {
     assert_eq!(ssh("cmp1", "virsh -c qemu+tcp://cmp3/system hostname").trim(), "cmp3");
     assert_eq!(ssh("cmp3", "virsh -c qemu+tcp://cmp4/system hostname").trim(), "cmp4");
     assert_eq!(ssh("cmp5", "virsh -c qemu+tcp://cmp2/system hostname").trim(), "cmp2");
+    assert_eq!(ssh("cmp2", "virsh -c qemu+tcp://cmp6/system hostname").trim(), "cmp6");
+    assert!(connects("cmp3", "cmp6", 49215));
 
     // Guests kept running, same QEMU process.
     for (h, pid) in ["cmp1", "cmp3"].iter().zip(&qemu_pids) {

@@ -1,7 +1,8 @@
 //! Real-host tests: `migready doctor` against the lab (tests/lab/lab.sh).
 //! Run by tests/run.sh after it boots the lab:
 //!   cmp1 bookworm socket, cmp2 trixie socket + firewalld, cmp3 bookworm traditional + RHEL REJECT,
-//!   cmp4 trixie traditional + DROP policy, cmp5 bookworm with the seed's recipe.
+//!   cmp4 trixie traditional + DROP policy, cmp5 bookworm with the seed's recipe,
+//!   cmp6 bookworm socket + native nftables (inet filter input, policy drop).
 //! They are ignored by a plain `cargo test` (no lab there); tests/run.sh runs them
 //! with `--ignored`, and then a missing lab is a failure, not a skip.
 
@@ -73,7 +74,7 @@ fn doctor_on_both_images_and_all_profiles() {
     let (code, r, stderr) = doctor(dir.path(), &lab_inventory());
     eprintln!("doctor on the lab took {:?} (report: {} ms)", start.elapsed(), r["elapsed_ms"]);
     assert_eq!(code, 1, "stock hosts fail checks; stderr: {stderr}");
-    for h in ["cmp1", "cmp2", "cmp3", "cmp4", "cmp5"] {
+    for h in ["cmp1", "cmp2", "cmp3", "cmp4", "cmp5", "cmp6"] {
         expect(&r, h, "ssh.connect", "pass", "verified");
         expect(&r, h, "privilege", "pass", "root");
         expect(&r, h, "storage.instances", "pass", "local");
@@ -82,7 +83,7 @@ fn doctor_on_both_images_and_all_profiles() {
         expect(&r, h, "nova.vnc-listen", "pass", "");
     }
     // Distro defaults: socket activation, no TCP socket, SASL.
-    for h in ["cmp1", "cmp2"] {
+    for h in ["cmp1", "cmp2", "cmp6"] {
         expect(&r, h, "libvirt.mode", "pass", "socket activation");
         expect(&r, h, "libvirt.listen", "fail", "libvirtd-tcp.socket is not enabled");
         expect(&r, h, "libvirt.auth", "fail", "\"sasl\"");
@@ -91,7 +92,7 @@ fn doctor_on_both_images_and_all_profiles() {
     expect(&r, "cmp1", "firewall.libvirt", "pass", "accepted");
     expect(&r, "cmp1", "firewall.migration", "pass", "TCP 49152-49215 accepted");
     // cmp2 runs firewalld, RHEL-like: eth0 in zone public (ssh only, the rest rejected).
-    let peers = ["cmp1", "cmp3", "cmp4", "cmp5"].map(|h| format!("{h} ({})", host_address(h))).join(", ");
+    let peers = ["cmp1", "cmp3", "cmp4", "cmp5", "cmp6"].map(|h| format!("{h} ({})", host_address(h))).join(", ");
     expect(&r, "cmp2", "firewall.libvirt", "fail", &format!("TCP 16509 from {peers} is rejected by firewalld zone public"));
     expect(&r, "cmp2", "firewall.migration", "fail", &format!("TCP 49152 from {peers} is rejected by firewalld zone public"));
     let ev = check(&r, "cmp2", "firewall.libvirt")["evidence"].to_string();
@@ -101,7 +102,7 @@ fn doctor_on_both_images_and_all_profiles() {
     expect(&r, "cmp1", "libvirt.mode", "pass", "libvirt 9.0");
     expect(&r, "cmp2", "libvirt.mode", "pass", "libvirt 11.");
     expect(&r, "cmp1", "hypervisor.versions", "warn", "from cmp2, cmp4 (newer) to this host can fail");
-    expect(&r, "cmp2", "hypervisor.versions", "warn", "from this host to cmp1, cmp3, cmp5 (older) can fail");
+    expect(&r, "cmp2", "hypervisor.versions", "warn", "from this host to cmp1, cmp3, cmp5, cmp6 (older) can fail");
     // CentOS 7 style: sockets masked, unconfigured; RHEL REJECT and DROP firewalls.
     for h in ["cmp3", "cmp4"] {
         expect(&r, h, "libvirt.mode", "pass", "traditional");
@@ -112,8 +113,10 @@ fn doctor_on_both_images_and_all_profiles() {
         }
         assert!(listen["evidence"].to_string().contains("/etc/sysconfig/libvirtd: LIBVIRTD_ARGS not set"), "{listen}");
     }
-    let peers = ["cmp1", "cmp2", "cmp4", "cmp5"].map(|h| format!("{h} ({})", host_address(h))).join(", ");
+    let peers = ["cmp1", "cmp2", "cmp4", "cmp5", "cmp6"].map(|h| format!("{h} ({})", host_address(h))).join(", ");
     expect(&r, "cmp3", "firewall.libvirt", "fail", &format!("TCP 16509 from {peers} is rejected"));
+    // Its rules are iptables-nft's: they show in nft too, and are judged once.
+    assert!(!check(&r, "cmp3", "firewall.libvirt")["evidence"].to_string().contains("nft: "), "{}", check(&r, "cmp3", "firewall.libvirt"));
     assert!(check(&r, "cmp3", "firewall.libvirt")["evidence"].to_string().contains("-A INPUT -j REJECT --reject-with icmp-host-prohibited"));
     expect(&r, "cmp3", "firewall.migration", "fail", "TCP 49152 from");
     expect(&r, "cmp4", "firewall.libvirt", "fail", "is dropped");
@@ -122,12 +125,21 @@ fn doctor_on_both_images_and_all_profiles() {
     expect(&r, "cmp5", "libvirt.mode", "fail", "--listen parameter not permitted");
     expect(&r, "cmp5", "libvirt.auth", "warn", "controls every guest");
     expect(&r, "cmp5", "libvirt.host-uuid", "warn", "did not report");
+    // Native nftables (iptables-save shows nothing): dropped by the policy of chain input
+    // of table inet filter, not "ACCEPT by policy of INPUT".
+    let peers = ["cmp1", "cmp2", "cmp3", "cmp4", "cmp5"].map(|h| format!("{h} ({})", host_address(h))).join(", ");
+    for (id, port) in [("firewall.libvirt", 16509), ("firewall.migration", 49152)] {
+        expect(&r, "cmp6", id, "fail", &format!("TCP {port} from {peers} is dropped by nftables chain input of table inet filter"));
+        let ev = check(&r, "cmp6", id)["evidence"].to_string();
+        assert!(ev.contains(&format!("nft: TCP {port} from {}: DROP by policy of chain input (table inet filter)", host_address("cmp1"))), "{ev}");
+        assert!(!ev.contains("ACCEPT by policy of INPUT"), "{ev}");
+    }
     let s = &r["summary"];
     let total: u64 = ["pass", "warn", "fail", "skip"].iter().map(|k| s[k].as_u64().unwrap()).sum();
-    // Every host check and every pair check (the mesh: 5 x 4 ordered pairs, 3 checks each) is counted.
+    // Every host check and every pair check (the mesh: 6 x 5 ordered pairs, 3 checks each) is counted.
     let host_checks = Command::new(env!("CARGO_BIN_EXE_migready")).arg("checks").output().unwrap().stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty() && !l.ends_with(b"(per pair of hosts)")).count() as u64;
-    assert_eq!(r["pairs"].as_array().unwrap().len(), 20);
-    assert_eq!(total, 5 * host_checks + 20 * 3);
+    assert_eq!(r["pairs"].as_array().unwrap().len(), 30);
+    assert_eq!(total, 6 * host_checks + 30 * 3);
 }
 
 fn pair<'a>(report: &'a Value, from: &str, to: &str, id: &str) -> &'a Value {
@@ -144,7 +156,7 @@ fn mesh_engines_agree_on_real_hosts() {
     let inv = lab_inventory();
     let (_, py, _) = doctor_env(dir.path(), &inv, &[]);
     let (_, sh, _) = doctor_env(dir.path(), &inv, &[("MIGREADY_MESH_ENGINE", "sh")]);
-    let hosts = ["cmp1", "cmp2", "cmp3", "cmp4", "cmp5"];
+    let hosts = ["cmp1", "cmp2", "cmp3", "cmp4", "cmp5", "cmp6"];
     for from in hosts {
         for to in hosts.iter().filter(|t| **t != from) {
             for id in ["mesh.resolve", "mesh.qemu-tcp", "mesh.migration-ports"] {
@@ -155,13 +167,17 @@ fn mesh_engines_agree_on_real_hosts() {
             // Before fix no libvirt listens on TCP anywhere.
             expect_pair(&py, from, to, "mesh.qemu-tcp", "fail", "");
         }
-        // cmp3 rejects (icmp-host-prohibited), cmp4 drops; the others filter nothing.
+        // cmp3 rejects (icmp-host-prohibited), cmp4 (iptables) and cmp6 (nftables) drop; the
+        // others filter nothing.
         if from != "cmp3" {
             expect_pair(&py, from, "cmp3", "mesh.migration-ports", "fail", "rejected (no route to host");
             expect_pair(&sh, from, "cmp3", "mesh.migration-ports", "fail", "rejected (no route to host");
         }
         if from != "cmp4" {
             expect_pair(&py, from, "cmp4", "mesh.migration-ports", "fail", "timed out after 5 s (dropped)");
+        }
+        if from != "cmp6" {
+            expect_pair(&py, from, "cmp6", "mesh.migration-ports", "fail", "timed out after 5 s (dropped)");
         }
         if from != "cmp1" {
             expect_pair(&py, from, "cmp1", "mesh.migration-ports", "pass", "reachable from");

@@ -37,12 +37,14 @@ done
 
 tests/lab/lab.sh down >/dev/null 2>&1 || true
 tests/lab/lab.sh up cmp1:bookworm:socket cmp2:trixie:socket:firewalld cmp3:bookworm:traditional:reject \
-    cmp4:trixie:traditional:drop cmp5:bookworm:seed jmp:bookworm:jump
+    cmp4:trixie:traditional:drop cmp5:bookworm:seed cmp6:bookworm:socket:nftables jmp:bookworm:jump
 cargo test --locked --test lab -- --ignored --test-threads=1
 # Jump hosts: cmp1 accepts SSH from jmp only for a while (restored after).
 cargo test --locked --test jump_lab -- --ignored --test-threads=1
 # fix changes the lab: it runs after the read-only doctor tests.
 cargo test --locked --test fix_lab -- --ignored --test-threads=1
+# The native nftables host cmp6 in depth (reset first; the others are fixed by now).
+cargo test --locked --test nft_lab -- --ignored --test-threads=1
 # The fault matrix: resets cmp3 to its state after `up` before each case.
 cargo test --locked --test fault_lab -- --ignored --test-threads=1 --nocapture
 # validate on the same lab (its bookworm and trixie socket hosts), last: it sets

@@ -3,11 +3,17 @@
 //! range, i.e. is accepted by the INPUT path before any REJECT/DROP rule or a
 //! DROP policy. The inventory's `policy.allowed_sources` are probed too; with no
 //! peers and no allowed sources, a documentation address stands for "any remote host".
+//!
+//! Every firewall on the host judges: iptables (iptables-save, legacy or nf_tables
+//! variant), native nftables tables (every filter base chain at input; iptables-nft's
+//! tables are judged once, from iptables-save) and firewalld's zones. A connection is
+//! accepted only if all of them accept it.
 
 use super::{Ctx, Outcome};
-use crate::facts::{Firewall, Firewalld};
-use crate::firewalld::{self as fwd, Config};
+use crate::facts::{Firewall, Firewalld, HostFacts, Nft};
 use crate::firewall::Verdict;
+use crate::firewalld::{self as fwd, Config};
+use crate::nftables::{self, By, ChainDecision, Skip};
 use std::net::IpAddr;
 
 /// A documentation address (RFC 5737) standing for "any remote host".
@@ -47,11 +53,15 @@ fn ports(ctx: &Ctx, lo: u16, hi: u16, what: &str, extra: Option<String>) -> Outc
     }
     let mut evidence: Vec<String> = extra.into_iter().collect();
     // (port, how) -> peers blocked that way, in order.
-    let mut blocked: Vec<((u16, &str), Vec<String>)> = Vec::new();
+    let mut blocked: Vec<((u16, String), Vec<String>)> = Vec::new();
+    let mut unknown: Vec<((u16, String), Vec<String>)> = Vec::new();
     let mut uncertain = Vec::new();
     let mut unreadable = None;
+    let nft_listed = f.nft_rules().is_some_and(|r| !r.tables.is_empty());
+    let skip = f.nft_skip();
     for (name, src) in &sources {
         let fam = if src.is_ipv4() { "iptables-save" } else { "ip6tables-save" };
+        let who = format!("{name} ({src})");
         match f.firewall_for(*src) {
             None => unreadable = Some(format!("{fam} was not run")),
             Some(Firewall::Unreadable(why)) => unreadable = Some(format!("{fam}: {why}")),
@@ -61,14 +71,12 @@ fn ports(ctx: &Ctx, lo: u16, hi: u16, what: &str, extra: Option<String>) -> Outc
                         Verdict::Drop => "dropped (connections hang until they time out)",
                         _ => "rejected (\"No route to host\")",
                     };
-                    let who = format!("{name} ({src})");
-                    match blocked.iter_mut().find(|(k, _)| *k == (port, how)) {
-                        Some((_, v)) => v.push(who),
-                        None => blocked.push(((port, how), vec![who])),
-                    }
+                    add_blocked(&mut blocked, port, how.to_string(), who.clone());
                     evidence.push(format!("{fam}: {d}"));
                     uncertain.extend(d.uncertain);
                 }
+                // An empty iptables-save says nothing where nft lists the rules.
+                None if rules.tables.is_empty() && nft_listed => {}
                 None => {
                     let d = rules.input_decision(&crate::firewall::Probe::tcp(*src, lo));
                     evidence.push(format!("{fam}: {range} from {src}: {d}"));
@@ -76,6 +84,7 @@ fn ports(ctx: &Ctx, lo: u16, hi: u16, what: &str, extra: Option<String>) -> Outc
                 }
             },
         }
+        nft_judge(f, &skip, &who, *src, lo, hi, &range, &mut blocked, &mut unknown, &mut evidence, &mut unreadable);
     }
     uncertain.sort();
     uncertain.dedup();
@@ -85,18 +94,110 @@ fn ports(ctx: &Ctx, lo: u16, hi: u16, what: &str, extra: Option<String>) -> Outc
             .with_all(evidence);
     }
     if !blocked.is_empty() {
-        let parts: Vec<String> =
-            blocked.iter().map(|((port, how), who)| format!("TCP {port} from {} is {how}", who.join(", "))).collect();
-        return Outcome::fail(format!("{} ({what} traffic)", parts.join("; "))).with_all(dedup(evidence));
+        return Outcome::fail(format!("{} ({what} traffic)", blocked_message(&blocked, &unknown))).with_all(dedup(evidence));
+    }
+    if !unknown.is_empty() {
+        return Outcome::warn(format!("{} ({what} traffic)", unknown_message(&unknown))).with_all(dedup(evidence));
     }
     if let Some(why) = unreadable {
         return Outcome::warn(format!("firewall not evaluated: {why}")).with_all(dedup(evidence));
     }
     let from = sources.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
     if !uncertain.is_empty() {
-        return Outcome::warn(format!("{range} looks accepted from {from}, but some rules could not be evaluated")).with_all(evidence);
+        return Outcome::warn(format!("{range} looks accepted from {from}, but some rules could not be evaluated")).with_all(dedup(evidence));
     }
-    Outcome::pass(format!("{range} accepted from {from}")).with_all(evidence)
+    Outcome::pass(format!("{range} accepted from {from}")).with_all(dedup(evidence))
+}
+
+fn add_blocked(blocked: &mut Vec<((u16, String), Vec<String>)>, port: u16, how: String, who: String) {
+    match blocked.iter_mut().find(|(k, _)| *k == (port, how.clone())) {
+        Some((_, v)) if !v.contains(&who) => v.push(who),
+        Some(_) => {}
+        None => blocked.push(((port, how), vec![who])),
+    }
+}
+
+/// `TCP 16509 from cmp1 (198.18.42.11) is dropped ...; ...`, and what is unknown besides.
+fn blocked_message(blocked: &[((u16, String), Vec<String>)], unknown: &[((u16, String), Vec<String>)]) -> String {
+    let mut parts: Vec<String> = blocked.iter().map(|((port, how), who)| format!("TCP {port} from {} is {how}", who.join(", "))).collect();
+    if !unknown.is_empty() {
+        parts.push(unknown_message(unknown));
+    }
+    parts.join("; ")
+}
+
+/// `TCP 16509 from cmp1 (198.18.42.11), ...: nftables verdict unknown in chain ...: why`.
+fn unknown_message(unknown: &[((u16, String), Vec<String>)]) -> String {
+    unknown.iter().map(|((port, what), who)| format!("TCP {port} from {}: {what}", who.join(", "))).collect::<Vec<_>>().join("; ")
+}
+
+/// nftables' judgement of the native tables (those no other evaluator judges) for one
+/// source over `lo..=hi`: a block is added to `blocked`, an unknown verdict to `unknown`,
+/// the chains that decided to `evidence` (`nft: ...`).
+#[allow(clippy::too_many_arguments)]
+fn nft_judge(
+    f: &HostFacts,
+    skip: &Skip,
+    who: &str,
+    src: IpAddr,
+    lo: u16,
+    hi: u16,
+    range: &str,
+    blocked: &mut Vec<((u16, String), Vec<String>)>,
+    unknown: &mut Vec<((u16, String), Vec<String>)>,
+    evidence: &mut Vec<String>,
+    unreadable: &mut Option<String>,
+) {
+    let rules = match &f.nftables {
+        None => return,
+        Some(Nft::Unreadable(why)) => {
+            *unreadable = Some(why.clone());
+            return;
+        }
+        Some(Nft::Rules(r)) => r,
+    };
+    let iface = nftables::incoming_iface(src, &f.interfaces);
+    match rules.first_not_accepted(skip, src, lo..=hi, iface) {
+        Some((port, d)) => {
+            if let Some(b) = d.blocking() {
+                let how = match b.verdict {
+                    Some(Verdict::Drop) => "dropped",
+                    _ => "rejected",
+                };
+                let tail = if how == "dropped" { "connections hang until they time out" } else { "\"Connection refused\" or \"No route to host\"" };
+                add_blocked(blocked, port, format!("{how} by nftables chain {} of table {} {} ({tail})", b.deciding_chain(), b.family, b.table), who.to_string());
+                evidence.push(format!("nft: TCP {port} from {src}: {b}"));
+            } else {
+                for u in d.unknown() {
+                    let first = u.unknown.first().map_or("", String::as_str);
+                    add_blocked(unknown, port, format!("nftables verdict unknown in chain {} of table {} {}: {first}", u.chain, u.family, u.table), who.to_string());
+                    evidence.push(format!("nft: TCP {port} from {src}: {u}"));
+                }
+            }
+            notes(&d.chains, evidence);
+        }
+        None => {
+            let d = rules.decide(skip, src, lo, iface);
+            for c in &d.chains {
+                evidence.push(format!("nft: {range} from {src}: {c}{}", own_rule_nft(c)));
+            }
+            notes(&d.chains, evidence);
+        }
+    }
+}
+
+fn notes(chains: &[ChainDecision], evidence: &mut Vec<String>) {
+    for c in chains {
+        evidence.extend(c.notes.iter().map(|n| format!("nft: note: {n} (table {} {})", c.family, c.table)));
+    }
+}
+
+/// ` (migready's rule)` when the deciding nftables rule carries fix's comment.
+fn own_rule_nft(c: &ChainDecision) -> &'static str {
+    match &c.by {
+        By::Rule { text, .. } if text.contains(&format!("comment \"{}", crate::fix::COMMENT)) => " (migready's rule)",
+        _ => "",
+    }
 }
 
 /// Judge from firewalld's zones: the runtime configuration decides; a port open
@@ -110,7 +211,11 @@ fn by_firewalld(ctx: &Ctx, cfg: &Config, lo: u16, hi: u16, what: &str, range: &s
     let mut not_permanent: Vec<String> = Vec::new();
     let mut uncertain = Vec::new();
     let mut unreadable = None;
+    let mut unknown: Vec<((u16, String), Vec<String>)> = Vec::new();
+    // nftables tables besides firewalld's own apply too.
+    let skip = f.nft_skip();
     for (name, src) in sources {
+        nft_judge(f, &skip, &format!("{name} ({src})"), *src, lo, hi, range, &mut blocked, &mut unknown, &mut evidence, &mut unreadable);
         let land = cfg.landing(*src, &f.interfaces);
         uncertain.extend(land.uncertain.iter().cloned());
         let zone = format!("firewalld zone {} ({})", land.zone, land.via);
@@ -121,10 +226,7 @@ fn by_firewalld(ctx: &Ctx, cfg: &Config, lo: u16, hi: u16, what: &str, range: &s
                     Verdict::Drop => format!("dropped by firewalld zone {} (connections hang until they time out)", land.zone),
                     _ => format!("rejected by firewalld zone {} (\"No route to host\")", land.zone),
                 };
-                match blocked.iter_mut().find(|(k, _)| *k == (port, how.clone())) {
-                    Some((_, v)) => v.push(who),
-                    None => blocked.push(((port, how), vec![who])),
-                }
+                add_blocked(&mut blocked, port, how, who);
                 evidence.push(format!("{zone}: TCP {port} from {src}: {d}"));
                 uncertain.extend(d.uncertain);
             }
@@ -155,9 +257,10 @@ fn by_firewalld(ctx: &Ctx, cfg: &Config, lo: u16, hi: u16, what: &str, range: &s
     evidence = dedup(evidence);
     evidence.extend(uncertain.iter().map(|u| format!("uncertain: {u}")));
     if !blocked.is_empty() {
-        let parts: Vec<String> =
-            blocked.iter().map(|((port, how), who)| format!("TCP {port} from {} is {how}", who.join(", "))).collect();
-        return Outcome::fail(format!("{} ({what} traffic)", parts.join("; "))).with_all(evidence);
+        return Outcome::fail(format!("{} ({what} traffic)", blocked_message(&blocked, &unknown))).with_all(evidence);
+    }
+    if !unknown.is_empty() {
+        return Outcome::warn(format!("{} ({what} traffic)", unknown_message(&unknown))).with_all(evidence);
     }
     if !not_permanent.is_empty() {
         return Outcome::warn(format!(

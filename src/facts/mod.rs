@@ -12,6 +12,7 @@ use crate::firewalld::{self as fwd, IfaceNet, Zones};
 use crate::formats::envfile::EnvFile;
 use crate::formats::ini::IniDoc;
 use crate::formats::libvirt_conf::{ConfDoc, Value};
+use crate::nftables;
 use crate::nova_release::NovaRelease;
 pub use raw::{RawError, RawFacts, Record};
 use regex::Regex;
@@ -109,6 +110,25 @@ pub enum Firewall {
     Unreadable(String),
 }
 
+/// The nftables ruleset (`nft -j list ruleset`), or why it could not be read.
+#[derive(Debug, Clone)]
+pub enum Nft {
+    Rules(Box<nftables::Ruleset>),
+    Unreadable(String),
+}
+
+fn parse_nft(raw: &RawFacts) -> Option<Nft> {
+    let r = raw.get("nft_json")?;
+    if r.status != 0 {
+        let why = r.stderr.trim();
+        return Some(Nft::Unreadable(if why.is_empty() { format!("nft -j list ruleset: exit status {}", r.status) } else { format!("nft -j list ruleset: {why}") }));
+    }
+    Some(match nftables::Ruleset::parse(&r.stdout, raw.ok("nft_ruleset")) {
+        Ok(rules) => Nft::Rules(Box::new(rules)),
+        Err(e) => Nft::Unreadable(format!("cannot read nft -j list ruleset: {e}")),
+    })
+}
+
 /// firewalld as found on a host where `firewall-cmd` exists.
 #[derive(Debug, Clone)]
 pub enum Firewalld {
@@ -170,6 +190,9 @@ const PARSED_FILES: &[&str] = &[
     "firewalld_zones_permanent",
     "firewalld_services",
     "firewalld_conf",
+    // nft's listings live on in `nftables` (parsed).
+    "nft_json",
+    "nft_ruleset",
 ];
 
 /// Everything known about one host.
@@ -203,6 +226,8 @@ pub struct HostFacts {
     pub ip6tables: Option<Firewall>,
     /// firewalld, where `firewall-cmd` exists.
     pub firewalld: Option<Firewalld>,
+    /// nftables, where `nft` exists.
+    pub nftables: Option<Nft>,
     /// Files that persist firewall rules on this host, by path.
     pub persisted_rules: Vec<String>,
     /// The files the facts script read (or found missing) whose path is a
@@ -247,7 +272,8 @@ fn record_path(name: &str) -> Option<&str> {
         "firewalld_conf" => Some("/etc/firewalld/firewalld.conf"),
         _ => name
             .strip_prefix("persist:")
-            .or_else(|| name.strip_prefix("envfile:").and_then(|k| k.split_once(':')).map(|(_, p)| p)),
+            .or_else(|| name.strip_prefix("envfile:").and_then(|k| k.split_once(':')).map(|(_, p)| p))
+            .or_else(|| name.strip_prefix("nftconf:").and_then(|k| k.split_once(':')).map(|(_, p)| p)),
     }
 }
 
@@ -354,6 +380,7 @@ impl HostFacts {
             iptables: parse_firewall(&raw, "iptables_save"),
             ip6tables: parse_firewall(&raw, "ip6tables_save"),
             firewalld: parse_firewalld(&raw),
+            nftables: parse_nft(&raw),
             persisted_rules: raw.with_prefix("persist:").map(|(p, _)| p.to_string()).collect(),
             symlinks: raw
                 .with_prefix("link:")
@@ -507,6 +534,44 @@ impl HostFacts {
             Some(Firewalld::Running(c)) => Some(c),
             _ => None,
         }
+    }
+
+    /// The nftables ruleset, when nft listed it.
+    pub fn nft_rules(&self) -> Option<&nftables::Ruleset> {
+        match &self.nftables {
+            Some(Nft::Rules(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// nft tables judged elsewhere: iptables-nft's tables that iptables-save (the
+    /// nf_tables variant) lists, firewalld's table when its zones are judged.
+    pub fn nft_skip(&self) -> nftables::Skip {
+        let listed = |rec: &str, fw: &Option<Firewall>| match fw {
+            Some(Firewall::Rules(r)) if self.raw.ok(rec).is_some_and(|t| t.contains("(nf_tables)")) => r.tables.iter().map(|t| t.name.clone()).collect(),
+            _ => Vec::new(),
+        };
+        nftables::Skip {
+            iptables_nft_v4: listed("iptables_save", &self.iptables),
+            iptables_nft_v6: listed("ip6tables_save", &self.ip6tables),
+            firewalld: self.firewalld_running().is_some(),
+        }
+    }
+
+    /// The files nftables.service loads (path, text), in load order: its `-f` file
+    /// first, then what it includes.
+    pub fn nft_files(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(usize, String, String)> = self
+            .raw
+            .with_prefix("nftconf:")
+            .filter(|(_, r)| r.status == 0)
+            .filter_map(|(k, r)| {
+                let (n, path) = k.split_once(':')?;
+                Some((n.parse().ok()?, path.to_string(), r.stdout.clone()))
+            })
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, p, t)| (p, t)).collect()
     }
 
     /// The firewall that applies to a source address of this family.

@@ -128,8 +128,29 @@ fn undo(step: &Step, before: &HostFacts) -> Vec<Vec<String>> {
             vec![v]
         }
         Step::FirewalldRich { zone, permanent, rules, .. } => vec![super::firewall_cmd(zone, *permanent, "--remove-rich-rule", rules)],
+        // The handle is only known once the rule is in: delete the rules of that chain
+        // that carry this step's comment (migready's, unique in the chain).
+        Step::NftRule { family, table, chain, comment, .. } => vec![s(&["sh", "-c", NFT_UNDO, "sh", family, table, chain, comment])],
     }
 }
+
+/// How an undo is shown where its argv would say little (a script): one line per undo
+/// command, or null.
+fn undo_display(step: &Step) -> Option<Vec<String>> {
+    match step {
+        Step::NftRule { family, table, chain, comment, .. } => {
+            Some(vec![format!("nft delete rule {family} {table} {chain} handle H (H: the rule commented {})", crate::nftables::quote_comment(comment))])
+        }
+        _ => None,
+    }
+}
+
+/// `sh -c NFT_UNDO sh FAMILY TABLE CHAIN COMMENT`: deletes, by handle, every rule of the
+/// chain whose comment is exactly COMMENT (none left: nothing to do).
+pub(crate) const NFT_UNDO: &str = r#"c="comment \"$4\" # handle "
+nft -a list chain "$1" "$2" "$3" | while IFS= read -r l; do
+  case $l in *"$c"*) nft delete rule "$1" "$2" "$3" handle "${l##*"$c"}" || exit 1 ;; esac
+done"#;
 
 /// Whether a step's undo restores only runtime state (running units, live firewall
 /// rules), which a reboot rebuilds from the files anyway: after a reboot, or while the
@@ -142,6 +163,9 @@ fn runtime_only(step: &Step, before: &HostFacts) -> bool {
         Step::Unit { .. } => true,
         Step::FirewallInsert { .. } => true,
         Step::FirewalldRich { permanent, .. } => !permanent,
+        // A live nftables rule: the boot (or nftables.service) rebuilds the ruleset from
+        // the files, which the transaction restores.
+        Step::NftRule { .. } => true,
     }
 }
 
@@ -172,6 +196,7 @@ pub fn transaction(plan: &HostPlan, before: &HostFacts, opts: &TxnOptions, budge
                     "argv": argv,
                     "display": crate::shell::join(&argv),
                     "undo": undo(other, before),
+                    "undo_display": undo_display(other),
                     "runtime": runtime_only(other, before),
                 })
             }

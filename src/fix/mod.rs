@@ -12,6 +12,8 @@ mod plan_nova;
 pub mod render;
 pub mod run;
 
+pub use plan_firewall::COMMENT;
+
 use crate::checks::{Ctx, Finding, Status};
 use crate::facts::HostFacts;
 use crate::formats::EditError;
@@ -55,6 +57,11 @@ pub enum Step {
     FirewallInsert { ipv6: bool, chain: String, position: usize, args: Vec<String>, why: String },
     /// `firewall-cmd [--permanent] --zone=<zone> --add-rich-rule=<rule>...`.
     FirewalldRich { zone: String, permanent: bool, rules: Vec<String>, why: String },
+    /// `nft insert rule <family> <table> <chain> position <before> <rule> comment "<comment>"`
+    /// (right before the rule with handle `before`), or `nft add rule ...` (at the end of
+    /// the chain) when `before` is None. The comment is migready's and unique in the
+    /// chain: the undo finds the rule by it.
+    NftRule { family: String, table: String, chain: String, before: Option<u64>, rule: Vec<String>, comment: String, why: String },
 }
 
 impl Step {
@@ -74,6 +81,15 @@ impl Step {
                 Some(v)
             }
             Step::FirewalldRich { zone, permanent, rules, .. } => Some(firewall_cmd(zone, *permanent, "--add-rich-rule", rules)),
+            Step::NftRule { family, table, chain, before, rule, comment, .. } => {
+                let mut v: Vec<String> = vec!["nft".into(), if before.is_some() { "insert" } else { "add" }.into(), "rule".into(), family.clone(), table.clone(), chain.clone()];
+                if let Some(h) = before {
+                    v.extend(["position".to_string(), h.to_string()]);
+                }
+                v.extend(rule.iter().cloned());
+                v.extend(["comment".to_string(), crate::nftables::quote_comment(comment)]);
+                Some(v)
+            }
         }
     }
 }

@@ -12,13 +12,21 @@
 //!   (/etc/sysconfig/iptables, /etc/iptables/rules.v4; /etc/sysconfig/ip6tables,
 //!   /etc/iptables/rules.v6), the same lines go into that file, before the same
 //!   blocking rule.
+//! - nftables (native tables; iptables-nft's and firewalld's are the two above): in
+//!   every base chain that drops or rejects, an accept (`ip saddr A tcp dport P accept
+//!   comment "migready: ..."`) inserted right before the rule that blocks (`nft insert
+//!   rule ... position HANDLE`), or appended to the chain whose end applies a drop
+//!   policy (`nft add rule ...`). Persisted in the file nftables.service loads (or one
+//!   it includes), in the same chain at the same place, when that chain is written
+//!   there rule for rule as it is live; else a note says why not.
 
 use super::{refused, status, Edits, Step};
 use crate::checks::{Ctx, Finding, Status};
-use crate::facts::{Firewall, Firewalld};
-use crate::firewalld as fwd;
+use crate::facts::{Firewall, Firewalld, Nft};
 use crate::firewall::{self, Decision, Probe};
+use crate::firewalld as fwd;
 use crate::formats::EditError;
+use crate::nftables::{self, By, ChainDecision, Family};
 use std::net::IpAddr;
 
 /// Comment prefix that marks migready's own rules.
@@ -100,6 +108,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
     }
     if let Some(cfg) = firewalld {
         plan_firewalld(ctx, cfg, &wanted, &sources, steps, notes);
+        plan_nftables(ctx, &wanted, &sources, edits, steps, notes);
         return;
     }
     if matches!(f.firewalld, Some(Firewalld::Unreadable(_))) || (f.firewalld.is_none() && f.unit("firewalld.service").is_some_and(|u| u.is_active())) {
@@ -112,6 +121,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
             plan_iptables(ctx, ipv6, &wanted, &fam, edits, steps, notes);
         }
     }
+    plan_nftables(ctx, &wanted, &sources, edits, steps, notes);
 }
 
 struct Wanted {
@@ -303,4 +313,181 @@ fn persist_edit(text: &str, inserts: &[Insert]) -> Result<String, EditError> {
         }
     }
     Ok(lines.concat())
+}
+
+/// One accept planned in an nftables chain.
+struct NftInsert {
+    family: Family,
+    table: String,
+    chain: String,
+    /// Handle of the rule it goes before (None: at the end of the chain).
+    before: Option<u64>,
+    rule: Vec<String>,
+    comment: String,
+    why: String,
+}
+
+/// A name nft takes as one bare word (tables and chains named otherwise are left alone).
+fn nft_word(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+}
+
+/// `migready: libvirt from cmp1 198.18.42.11`: unique in a chain (it names the source),
+/// at most 128 bytes, no quotes.
+fn nft_comment(what: &str, name: &str, src: &str) -> String {
+    if name == src {
+        // An allowed source: its address is its name.
+        return format!("{COMMENT} {what} from {src}");
+    }
+    let name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).take(60).collect();
+    format!("{COMMENT} {what} from {name} {src}")
+}
+
+/// Accepts in every native nftables base chain that blocks a source, and the same
+/// lines in the file nftables.service loads.
+fn plan_nftables(ctx: &Ctx, wanted: &[Wanted], sources: &[(String, String, IpAddr)], edits: &mut Edits, steps: &mut Vec<Step>, notes: &mut Vec<String>) {
+    let f = ctx.facts();
+    let rules = match &f.nftables {
+        None => return,
+        Some(Nft::Unreadable(why)) => {
+            notes.push(format!("firewall: nftables not read ({why}); nothing changed in it"));
+            return;
+        }
+        Some(Nft::Rules(r)) => r,
+    };
+    let skip = f.nft_skip();
+    let mut inserts: Vec<NftInsert> = Vec::new();
+    for w in wanted {
+        for (name, src_arg, ip) in sources {
+            let iface = nftables::incoming_iface(*ip, &f.interfaces);
+            // Each base chain that does not accept some port of the range, with its
+            // decision for the first such port.
+            let mut chains: Vec<ChainDecision> = Vec::new();
+            for port in w.lo..=w.hi {
+                for c in rules.decide(&skip, *ip, port, iface).chains {
+                    if !c.is_accept() && !chains.iter().any(|k| (k.family, &k.table, &k.chain) == (c.family, &c.table, &c.chain)) {
+                        chains.push(c);
+                    }
+                }
+            }
+            let addr = src_arg.strip_suffix(if ip.is_ipv4() { "/32" } else { "/128" }).unwrap_or(src_arg);
+            for c in chains {
+                let what = format!("{} TCP {} from {name} ({ip})", w.what, w.ports());
+                let (chain, before) = match (&c.verdict, &c.by) {
+                    (None, _) | (_, By::Unfinished(_)) => {
+                        notes.push(format!("firewall: {what}: {c}; nftables not changed there"));
+                        continue;
+                    }
+                    (_, By::Rule { chain, handle, .. }) => (chain.clone(), Some(*handle)),
+                    (_, By::Policy { ended_in }) => (ended_in.clone(), None),
+                };
+                if !nft_word(&c.table) || !nft_word(&chain) {
+                    notes.push(format!("firewall: {what}: table {} {} chain {chain}: a name nft needs quoted; not changed", c.family, c.table));
+                    continue;
+                }
+                let comment = nft_comment(w.what, name, addr);
+                let live = rules.table(c.family, &c.table).and_then(|t| t.chain(&chain));
+                if let Some(r) = live.and_then(|l| l.rules.iter().find(|r| r.comment.as_deref() == Some(comment.as_str()))) {
+                    notes.push(format!("firewall: {what}: chain {chain} of table {} {} has migready's rule (handle {}) already, but it does not decide: {c}; not changed", c.family, c.table, r.handle));
+                    continue;
+                }
+                let kw = match (c.family, ip.is_ipv4()) {
+                    (Family::Ip6, _) | (Family::Inet, false) => "ip6",
+                    _ => "ip",
+                };
+                let rule: Vec<String> = [kw, "saddr", addr, "tcp", "dport", &w.ports(), "accept"].iter().map(|s| s.to_string()).collect();
+                let why = format!("accept {what} before {c}");
+                inserts.push(NftInsert { family: c.family, table: c.table.clone(), chain, before, rule, comment, why });
+            }
+        }
+    }
+    if inserts.is_empty() {
+        return;
+    }
+    for i in &inserts {
+        steps.push(Step::NftRule {
+            family: i.family.to_string(),
+            table: i.table.clone(),
+            chain: i.chain.clone(),
+            before: i.before,
+            rule: i.rule.clone(),
+            comment: i.comment.clone(),
+            why: i.why.clone(),
+        });
+    }
+    if let Err(why) = persist_nft(f, rules, &inserts, edits) {
+        notes.push(format!("firewall: the new nftables rules are not persisted: {why}; they last until nftables.service restarts or the host reboots"));
+    }
+}
+
+/// The same rules, at the same places, in the files nftables.service loads.
+fn persist_nft(f: &crate::facts::HostFacts, rules: &nftables::Ruleset, inserts: &[NftInsert], edits: &mut Edits) -> Result<(), String> {
+    if !f.unit("nftables.service").is_some_and(|u| u.is_enabled()) {
+        return Err("nftables.service is not enabled, so nothing loads a ruleset file at boot".into());
+    }
+    let files = f.nft_files();
+    if files.is_empty() {
+        return Err("the file nftables.service loads could not be read".into());
+    }
+    // path -> insertion points (line, indent, statements) in that file's original text.
+    let mut at: Vec<(String, Vec<(usize, String, Vec<String>)>)> = Vec::new();
+    for i in inserts {
+        let conf = nftables::locate_chain(&files, i.family, &i.table, &i.chain)?;
+        let live = rules.table(i.family, &i.table).and_then(|t| t.chain(&i.chain)).ok_or_else(|| format!("chain {} is not live", i.chain))?;
+        let ours = |r: &nftables::Rule| r.comment.as_deref().is_some_and(|c| c.starts_with(COMMENT));
+        if live.rules.len() != conf.rules.len() {
+            return Err(format!(
+                "chain {} of table {} {} has {} rules live and {} in {}: they differ (rules added or removed since it was loaded{})",
+                i.chain,
+                i.family,
+                i.table,
+                live.rules.len(),
+                conf.rules.len(),
+                conf.path,
+                if live.rules.iter().any(ours) { ", migready's among them" } else { "" }
+            ));
+        }
+        let index = match i.before {
+            None => None,
+            Some(h) => {
+                let k = live.rules.iter().position(|r| r.handle == h).ok_or_else(|| format!("rule handle {h} is not live"))?;
+                let (lr, cr) = (&live.rules[k], &conf.rules[k]);
+                if let Some(v) = verdict_word(lr.text.as_deref().unwrap_or(""))
+                    && !cr.text.split_whitespace().any(|w| w == v)
+                {
+                    return Err(format!("{}:{}: `{}` is not the live rule {} (`{}`)", conf.path, cr.first_line + 1, cr.text, h, lr.describe()));
+                }
+                Some(k)
+            }
+        };
+        let text = &files.iter().find(|(p, _)| *p == conf.path).expect("located in these files").1;
+        let (line, indent) = conf.insertion_point(text, index)?;
+        let stmt = format!("{} comment {}", i.rule.join(" "), nftables::quote_comment(&i.comment));
+        let entry = match at.iter_mut().position(|(p, _)| *p == conf.path) {
+            Some(k) => &mut at[k].1,
+            None => {
+                at.push((conf.path.clone(), Vec::new()));
+                &mut at.last_mut().expect("just pushed").1
+            }
+        };
+        match entry.iter_mut().find(|(l, ind, _)| *l == line && *ind == indent) {
+            Some((_, _, v)) => v.push(stmt),
+            None => entry.push((line, indent, vec![stmt])),
+        }
+    }
+    for (path, points) in at {
+        let text = &files.iter().find(|(p, _)| *p == path).expect("located in these files").1;
+        let new = nftables::insert_lines(text, points);
+        edits
+            .edit(&path, Some(text), "persist the new nftables rules (nftables.service loads this file)", |_| Ok(new))
+            .map_err(|e| e.note(&path))?;
+    }
+    Ok(())
+}
+
+/// The verdict word of a rule's text (`drop`, `reject`, `jump`, ...), to check that a
+/// file's rule is the live one.
+fn verdict_word(text: &str) -> Option<&'static str> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    ["drop", "reject", "accept", "jump", "goto", "return", "queue", "vmap"].into_iter().find(|v| words.contains(v))
 }

@@ -32,7 +32,7 @@ pub fn print_plan(out: &mut dyn Write, plan: &HostPlan) -> io::Result<()> {
             }
             other => {
                 let why = match other {
-                    Step::Unit { why, .. } | Step::FirewallInsert { why, .. } | Step::FirewalldRich { why, .. } => why,
+                    Step::Unit { why, .. } | Step::FirewallInsert { why, .. } | Step::FirewalldRich { why, .. } | Step::NftRule { why, .. } => why,
                     Step::Edit { .. } => unreachable!(),
                 };
                 let argv = other.command().unwrap_or_default();

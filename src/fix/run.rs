@@ -289,7 +289,7 @@ fn plan_json(p: &HostPlan) -> serde_json::Value {
             other => {
                 let argv = other.command().unwrap_or_default();
                 let why = match other {
-                    super::Step::Unit { why, .. } | super::Step::FirewallInsert { why, .. } | super::Step::FirewalldRich { why, .. } => why.clone(),
+                    super::Step::Unit { why, .. } | super::Step::FirewallInsert { why, .. } | super::Step::FirewalldRich { why, .. } | super::Step::NftRule { why, .. } => why.clone(),
                     super::Step::Edit { .. } => String::new(),
                 };
                 json!({"kind": "command", "command": crate::shell::join(&argv), "argv": argv, "why": why})

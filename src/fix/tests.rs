@@ -453,3 +453,132 @@ fn a_running_nova_compute_is_restarted_after_libvirtd_so_nova_enables_it_again()
     // Not where nova-compute does not run (the stock lab: activating, no message bus).
     assert!(!commands(&plan_of(&stock(), 1)).iter().any(|c| c.contains("nova-compute")));
 }
+
+fn nft_fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/tests/fixtures/nftables/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// The lab's nftables host (cmp6) and its peers; `edit` changes its facts first.
+fn nft_fleet(f: impl FnOnce(&mut crate::facts::RawFacts)) -> Fleet {
+    let mut r = raw("bookworm-socket-nftables");
+    f(&mut r);
+    Fleet::new(vec![
+        ("cmp6", "198.18.42.16", r),
+        ("cmp1", "198.18.42.11", raw("bookworm-socket")),
+        ("cmp2", "198.18.42.12", raw("trixie-socket")),
+        ("cmp3", "198.18.42.13", raw("bookworm-traditional-reject")),
+    ])
+}
+
+fn nft_steps(p: &HostPlan) -> Vec<&Step> {
+    p.steps.iter().filter(|s| matches!(s, Step::NftRule { .. })).collect()
+}
+
+#[test]
+fn nftables_policy_drop_gets_peer_accepts_appended_and_persisted() {
+    let p = plan_of(&nft_fleet(|_| {}), 0);
+    let cmds: Vec<String> = nft_steps(&p).iter().map(|s| crate::shell::join(&s.command().unwrap())).collect();
+    let mut want = Vec::new();
+    for (what, ports) in [("libvirt", "16509"), ("migration", "49152-49215")] {
+        for (h, a) in [("cmp1", "198.18.42.11"), ("cmp2", "198.18.42.12"), ("cmp3", "198.18.42.13")] {
+            want.push(format!("nft add rule inet filter input ip saddr {a} tcp dport {ports} accept comment '\"migready: {what} from {h} {a}\"'"));
+        }
+    }
+    assert_eq!(cmds, want);
+    // The file nftables.service loads: the same six lines at the end of chain input, in
+    // plan order, with the chain's indentation; nothing else changes.
+    let (orig, new) = edit_of(&p, "/etc/nftables.conf");
+    let ch = changed_lines(orig, new);
+    assert_eq!(ch.len(), 6, "{ch:?}");
+    assert_eq!(ch[0], "+\t\tip saddr 198.18.42.11 tcp dport 16509 accept comment \"migready: libvirt from cmp1 198.18.42.11\"");
+    assert!(new.contains("\t\ttcp dport 22 accept comment \"ssh\"\n\t\tip saddr 198.18.42.11 tcp dport 16509"), "{new}");
+    assert!(new.contains("from cmp3 198.18.42.13\"\n\t}\n\tchain forward {"), "{new}");
+    assert!(!p.notes.iter().any(|n| n.starts_with("firewall")), "{:?}", p.notes);
+    // Rolled back exactly: the undo deletes the rule carrying that comment (its handle
+    // is only known once it is in); a live rule: skipped after a reboot.
+    let facts = &nft_fleet(|_| {}).hosts[0].1;
+    let t = crate::fix::apply::transaction(&p, facts, &crate::fix::apply::TxnOptions { run: "r".into(), controller: "c".into(), step_delay: std::time::Duration::ZERO }, std::time::Duration::from_secs(35));
+    let step = t["steps"].as_array().unwrap().iter().find(|s| s["argv"][0] == "nft").unwrap();
+    let undo: Vec<&str> = step["undo"][0].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(undo[..2], ["sh", "-c"]);
+    assert_eq!(undo[3..], ["sh", "inet", "filter", "input", "migready: libvirt from cmp1 198.18.42.11"]);
+    assert_eq!(step["runtime"], true);
+    assert_eq!(step["undo_display"][0], "nft delete rule inet filter input handle H (H: the rule commented \"migready: libvirt from cmp1 198.18.42.11\")");
+}
+
+/// cmp6 with rich.nft loaded from its /etc/nftables.conf (rich.json, rich.txt).
+fn rich(r: &mut crate::facts::RawFacts) {
+    use crate::checks::testutil::set;
+    set(r, "nft_json", &nft_fixture("rich.json"));
+    set(r, "nft_ruleset", &nft_fixture("rich.txt"));
+    set(r, "nftconf:1:/etc/nftables.conf", &nft_fixture("rich.nft"));
+}
+
+#[test]
+fn nftables_accepts_go_right_before_the_rule_that_blocks_in_each_table() {
+    let p = plan_of(&nft_fleet(rich), 0);
+    let cmds: Vec<String> = nft_steps(&p).iter().map(|s| crate::shell::join(&s.command().unwrap())).collect();
+    // cmp2 is dropped by table ip extra (inet filter accepts it); cmp3's migration is
+    // rejected at the end of inet filter's input (it returns from chain migration).
+    assert_eq!(
+        cmds,
+        [
+            "nft insert rule ip extra input position 2 ip saddr 198.18.42.12 tcp dport 16509 accept comment '\"migready: libvirt from cmp2 198.18.42.12\"'",
+            "nft insert rule inet filter input position 17 ip saddr 198.18.42.13 tcp dport 49152-49215 accept comment '\"migready: migration from cmp3 198.18.42.13\"'",
+        ]
+    );
+    let (orig, new) = edit_of(&p, "/etc/nftables.conf");
+    assert_eq!(
+        changed_lines(orig, new),
+        [
+            "+\t\tip saddr 198.18.42.13 tcp dport 49152-49215 accept comment \"migready: migration from cmp3 198.18.42.13\"",
+            "+\t\tip saddr 198.18.42.12 tcp dport 16509 accept comment \"migready: libvirt from cmp2 198.18.42.12\"",
+        ]
+    );
+    assert!(new.contains("migration from cmp3 198.18.42.13\"\n\t\tcounter reject with icmpx admin-prohibited\n"), "{new}");
+    assert!(new.contains("libvirt from cmp2 198.18.42.12\"\n\t\tip saddr 198.18.42.12 tcp dport 16509 drop comment"), "{new}");
+}
+
+#[test]
+fn nftables_rules_not_persisted_say_why() {
+    // Rules added live since the file was loaded: the file is not the live chain.
+    let p = plan_of(&nft_fleet(|r| edit(r, "nftconf:1:/etc/nftables.conf", |t| t.replace("\t\ttcp dport 22 accept comment \"ssh\"\n", ""))), 0);
+    assert_eq!(nft_steps(&p).len(), 6);
+    assert!(!p.steps.iter().any(|s| matches!(s, Step::Edit { path, .. } if path == "/etc/nftables.conf")));
+    let notes = p.notes.join("\n");
+    assert!(notes.contains("firewall: the new nftables rules are not persisted: chain input of table inet filter has 5 rules live and 4 in /etc/nftables.conf: they differ"), "{notes}");
+    // nftables.service disabled: nothing loads the file at boot.
+    let p = plan_of(&nft_fleet(|r| edit(r, "units", |t| t.replace("FragmentPath=/lib/systemd/system/nftables.service\nDropInPaths=\nUnitFileState=enabled", "FragmentPath=/lib/systemd/system/nftables.service\nDropInPaths=\nUnitFileState=disabled"))), 0);
+    let notes = p.notes.join("\n");
+    assert!(notes.contains("not persisted: nftables.service is not enabled"), "{notes}");
+    // A verdict migready cannot tell (a rule not understood): doctor warns, fix changes
+    // nothing there.
+    let fib = r#"{"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}}"#;
+    let fleet = nft_fleet(|r| {
+            edit(r, "nft_json", |t| {
+                t.replace(
+                    r#"{"rule": {"family": "inet", "table": "filter", "chain": "input", "handle": 9,"#,
+                    &format!(r#"{{"rule": {{"family": "inet", "table": "filter", "chain": "input", "handle": 10, "expr": [{fib}, {{"accept": null}}]}}}}, {{"rule": {{"family": "inet", "table": "filter", "chain": "input", "handle": 9,"#),
+                )
+            })
+        });
+    assert_eq!(fleet.finding(0, "firewall.libvirt").status, Status::Warn);
+    assert!(nft_steps(&plan_of(&fleet, 0)).is_empty());
+}
+
+#[test]
+fn nftables_allowed_sources_and_ipv6_in_an_inet_table() {
+    let mut fleet = nft_fleet(|_| {});
+    fleet.hosts.truncate(1);
+    fleet.policy.allowed_sources = vec!["192.0.2.0/24".into(), "2001:db8::/64".into()];
+    let p = plan_of(&fleet, 0);
+    let cmds: Vec<String> = nft_steps(&p).iter().map(|s| crate::shell::join(&s.command().unwrap())).collect();
+    assert_eq!(
+        cmds[..2],
+        [
+            "nft add rule inet filter input ip saddr 192.0.2.0/24 tcp dport 16509 accept comment '\"migready: libvirt from 192.0.2.0/24\"'",
+            "nft add rule inet filter input ip6 saddr 2001:db8::/64 tcp dport 16509 accept comment '\"migready: libvirt from 2001:db8::/64\"'",
+        ]
+    );
+    assert_eq!(cmds.len(), 4);
+}

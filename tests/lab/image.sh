@@ -8,18 +8,20 @@
 #                                              Placement, Glance, Neutron server, Nova
 #                                              API/conductor/scheduler), unconfigured
 #
-# Images live under ${MIGREADY_LAB_CACHE:-/var/cache/migready/lab}/<suite>; a finished
-# image carries a .complete stamp and is reused as is. Delete the directory to rebuild.
+# Images live under ${MIGREADY_LAB_CACHE:-/var/cache/migready/lab}/<suite>-r<recipe>; a
+# finished image carries a .complete stamp and is reused as is. Delete the directory to
+# rebuild. Each recipe has its own directory: a lab booted from an older recipe (another
+# checkout) keeps its image, which is the lower layer of its running hosts.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 suite=${1:?usage: image.sh bookworm|trixie|controller}
 cache=${MIGREADY_LAB_CACHE:-/var/cache/migready/lab}
-img=$cache/$suite
 # Bump when the recipe below changes so cached images are rebuilt.
-recipe=4
+recipe=5
 # The controller's own recipe (image_controller); its stamp also names the base recipe.
 controller_recipe=1
+img=$cache/$suite-r$recipe
 
 if [[ $suite == controller ]]; then
     stamp=$recipe.$controller_recipe
@@ -57,9 +59,9 @@ trap 'umount -l "$tmp/proc" 2>/dev/null || true' EXIT
 
 echo "image.sh: debootstrap $suite from $mirror into $tmp" >&2
 debootstrap --variant=minbase \
-    --include=systemd,systemd-sysv,dbus,libpam-systemd,openssh-server,libvirt-daemon-system,libvirt-clients,qemu-system-x86,qemu-utils,iptables,iproute2,sudo,procps,netcat-openbsd,firewalld \
-    "$suite" "$tmp" "$mirror" >"$cache/$suite.debootstrap.log" 2>&1 \
-    || { tail -20 "$cache/$suite.debootstrap.log" >&2; exit 1; }
+    --include=systemd,systemd-sysv,dbus,libpam-systemd,openssh-server,libvirt-daemon-system,libvirt-clients,qemu-system-x86,qemu-utils,iptables,nftables,iproute2,sudo,procps,netcat-openbsd,firewalld \
+    "$suite" "$tmp" "$mirror" >"$img.debootstrap.log" 2>&1 \
+    || { tail -20 "$img.debootstrap.log" >&2; exit 1; }
 
 # nova-common's postinst needs /proc and a resolvable build hostname.
 mount -t proc proc "$tmp/proc"
@@ -67,8 +69,8 @@ cp /etc/resolv.conf "$tmp/etc/resolv.conf" 2>/dev/null || true
 printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "$(hostname)" >"$tmp/etc/hosts"
 echo "image.sh: installing nova-compute in $suite" >&2
 chroot "$tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    nova-compute nova-compute-kvm >"$cache/$suite.nova.log" 2>&1 \
-    || { tail -20 "$cache/$suite.nova.log" >&2; exit 1; }
+    nova-compute nova-compute-kvm >"$img.nova.log" 2>&1 \
+    || { tail -20 "$img.nova.log" >&2; exit 1; }
 chroot "$tmp" apt-get clean
 umount "$tmp/proc"
 
@@ -89,6 +91,10 @@ ln -sf /dev/null "$tmp/etc/systemd/system/getty@tty1.service"
 # for it (FIREWALL `firewalld`) and masks it everywhere else.
 rm -f "$tmp/etc/systemd/system/multi-user.target.wants/firewalld.service" \
     "$tmp/etc/systemd/system/dbus-org.fedoraproject.FirewallD1.service"
+# nftables ships disabled on Debian; only hosts whose spec asks for it (FIREWALL
+# `nftables`) get it enabled.
+rm -f "$tmp/etc/systemd/system/sysinit.target.wants/nftables.service" \
+    "$tmp/etc/systemd/system/multi-user.target.wants/nftables.service"
 # The default libvirt network would want dnsmasq and a bridge; the lab does not need it.
 rm -f "$tmp/etc/libvirt/qemu/networks/autostart/default.xml"
 

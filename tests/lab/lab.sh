@@ -18,7 +18,10 @@
 #                                   FIREWALL none (default) | reject (RHEL default ruleset,
 #                                            trailing REJECT) | drop (INPUT policy DROP) |
 #                                            firewalld (RHEL-like: eth0 in the default
-#                                            zone public, ssh allowed, the rest rejected)
+#                                            zone public, ssh allowed, the rest rejected) |
+#                                            nftables (Debian's nftables.service loading
+#                                            /etc/nftables.conf: inet filter input,
+#                                            policy drop, ssh/established/lo accepted)
 #                                   default: cmp1:bookworm:socket cmp2:trixie:socket
 #                                            cmp3:bookworm:traditional:reject
 #   tests/lab/lab.sh down           stop every host, remove overlays, namespaces, bridge
@@ -133,9 +136,15 @@ prepare_root() { # NAME SUITE PROFILE FIREWALL ROOT ALLHOSTS
     none) ;;
     reject) rules=iptables-rhel7 ;;
     drop) rules=iptables-drop ;;
-    firewalld) ;;
-    *) die "unknown firewall '$fw' (none, reject, drop, firewalld)" ;;
+    firewalld | nftables) ;;
+    *) die "unknown firewall '$fw' (none, reject, drop, firewalld, nftables)" ;;
     esac
+    # A native nftables host: the ruleset in /etc/nftables.conf, loaded at boot by
+    # Debian's nftables.service (shipped disabled); no iptables rules.
+    if [[ $fw == nftables ]]; then
+        install -m 755 "$here/files/nftables.conf" "$root/etc/nftables.conf"
+        chroot "$root" systemctl enable -q nftables.service
+    fi
     # The image carries firewalld (it enables itself on install); only firewalld hosts run it.
     if [[ $fw == firewalld ]]; then
         chroot "$root" systemctl enable -q firewalld.service
@@ -272,10 +281,11 @@ cmd_up() {
         echo "$net.$((10 + i)) $name" >>"$state/hosts.txt"
     done
 
-    # Images (cached).
+    # Images (cached), by suite.
     local s
+    local -A images=()
     for s in $(for i in "${!names[@]}"; do host_image "${suites[$i]}" "${profiles[$i]}"; done | sort -u); do
-        "$here/image.sh" "$s" >/dev/null
+        images[$s]=$("$here/image.sh" "$s")
     done
     local t_boot=$SECONDS
     [[ -z $ctl ]] || cloud_init_state "$ctl" "$(awk -v n="$ctl" '$2 == n {print $1}' "$state/hosts.txt")"
@@ -283,20 +293,30 @@ cmd_up() {
     [[ -f $state/id_ed25519 ]] || ssh-keygen -q -t ed25519 -N '' -C migready-lab -f "$state/id_ed25519"
     : >"$state/known_hosts"
 
+    # Every host's systemd takes inotify instances (root's, shared by all labs on the
+    # machine): the kernel's default of 128 runs out after a dozen hosts ("Failed to
+    # allocate manager object: Too many open files"). Raised, never lowered.
+    local inotify
+    inotify=$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo 0)
+    if (( inotify < 1024 )); then
+        log "raising fs.inotify.max_user_instances from $inotify to 1024 (nspawn hosts need them)"
+        echo 1024 >/proc/sys/fs/inotify/max_user_instances
+    fi
+
     if ! ip link show "$bridge" >/dev/null 2>&1; then
         ip link add "$bridge" type bridge
         ip addr add "$net.1/24" dev "$bridge"
         ip link set "$bridge" up
     fi
 
-    local cache=${MIGREADY_LAB_CACHE:-/var/cache/migready/lab}
     for i in "${!names[@]}"; do
         name=${names[$i]} suite=${suites[$i]} profile=${profiles[$i]} fw=${fws[$i]}
         local idx=$((i + 1)) addr="$net.$((11 + i))" d="$state/hosts/${names[$i]}"
         mkdir -p "$d/upper" "$d/work" "$d/root"
         echo "$addr" >"$d/address"
         echo "$suite:$profile:$fw" >"$d/spec"
-        mount -t overlay overlay -o "lowerdir=$cache/$(host_image "$suite" "$profile"),upperdir=$d/upper,workdir=$d/work" "$d/root"
+        echo "${images[$(host_image "$suite" "$profile")]}" >"$d/image"
+        mount -t overlay overlay -o "lowerdir=$(cat "$d/image"),upperdir=$d/upper,workdir=$d/work" "$d/root"
         prepare_root "$name" "$suite" "$profile" "$fw" "$d/root"
 
         local ns=$nsp$name
@@ -481,8 +501,7 @@ cmd_reset() { # NAME: back to the state `up` gave it (same address and host keys
     umount "$d/root" 2>/dev/null || umount -l "$d/root"
     rm -rf "$d/upper" "$d/work"
     mkdir -p "$d/upper" "$d/work"
-    local cache=${MIGREADY_LAB_CACHE:-/var/cache/migready/lab}
-    mount -t overlay overlay -o "lowerdir=$cache/$(host_image "$suite" "$profile"),upperdir=$d/upper,workdir=$d/work" "$d/root"
+    mount -t overlay overlay -o "lowerdir=$(cat "$d/image"),upperdir=$d/upper,workdir=$d/work" "$d/root"
     prepare_root "$name" "$suite" "$profile" "$fw" "$d/root" >/dev/null
     cp -a "$keys"/* "$d/root/etc/ssh/"
     rm -rf "$keys"
@@ -601,5 +620,5 @@ status) cmd_status ;;
 reboot) shift; cmd_reboot "$@" ;;
 reset) shift; cmd_reset "$@" ;;
 exec) shift; cmd_exec "$@" ;;
-*) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

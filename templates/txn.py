@@ -107,6 +107,12 @@ def on_term(signum, frame):
     raise Abort("stopped by signal %d" % signum)
 
 
+def journal_tail(unit):
+    p = subprocess.run(["journalctl", "-n", "4", "--no-pager", "-o", "cat", "-u", unit],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV)
+    return p.stdout.decode("utf-8", "replace").strip().replace("\n", " | ")[-800:]
+
+
 def run(argv, timeout):
     try:
         p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -205,6 +211,16 @@ class Txn:
         self.j.log(ev="step", i=i, state="start", argv=argv, undo=step.get("undo", []), runtime=step.get("runtime", False),
                    undo_display=step.get("undo_display"))
         rc, err = run(argv, self.left())
+        if rc != 0 and len(argv) == 3 and argv[0] == "systemctl" and argv[1] in ("restart", "try-restart", "start"):
+            # A daemon that fails to start once is given one more try after its start
+            # limit is cleared; what its journal said the first time is kept.
+            why = journal_tail(argv[2])
+            self.j.log(ev="retry", i=i, argv=argv, rc=rc, err=err, journal=why)
+            run(["systemctl", "reset-failed", argv[2]], 10)
+            time.sleep(2)
+            rc, err = run(argv, self.left())
+            if rc != 0:
+                err = "%s (journal: %s)" % (err, journal_tail(argv[2]) or why)
         if rc != 0:
             self.j.log(ev="step", i=i, state="failed", argv=argv, rc=rc, err=err)
             raise Abort("%s: exit status %d: %s" % (step.get("display", " ".join(argv)), rc, err))

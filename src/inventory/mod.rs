@@ -126,7 +126,6 @@ pub struct Jump {
     pub accept_new_host_keys: bool,
 }
 
-/// The `[policy]` table: what the libvirt/firewall checks expect.
 /// `[nova]`: a cloud of clouds.yaml (`cloud`), and the clouds.yaml to read it from
 /// (`clouds_yaml`; default: the usual places, as openstack CLI looks).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -137,6 +136,7 @@ pub struct NovaConf {
     pub image: Option<String>,
 }
 
+/// The `[policy]` table: what the libvirt/firewall checks expect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// Authentication expected on libvirtd's TCP socket.

@@ -211,16 +211,8 @@ class Txn:
         self.j.log(ev="step", i=i, state="start", argv=argv, undo=step.get("undo", []), runtime=step.get("runtime", False),
                    undo_display=step.get("undo_display"))
         rc, err = run(argv, self.left())
-        if rc != 0 and len(argv) == 3 and argv[0] == "systemctl" and argv[1] in ("restart", "try-restart", "start"):
-            # A daemon that fails to start once is given one more try after its start
-            # limit is cleared; what its journal said the first time is kept.
-            why = journal_tail(argv[2])
-            self.j.log(ev="retry", i=i, argv=argv, rc=rc, err=err, journal=why)
-            run(["systemctl", "reset-failed", argv[2]], 10)
-            time.sleep(2)
-            rc, err = run(argv, self.left())
-            if rc != 0:
-                err = "%s (journal: %s)" % (err, journal_tail(argv[2]) or why)
+        if rc != 0 and len(argv) == 3 and argv[0] == "systemctl":
+            err = "%s (journal: %s)" % (err, journal_tail(argv[2]))
         if rc != 0:
             self.j.log(ev="step", i=i, state="failed", argv=argv, rc=rc, err=err)
             raise Abort("%s: exit status %d: %s" % (step.get("display", " ".join(argv)), rc, err))
@@ -289,6 +281,10 @@ def rollback(journal_recs, j, reset_units):
             writes[r["i"]] = r
         if "argv" in r and r.get("state") == "done":
             cmds[r["i"]] = r
+        # A unit command that failed may have stopped the unit (a restart whose start
+        # failed): its undo (the restart with the old files) runs too.
+        if "argv" in r and r.get("state") == "failed" and r.get("argv", [""])[0] == "systemctl":
+            cmds[r["i"]] = r
     starts = {r["i"]: r for r in journal_recs if r.get("ev") == "step" and "argv" in r and r.get("state") == "start"}
     problems = []
     for i in sorted(writes, reverse=True):
@@ -328,6 +324,9 @@ def rollback(journal_recs, j, reset_units):
             continue
         shown = starts.get(i, {}).get("undo_display") or []
         for k, argv in enumerate(starts.get(i, {}).get("undo", [])):
+            if argv[:1] == ["systemctl"] and len(argv) >= 3:
+                # A failed attempt may have hit the unit's start limit.
+                run(["systemctl", "reset-failed", argv[-1]], 10)
             rc, err = run(argv, UNDO_TIMEOUT)
             # A short description where the plan gives one (a script's argv is long).
             what = shown[k] if k < len(shown) else " ".join(argv)

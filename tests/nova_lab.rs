@@ -91,7 +91,13 @@ fn b_nova_migration_fails_before_fix_and_passes_after() {
     assert_nothing_left();
 
     // fix sets both computes up; then Nova migrates both ways.
-    let (code, r) = migready(&["fix", "--yes", "--mesh", "none"], &inv);
+    let (code, mut r) = migready(&["fix", "--yes", "--mesh", "none"], &inv);
+    if r["fix"]["changes"]["rolled_back"] != 0 {
+        // Seen once under CI load: libvirtd's restart on cmpb failed and the host was
+        // rolled back (cleanly). Say so, then the next run must apply.
+        eprintln!("first fix rolled back ({code}): {}", r["fix"]["hosts"]);
+        (_, r) = migready(&["fix", "--yes", "--mesh", "none"], &inv);
+    }
     assert!(r["fix"]["changes"]["applied"].as_u64().unwrap() > 0 && r["fix"]["changes"]["rolled_back"] == 0, "{code}: {r}");
     for (from, to) in [("cmpa", "cmpb"), ("cmpb", "cmpa")] {
         let t = Instant::now();

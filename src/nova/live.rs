@@ -90,6 +90,32 @@ fn settle(cloud: &Cloud, id: &str, until: Instant) -> Result<Value, String> {
     }
 }
 
+/// The live-migration record's status once it has ended (`completed`, `failed`,
+/// `error`, `cancelled`), within `until`. Nova moves the server to the destination
+/// (host set, task cleared) in post_live_migration_at_destination, before the source
+/// has cleaned up and marked the record `completed`: the server's state alone is not
+/// the end of the migration.
+fn migration_end(cloud: &Cloud, id: &str, until: Instant) -> Result<String, String> {
+    let mut last = String::from("no live-migration record");
+    loop {
+        let m = cloud.migrations(id)?;
+        let rec = m["migrations"].as_array().into_iter().flatten().filter(|r| r["migration_type"] == "live-migration").max_by_key(|r| r["id"].as_u64().unwrap_or(0));
+        if let Some(r) = rec {
+            last = s(r, "status").to_string();
+            if matches!(last.as_str(), "completed" | "failed" | "error" | "cancelled") {
+                return Ok(last);
+            }
+        }
+        if interrupted() {
+            return Err("interrupted".into());
+        }
+        if Instant::now() > until {
+            return Err(format!("Nova's migration record is still {last:?} after the timeout"));
+        }
+        std::thread::sleep(Duration::from_millis(700));
+    }
+}
+
 /// nova-compute's log lines on a host that name the server.
 fn compute_log(spec: &HostSpec, id: &str) -> Vec<String> {
     let q = crate::shell::quote(id);
@@ -164,9 +190,22 @@ pub fn migrate(cloud: &Cloud, res: &Resources, src: &HostSpec, src_host: &str, d
         Ok(v) => v,
         Err(e) => return fail(format!("the live migration {src_host} -> {dst_host} did not end: {e}"), reasons(cloud, &server.id, &Value::Null)),
     };
-    let took = t.elapsed();
     let now_on = s(&after, "OS-EXT-SRV-ATTR:host");
+    let ended = if now_on == dst_host && s(&after, "status") == "ACTIVE" { Some(migration_end(cloud, &server.id, Instant::now() + timeout)) } else { None };
+    let took = t.elapsed();
     let mut ev = reasons(cloud, &server.id, &after);
+    match ended {
+        Some(Ok(st)) if st != "completed" => {
+            ev.extend(compute_log(src, &server.id));
+            ev.extend(compute_log(dst, &server.id));
+            return fail(format!("the server is ACTIVE on {dst_host}, but Nova's live migration {src_host} -> {dst_host} ended {st}"), ev);
+        }
+        Some(Err(e)) => {
+            ev.extend(compute_log(src, &server.id));
+            return fail(format!("the server is ACTIVE on {dst_host}, but the live migration {src_host} -> {dst_host} did not end: {e}"), ev);
+        }
+        _ => {}
+    }
     if now_on != dst_host || s(&after, "status") != "ACTIVE" {
         ev.extend(compute_log(src, &server.id));
         ev.extend(compute_log(dst, &server.id));

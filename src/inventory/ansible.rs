@@ -18,6 +18,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::rc::Rc;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser as YamlParser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
@@ -600,7 +601,14 @@ enum Node {
     /// Text, plain (unquoted), tag suffix, position.
     Scalar(String, bool, Option<String>, Marker),
     Seq(Marker),
+    /// Shared: an alias is a copy of its anchor's node, not of its contents.
+    Map(Rc<Vec<(Node, Node)>>, Marker),
+}
+
+/// A collection being built.
+enum Open {
     Map(Vec<(Node, Node)>, Marker),
+    Seq(Marker),
 }
 
 impl Node {
@@ -630,20 +638,37 @@ impl Node {
 /// nothing migready reads is a list).
 #[derive(Default)]
 struct Builder {
-    /// Open collections: (node, pending key of a mapping, anchor).
-    stack: Vec<(Node, Option<Node>, usize)>,
+    /// Open collections: (collection, pending key of a mapping, anchor).
+    stack: Vec<(Open, Option<Node>, usize)>,
     docs: Vec<Node>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes, with their number of nodes.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes built so far, aliases counted as what they copy (so that nested
+    /// aliases cannot grow without bound); past [`MAX_YAML_NODES`]: `too_big`.
+    nodes: usize,
+    too_big: Option<Marker>,
+}
+
+/// Most nodes a YAML inventory may expand to (aliases included): far more than
+/// 100k hosts need, and far less than what nested aliases can make.
+const MAX_YAML_NODES: usize = 10_000_000;
+
+fn size(node: &Node) -> usize {
+    match node {
+        Node::Map(entries, _) => 1 + entries.iter().map(|(k, v)| size(k) + size(v)).sum::<usize>(),
+        _ => 1,
+    }
 }
 
 impl Builder {
     fn push_value(&mut self, node: Node, anchor: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            let n = size(&node);
+            self.anchors.insert(anchor, (node.clone(), n));
         }
         match self.stack.last_mut() {
             None => self.docs.push(node),
-            Some((Node::Map(entries, _), key, _)) => match key.take() {
+            Some((Open::Map(entries, _), key, _)) => match key.take() {
                 None => *key = Some(node),
                 Some(k) => entries.push((k, node)),
             },
@@ -654,20 +679,35 @@ impl Builder {
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.too_big.is_some() {
+            return;
+        }
+        self.nodes += match &ev {
+            Event::Alias(id) => self.anchors.get(id).map_or(1, |(_, n)| *n),
+            _ => 1,
+        };
+        if self.nodes > MAX_YAML_NODES {
+            self.too_big = Some(mark);
+            return;
+        }
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 let node = Node::Scalar(text, style == TScalarStyle::Plain, tag.map(|t| t.suffix), mark);
                 self.push_value(node, anchor);
             }
-            Event::MappingStart(anchor, _) => self.stack.push((Node::Map(Vec::new(), mark), None, anchor)),
-            Event::SequenceStart(anchor, _) => self.stack.push((Node::Seq(mark), None, anchor)),
+            Event::MappingStart(anchor, _) => self.stack.push((Open::Map(Vec::new(), mark), None, anchor)),
+            Event::SequenceStart(anchor, _) => self.stack.push((Open::Seq(mark), None, anchor)),
             Event::MappingEnd | Event::SequenceEnd => {
-                if let Some((node, _, anchor)) = self.stack.pop() {
+                if let Some((open, _, anchor)) = self.stack.pop() {
+                    let node = match open {
+                        Open::Map(entries, m) => Node::Map(Rc::new(entries), m),
+                        Open::Seq(m) => Node::Seq(m),
+                    };
                     self.push_value(node, anchor);
                 }
             }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().unwrap_or(Node::Scalar(String::new(), true, None, mark));
+                let node = self.anchors.get(&id).map_or(Node::Scalar(String::new(), true, None, mark), |(n, _)| n.clone());
                 self.push_value(node, 0);
             }
             _ => {}
@@ -684,6 +724,9 @@ pub fn parse_yaml(text: &str) -> Result<Tree, AnsibleError> {
     YamlParser::new_from_str(text).load(&mut builder, true).map_err(|e| {
         err(e.marker().line(), e.marker().col() + 1, format!("YAML syntax error: {}", e.info()))
     })?;
+    if let Some(mark) = builder.too_big {
+        return Err(err(mark.line(), mark.col() + 1, format!("the YAML expands to more than {MAX_YAML_NODES} nodes (aliases included)")));
+    }
     let mut tree = Tree::default();
     tree.group("all");
     tree.group("ungrouped");
@@ -703,7 +746,7 @@ pub fn parse_yaml(text: &str) -> Result<Tree, AnsibleError> {
         return Err(err(l, c, format!("expected a mapping of groups (all:), found {}", root.describe())));
     };
     let mut seen = HashMap::new();
-    for (key, value) in &entries {
+    for (key, value) in entries.iter() {
         let name = group_key(key, &mut seen)?;
         yaml_group(&mut tree, &name, value, &mut Vec::new())?;
     }
@@ -734,7 +777,7 @@ fn yaml_group(tree: &mut Tree, name: &str, data: &Node, path: &mut Vec<String>) 
     };
     path.push(name.to_string());
     let mut seen = HashMap::new();
-    for (key, value) in entries {
+    for (key, value) in entries.iter() {
         let (kl, kc) = key.pos();
         let key_text = match key {
             Node::Scalar(s, _, _, _) => s.as_str(),
@@ -751,7 +794,7 @@ fn yaml_group(tree: &mut Tree, name: &str, data: &Node, path: &mut Vec<String>) 
                     return Err(err(vl, vc, format!("group {name:?}: hosts: expected a mapping of host names, found {}", value.describe())));
                 };
                 let mut seen_hosts = HashMap::new();
-                for (hkey, hvars) in hosts {
+                for (hkey, hvars) in hosts.iter() {
                     let (hl, hc) = hkey.pos();
                     let Node::Scalar(pattern, _, _, _) = hkey else {
                         return Err(err(hl, hc, format!("group {name:?}: expected a host name, found {}", hkey.describe())));
@@ -781,7 +824,7 @@ fn yaml_group(tree: &mut Tree, name: &str, data: &Node, path: &mut Vec<String>) 
                     return Err(err(vl, vc, format!("group {name:?}: children: expected a mapping of groups, found {}", value.describe())));
                 };
                 let mut seen_children = HashMap::new();
-                for (ckey, cdata) in children {
+                for (ckey, cdata) in children.iter() {
                     let child = group_key(ckey, &mut seen_children)?;
                     let (cl, cc) = ckey.pos();
                     if path.contains(&child) {
@@ -814,7 +857,7 @@ fn yaml_vars(node: &Node, whose: &str) -> Result<Vec<(String, Val)>, AnsibleErro
         return Err(err(l, c, format!("{whose}: expected a mapping of variables, found {}", node.describe())));
     };
     let mut vars = Vec::new();
-    for (key, value) in entries {
+    for (key, value) in entries.iter() {
         let Node::Scalar(key, _, _, _) = key else { continue };
         if !used(key) {
             continue;

@@ -39,7 +39,7 @@ fn kolla_multinode() {
             "compute04", "monitoring01", "localhost"
         ]
     );
-    let control = strings(&["baremetal", "common", "control", "nova", "tls-backend"]);
+    let control = strings(&["baremetal", "common", "control", "ironic-conductor", "iscsid", "nova", "tls-backend"]);
     // [all:vars] user, [baremetal:vars] port.
     assert_eq!(conn(&inv, "control01"), ("control01".into(), "root".into(), 2200, None, control.clone()));
     assert_eq!(conn(&inv, "control02").0, "192.0.2.2");
@@ -49,7 +49,7 @@ fn kolla_multinode() {
     assert_eq!(conn(&inv, "network02").0, "192.0.2.22");
     // A range; the host's own variables beat [compute:vars], whose port beats its
     // parent's ([baremetal:vars]); a relative key is next to the inventory.
-    let compute = strings(&["baremetal", "common", "compute", "nova-compute"]);
+    let compute = strings(&["baremetal", "common", "compute", "iscsid", "nova-compute"]);
     for h in ["compute01", "compute02", "compute03"] {
         assert_eq!(
             conn(&inv, h),
@@ -236,7 +236,7 @@ groups = ["rack1", "compute"]
     assert_eq!(inv.hosts.last().unwrap().name, "extra01");
     let c1 = host(&inv, "compute01");
     assert_eq!((c1.port, c1.user.as_str()), (22, "stack"));
-    assert_eq!(c1.groups, strings(&["baremetal", "common", "compute", "nova-compute", "rack1"]));
+    assert_eq!(c1.groups, strings(&["baremetal", "common", "compute", "iscsid", "nova-compute", "rack1"]));
     assert_eq!(c1.identity_file, Some(tmp.path().join("keys/compute")));
     // [defaults] fills what neither names: Ansible's values beat it.
     let l = host(&inv, "localhost");
@@ -343,4 +343,19 @@ fn limit_on_toml_hosts() {
     assert_eq!(names(&ungrouped), ["b"]);
     inv.limit("x:!y").unwrap();
     assert_eq!(names(&inv), ["a"]);
+}
+
+#[test]
+fn yaml_aliases_are_followed_and_bounded() {
+    // An alias copies its anchor (Ansible's YAML loader does the same).
+    let text = "all:\n  children:\n    a:\n      vars: &v\n        ansible_user: stack\n      hosts:\n        h1:\n    b:\n      vars: *v\n      hosts:\n        h2:\n";
+    let r = ansible::read(text, Format::AnsibleYaml).unwrap();
+    assert_eq!(r.hosts[1].vars["ansible_user"].text, "stack");
+    // Nested aliases that would expand to billions of nodes are refused, quickly.
+    let mut bomb = String::from("x0: &a0 {k: v, l: w}\n");
+    for i in 1..40 {
+        bomb.push_str(&format!("x{i}: &a{i} {{k: *a{}, l: *a{}}}\n", i - 1, i - 1));
+    }
+    let e = ansible::read(&bomb, Format::AnsibleYaml).unwrap_err();
+    assert!(e.message.contains("expands to more than"), "{e:?}");
 }

@@ -318,28 +318,31 @@ fn findings(report: &Value) -> (Vec<(String, Vec<(String, String, String)>)>, Ve
 #[ignore = "needs the lab: tests/run.sh"]
 fn doctor_on_the_lab_written_as_a_kolla_multinode() {
     // The lab's hosts as kolla-ansible's multinode: every other one in [compute], the
-    // others in [control]; address, user, port and key from the lab's inventory.
+    // others in [control]; address, user, port and key from the lab's inventory, set
+    // at each level so that only Ansible's precedence reaches the hosts: a host's own
+    // port beats [baremetal:vars] and [all:vars] (ports 1 and 2, closed), [compute:vars]'s
+    // user beats [all:vars]'s `nosudo` (whose privilege check fails).
     let lab = state().join("inventory.toml");
     let inv = migready::inventory::load(&lab, &migready::check_ids()).unwrap();
     assert!(inv.hosts.len() >= 2, "the lab has {} hosts", inv.hosts.len());
     let (compute, control): (Vec<_>, Vec<_>) = inv.hosts.iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    let key = |h: &migready::inventory::HostSpec| h.identity_file.as_ref().unwrap().display().to_string();
     let line = |(_, h): &(usize, &migready::inventory::HostSpec)| {
-        format!(
-            "{} ansible_host={} ansible_port={} ansible_user={} ansible_ssh_private_key_file={}\n",
-            h.name,
-            h.address,
-            h.port,
-            h.user,
-            h.identity_file.as_ref().unwrap().display()
-        )
+        format!("{} ansible_host={} ansible_port={} ansible_user={} ansible_ssh_private_key_file={}\n", h.name, h.address, h.port, h.user, key(h))
     };
+    let compute_line = |(_, h): &(usize, &migready::inventory::HostSpec)| format!("{} ansible_host={} ansible_port={}\n", h.name, h.address, h.port);
+    let h0 = &inv.hosts[0];
+    assert!(inv.hosts.iter().all(|h| (&h.user, &h.identity_file) == (&h0.user, &h0.identity_file)), "one user and key for the lab");
     let multinode = format!(
         "# kolla-ansible style, written by tests/lab.rs for this lab\n[control]\n{}\n[network]\n\n[compute]\n{}\n\
          [monitoring]\n\n[storage]\n\n[deployment]\nlocalhost       ansible_connection=local\n\n\
          [baremetal:children]\ncontrol\nnetwork\ncompute\nstorage\nmonitoring\n\n[nova-compute:children]\ncompute\n\n\
-         [all:vars]\nansible_become=true\nansible_python_interpreter=\"{{{{ ansible_playbook_python }}}}\"\n",
+         [baremetal:vars]\nansible_port=1\n\n[compute:vars]\nansible_user={}\nansible_ssh_private_key_file={}\n\n\
+         [all:vars]\nansible_user=nosudo\nansible_port=2\nansible_become=true\nansible_python_interpreter=\"{{{{ ansible_playbook_python }}}}\"\n",
         control.iter().map(line).collect::<String>(),
-        compute.iter().map(line).collect::<String>(),
+        compute.iter().map(compute_line).collect::<String>(),
+        h0.user,
+        key(h0),
     );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("multinode");
@@ -359,6 +362,20 @@ fn doctor_on_the_lab_written_as_a_kolla_multinode() {
         ),
     )
     .unwrap();
+    // The same as YAML, the connection variables at the group level.
+    let yaml_hosts = |hosts: &[(usize, &migready::inventory::HostSpec)]| {
+        hosts.iter().map(|(_, h)| format!("        {}:\n          ansible_host: \"{}\"\n", h.name, h.address)).collect::<String>()
+    };
+    let yaml = format!(
+        "all:\n  vars:\n    ansible_user: {}\n    ansible_port: {}\n    ansible_ssh_private_key_file: {}\n  children:\n    control:\n      hosts:\n{}    compute:\n      hosts:\n{}",
+        h0.user,
+        h0.port,
+        h0.identity_file.as_ref().unwrap().display(),
+        yaml_hosts(&control),
+        yaml_hosts(&compute),
+    );
+    let yaml_path = dir.path().join("hosts.yml");
+    std::fs::write(&yaml_path, yaml).unwrap();
     let names: Vec<&str> = compute.iter().map(|(_, h)| h.name.as_str()).collect();
     let start = Instant::now();
     // Reference: the lab's own TOML limited to the same hosts (the same peers).
@@ -367,8 +384,9 @@ fn doctor_on_the_lab_written_as_a_kolla_multinode() {
     let home_env = [("HOME", home.as_os_str())];
     let (code_ansible, ansible, stderr_a) = doctor_args(&["-i", path.to_str().unwrap(), "--limit", "compute"], &home_env);
     let (code_toml, via_toml, stderr_t) = doctor_args(&["-i", toml.to_str().unwrap(), "--limit", "compute"], &home_env);
-    eprintln!("three doctor runs on {} hosts: {:?}", names.len(), start.elapsed());
-    assert_eq!((code_ansible, code_toml), (code, code), "{stderr_a}\n{stderr_t}");
+    let (code_yaml, yaml, stderr_y) = doctor_args(&["-i", yaml_path.to_str().unwrap(), "--limit", "compute"], &home_env);
+    eprintln!("four doctor runs on {} hosts: {:?}", names.len(), start.elapsed());
+    assert_eq!((code_ansible, code_toml, code_yaml), (code, code, code), "{stderr_a}\n{stderr_t}\n{stderr_y}");
     let (ref_hosts, ref_pairs) = findings(&reference);
     let audited: Vec<&str> = ref_hosts.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(audited, names);
@@ -377,7 +395,7 @@ fn doctor_on_the_lab_written_as_a_kolla_multinode() {
         expect(&reference, h, "libvirt.mode", "pass", "libvirt");
     }
     assert_eq!(ref_pairs.len(), names.len() * (names.len() - 1) * 3);
-    for (what, report) in [("multinode", &ansible), ("inventory.toml -> multinode", &via_toml)] {
+    for (what, report) in [("multinode", &ansible), ("inventory.toml -> multinode", &via_toml), ("hosts.yml", &yaml)] {
         let (hosts, pairs) = findings(report);
         let audited: Vec<&str> = hosts.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(audited, names, "{what}: exactly the [compute] hosts");
@@ -394,4 +412,14 @@ fn doctor_on_the_lab_written_as_a_kolla_multinode() {
     for h in &others {
         expect(&r, h, "ssh.connect", "pass", "verified");
     }
+    // fix takes the same pattern: a plan for the compute hosts only, nothing applied.
+    let out = Command::new(env!("CARGO_BIN_EXE_migready"))
+        .args(["fix", "--dry-run", "--format", "json", "--mesh", "none", "-i", path.to_str().unwrap(), "--limit", "compute"])
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let planned: Vec<&str> = r["fix"]["hosts"].as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
+    assert_eq!(planned, names);
+    assert_eq!((r["fix"]["dry_run"].as_bool(), r["fix"]["changes"]["applied"].as_u64()), (Some(true), Some(0)), "{}", r["fix"]["changes"]);
 }

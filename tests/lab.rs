@@ -392,7 +392,7 @@ fn doctor_on_the_lab_written_as_a_kolla_multinode() {
     assert_eq!(audited, names);
     for h in &names {
         expect(&reference, h, "ssh.connect", "pass", "verified");
-        expect(&reference, h, "libvirt.mode", "pass", "libvirt");
+        expect(&reference, h, "privilege", "pass", "root");
     }
     assert_eq!(ref_pairs.len(), names.len() * (names.len() - 1) * 3);
     for (what, report) in [("multinode", &ansible), ("inventory.toml -> multinode", &via_toml), ("hosts.yml", &yaml)] {

@@ -359,3 +359,20 @@ fn yaml_aliases_are_followed_and_bounded() {
     let e = ansible::read(&bomb, Format::AnsibleYaml).unwrap_err();
     assert!(e.message.contains("expands to more than"), "{e:?}");
 }
+
+proptest::proptest! {
+    /// Any text is an inventory or an error with a position, never a panic; the same
+    /// for any --limit pattern.
+    #[test]
+    fn any_text_parses_or_errs(text in "(\\PC|\n|\t|\\[|\\]|:|=|#|'|\"|\\{|\\}){0,200}", pattern in "(\\PC|:|,|!|&|\\*|\\?){0,20}") {
+        for format in [Format::AnsibleIni, Format::AnsibleYaml] {
+            if let Err(e) = ansible::read(&text, format) {
+                proptest::prop_assert!(e.line <= text.lines().count() + 1, "{e:?}");
+            }
+        }
+        let _ = ansible::detect(Path::new("inventory"), &text);
+        let _ = ansible::expand_host_pattern(&text);
+        let mut inv = load_fixture("multinode").unwrap();
+        let _ = inv.limit(&pattern);
+    }
+}

@@ -27,9 +27,15 @@ enum Command {
     /// gathers its facts in one round trip and runs every check. Nothing on the
     /// hosts is changed.
     Doctor {
-        /// Inventory file (TOML; see inventory.example.toml).
+        /// Inventory file: migready's TOML (see inventory.example.toml), or an
+        /// Ansible inventory, INI (kolla-ansible's multinode) or YAML.
         #[arg(short, long, env = "MIGREADY_INVENTORY")]
         inventory: PathBuf,
+        /// Only the hosts this Ansible-style pattern selects: a group or host name,
+        /// `all`, `*`/`?` globs, `a:b` or `a,b` (union), `&x` (and in x), `!x` (not
+        /// in x). The other hosts are not peers either.
+        #[arg(short, long, value_name = "PATTERN")]
+        limit: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -64,9 +70,15 @@ enum Command {
     /// own; the next doctor says how it ended). Audits again and prints each check
     /// before -> after. A second run changes nothing.
     Fix {
-        /// Inventory file (TOML; see inventory.example.toml).
+        /// Inventory file: migready's TOML (see inventory.example.toml), or an
+        /// Ansible inventory, INI (kolla-ansible's multinode) or YAML.
         #[arg(short, long, env = "MIGREADY_INVENTORY")]
         inventory: PathBuf,
+        /// Only the hosts this Ansible-style pattern selects: a group or host name,
+        /// `all`, `*`/`?` globs, `a:b` or `a,b` (union), `&x` (and in x), `!x` (not
+        /// in x). The other hosts are not peers either.
+        #[arg(short, long, value_name = "PATTERN")]
+        limit: Option<String>,
         /// Show the plan (diffs and commands) and change nothing.
         #[arg(long, conflicts_with = "yes")]
         dry_run: bool,
@@ -145,7 +157,7 @@ fn main() {
             eprintln!("error: --format json needs --yes or --dry-run (there is no one to ask)");
             exit::USAGE
         }
-        Command::Fix { inventory, dry_run, yes, parallel, format, junit, mesh, os_cloud } => match inventory::load(&inventory, &migready::check_ids()) {
+        Command::Fix { inventory, limit, dry_run, yes, parallel, format, junit, mesh, os_cloud } => match inventory::load_limited(&inventory, &migready::check_ids(), limit.as_deref()) {
             Ok(inv) => {
                 let cloud = migready::nova::cloud::CloudRef::resolve(os_cloud.as_deref(), Some(&inv.nova));
                 migready::fix::run::run(
@@ -154,7 +166,7 @@ fn main() {
                 )
             }
             Err(e) => {
-                eprintln!("error: {}", for_terminal(&e.to_string()));
+                eprintln!("error: {}", for_terminal(&e));
                 exit::USAGE
             }
         },
@@ -185,17 +197,18 @@ fn main() {
                 }
             }
         }
-        Command::Doctor { inventory, format, parallel, verbose, mesh, junit, os_cloud } => doctor(&inventory, format, parallel as usize, verbose, mesh, junit.as_deref(), os_cloud.as_deref()),
+        Command::Doctor { inventory, limit, format, parallel, verbose, mesh, junit, os_cloud } => doctor(&inventory, limit.as_deref(), format, parallel as usize, verbose, mesh, junit.as_deref(), os_cloud.as_deref()),
         Command::Validate(args) => migready::validate::cli::main(args),
     };
     std::process::exit(code);
 }
 
-fn doctor(path: &std::path::Path, format: Format, parallel: usize, verbose: bool, mesh: migready::mesh::Pairs, junit: Option<&std::path::Path>, os_cloud: Option<&str>) -> i32 {
-    let inv = match inventory::load(path, &migready::check_ids()) {
+#[allow(clippy::too_many_arguments)]
+fn doctor(path: &std::path::Path, limit: Option<&str>, format: Format, parallel: usize, verbose: bool, mesh: migready::mesh::Pairs, junit: Option<&std::path::Path>, os_cloud: Option<&str>) -> i32 {
+    let inv = match inventory::load_limited(path, &migready::check_ids(), limit) {
         Ok(inv) => inv,
         Err(e) => {
-            eprintln!("error: {}", for_terminal(&e.to_string()));
+            eprintln!("error: {}", for_terminal(&e));
             return exit::USAGE;
         }
     };

@@ -218,3 +218,25 @@ fn table_not_on_a_terminal_wraps_to_a_readable_width() {
         assert!(l.chars().count() <= 100, "{} columns: {l}", l.chars().count());
     }
 }
+
+/// An Ansible inventory is checked like a TOML one: a Jinja template in a value
+/// migready uses, a `--limit` that matches nothing, both exit 2 before any host is
+/// contacted, naming the file and line, or the pattern; on doctor, fix and validate.
+#[test]
+fn ansible_inventory_errors_and_empty_limits_exit_2() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/inventory/ansible");
+    let jinja = format!("{fixtures}/jinja_host.ini");
+    let multinode = format!("{fixtures}/multinode");
+    for command in [&["doctor"][..], &["fix", "--dry-run"], &["validate"]] {
+        let (code, stdout, stderr) = migready(&[command, &["-i", &jinja]].concat());
+        assert_eq!(code, 2, "{command:?}: {stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert!(stderr.starts_with(&format!("error: {jinja}:3:19: Ansible INI: ansible_host: \"{{{{ hostvars")), "{command:?}: {stderr}");
+        let (code, _, stderr) = migready(&[command, &["-i", &multinode, "--limit", "compute:&control"]].concat());
+        assert_eq!(code, 2, "{command:?}: {stderr}");
+        assert_eq!(stderr, format!("error: --limit \"compute:&control\": matches no host of {multinode}\n"));
+        let (code, _, stderr) = migready(&[command, &["-i", &multinode, "-l", "computes"]].concat());
+        assert_eq!(code, 2, "{command:?}: {stderr}");
+        assert!(stderr.contains("\"computes\" matches no group and no host"), "{stderr}");
+    }
+}

@@ -272,3 +272,154 @@ fn unreachable_hosts_do_not_stop_the_others() {
     let reached: Vec<&Value> = r["hosts"].as_array().unwrap().iter().filter(|h| h["reached"] == true).map(|h| &h["name"]).collect();
     assert_eq!(reached, vec!["ops"]);
 }
+
+/// `migready doctor --format json` with `args`; (exit code, report, stderr).
+fn doctor_args(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> (i32, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_migready"))
+        .args(["doctor", "--format", "json"])
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), serde_json::from_slice(&out.stdout).unwrap_or(Value::Null), stderr)
+}
+
+/// Per host, its checks as (id, status, message); per pair, (from, to, id, status).
+/// storage.instances's message (free space) may change between two runs: its
+/// status is compared, not its words.
+#[allow(clippy::type_complexity)]
+fn findings(report: &Value) -> (Vec<(String, Vec<(String, String, String)>)>, Vec<(String, String, String, String)>) {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let hosts = report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let checks = h["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| (s(&c["id"]), s(&c["status"]), if c["id"] == "storage.instances" { String::new() } else { s(&c["message"]) }))
+                .collect();
+            (s(&h["name"]), checks)
+        })
+        .collect();
+    let pairs = report["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["checks"].as_array().unwrap().iter().map(move |c| (s(&p["from"]), s(&p["to"]), s(&c["id"]), s(&c["status"]))))
+        .collect();
+    (hosts, pairs)
+}
+
+#[test]
+#[ignore = "needs the lab: tests/run.sh"]
+fn doctor_on_the_lab_written_as_a_kolla_multinode() {
+    // The lab's hosts as kolla-ansible's multinode: every other one in [compute], the
+    // others in [control]; address, user, port and key from the lab's inventory, set
+    // at each level so that only Ansible's precedence reaches the hosts: a host's own
+    // port beats [baremetal:vars] and [all:vars] (ports 1 and 2, closed), [compute:vars]'s
+    // user beats [all:vars]'s `nosudo` (whose privilege check fails).
+    let lab = state().join("inventory.toml");
+    let inv = migready::inventory::load(&lab, &migready::check_ids()).unwrap();
+    assert!(inv.hosts.len() >= 2, "the lab has {} hosts", inv.hosts.len());
+    let (compute, control): (Vec<_>, Vec<_>) = inv.hosts.iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    let key = |h: &migready::inventory::HostSpec| h.identity_file.as_ref().unwrap().display().to_string();
+    let line = |(_, h): &(usize, &migready::inventory::HostSpec)| {
+        format!("{} ansible_host={} ansible_port={} ansible_user={} ansible_ssh_private_key_file={}\n", h.name, h.address, h.port, h.user, key(h))
+    };
+    let compute_line = |(_, h): &(usize, &migready::inventory::HostSpec)| format!("{} ansible_host={} ansible_port={}\n", h.name, h.address, h.port);
+    let h0 = &inv.hosts[0];
+    assert!(inv.hosts.iter().all(|h| (&h.user, &h.identity_file) == (&h0.user, &h0.identity_file)), "one user and key for the lab");
+    let multinode = format!(
+        "# kolla-ansible style, written by tests/lab.rs for this lab\n[control]\n{}\n[network]\n\n[compute]\n{}\n\
+         [monitoring]\n\n[storage]\n\n[deployment]\nlocalhost       ansible_connection=local\n\n\
+         [baremetal:children]\ncontrol\nnetwork\ncompute\nstorage\nmonitoring\n\n[nova-compute:children]\ncompute\n\n\
+         [baremetal:vars]\nansible_port=1\n\n[compute:vars]\nansible_user={}\nansible_ssh_private_key_file={}\n\n\
+         [all:vars]\nansible_user=nosudo\nansible_port=2\nansible_become=true\nansible_python_interpreter=\"{{{{ ansible_playbook_python }}}}\"\n",
+        control.iter().map(line).collect::<String>(),
+        compute.iter().map(compute_line).collect::<String>(),
+        h0.user,
+        key(h0),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("multinode");
+    std::fs::write(&path, &multinode).unwrap();
+    // The pure Ansible file has no known_hosts: ~/.ssh/known_hosts of a HOME that has
+    // the lab's (and no ~/.ssh/config).
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::copy(&inv.hosts[0].known_hosts, home.join(".ssh/known_hosts")).unwrap();
+    // The TOML beside it: the lab's ssh settings, its hosts from the Ansible file.
+    let toml = dir.path().join("inventory.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "[defaults]\nknown_hosts = \"{}\"\nconnect_timeout = 15\n\n[inventory]\nansible = \"multinode\"\n",
+            inv.hosts[0].known_hosts.display()
+        ),
+    )
+    .unwrap();
+    // The same as YAML, the connection variables at the group level.
+    let yaml_hosts = |hosts: &[(usize, &migready::inventory::HostSpec)]| {
+        hosts.iter().map(|(_, h)| format!("        {}:\n          ansible_host: \"{}\"\n", h.name, h.address)).collect::<String>()
+    };
+    let yaml = format!(
+        "all:\n  vars:\n    ansible_user: {}\n    ansible_port: {}\n    ansible_ssh_private_key_file: {}\n  children:\n    control:\n      hosts:\n{}    compute:\n      hosts:\n{}",
+        h0.user,
+        h0.port,
+        h0.identity_file.as_ref().unwrap().display(),
+        yaml_hosts(&control),
+        yaml_hosts(&compute),
+    );
+    let yaml_path = dir.path().join("hosts.yml");
+    std::fs::write(&yaml_path, yaml).unwrap();
+    let names: Vec<&str> = compute.iter().map(|(_, h)| h.name.as_str()).collect();
+    let start = Instant::now();
+    // Reference: the lab's own TOML limited to the same hosts (the same peers).
+    let (code, reference, stderr) = doctor_args(&["-i", lab.to_str().unwrap(), "--limit", &names.join(",")], &[]);
+    assert!(code == 0 || code == 1, "{stderr}");
+    let home_env = [("HOME", home.as_os_str())];
+    let (code_ansible, ansible, stderr_a) = doctor_args(&["-i", path.to_str().unwrap(), "--limit", "compute"], &home_env);
+    let (code_toml, via_toml, stderr_t) = doctor_args(&["-i", toml.to_str().unwrap(), "--limit", "compute"], &home_env);
+    let (code_yaml, yaml, stderr_y) = doctor_args(&["-i", yaml_path.to_str().unwrap(), "--limit", "compute"], &home_env);
+    eprintln!("four doctor runs on {} hosts: {:?}", names.len(), start.elapsed());
+    assert_eq!((code_ansible, code_toml, code_yaml), (code, code, code), "{stderr_a}\n{stderr_t}\n{stderr_y}");
+    let (ref_hosts, ref_pairs) = findings(&reference);
+    let audited: Vec<&str> = ref_hosts.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(audited, names);
+    for h in &names {
+        expect(&reference, h, "ssh.connect", "pass", "verified");
+        expect(&reference, h, "privilege", "pass", "root");
+    }
+    assert_eq!(ref_pairs.len(), names.len() * (names.len() - 1) * 3);
+    for (what, report) in [("multinode", &ansible), ("inventory.toml -> multinode", &via_toml), ("hosts.yml", &yaml)] {
+        let (hosts, pairs) = findings(report);
+        let audited: Vec<&str> = hosts.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(audited, names, "{what}: exactly the [compute] hosts");
+        for ((name, checks), (_, ref_checks)) in hosts.iter().zip(&ref_hosts) {
+            assert_eq!(checks, ref_checks, "{what}: {name}");
+        }
+        assert_eq!(pairs, ref_pairs, "{what}");
+    }
+    // [control] (the other hosts) through a pattern of Ansible's forms.
+    let others: Vec<&str> = control.iter().map(|(_, h)| h.name.as_str()).collect();
+    let (_, r, stderr) = doctor_args(&["-i", path.to_str().unwrap(), "--mesh", "none", "--limit", "baremetal:!compute"], &home_env);
+    let audited: Vec<&str> = r["hosts"].as_array().unwrap_or_else(|| panic!("{stderr}")).iter().map(|h| h["name"].as_str().unwrap()).collect();
+    assert_eq!(audited, others);
+    for h in &others {
+        expect(&r, h, "ssh.connect", "pass", "verified");
+    }
+    // fix takes the same pattern: a plan for the compute hosts only, nothing applied.
+    let out = Command::new(env!("CARGO_BIN_EXE_migready"))
+        .args(["fix", "--dry-run", "--format", "json", "--mesh", "none", "-i", path.to_str().unwrap(), "--limit", "compute"])
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let planned: Vec<&str> = r["fix"]["hosts"].as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
+    assert_eq!(planned, names);
+    assert_eq!((r["fix"]["dry_run"].as_bool(), r["fix"]["changes"]["applied"].as_u64()), (Some(true), Some(0)), "{}", r["fix"]["changes"]);
+}

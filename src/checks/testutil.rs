@@ -19,6 +19,7 @@ pub fn spec(name: &str, address: &str) -> HostSpec {
         command_timeout: Duration::from_secs(60),
         nova_release: None,
         line: 1,
+        groups: Vec::new(),
         ssh: Default::default(),
     }
 }

@@ -8,9 +8,18 @@
 //! names, addresses, users and sources are validated too (see `fields.rs`):
 //! what reaches a remote shell, a libvirt URI or a firewall rule is a plain
 //! word.
+//!
+//! An Ansible inventory (INI or YAML, `ansible.rs`) is read too: given as the
+//! inventory itself, or named by the TOML's `[inventory] ansible`. `--limit`
+//! patterns (`limit.rs`) then select hosts by name and group.
 
+mod ansible;
 mod fields;
+mod limit;
 mod ssh_config;
+
+#[cfg(test)]
+mod ansible_tests;
 
 #[cfg(test)]
 mod ssh_tests;
@@ -64,7 +73,14 @@ pub struct Inventory {
     pub policy: Policy,
     /// `[nova]`: which cloud Nova-side checks and `validate --nova` use.
     pub nova: NovaConf,
+    /// Every group name the inventory declares (Ansible groups, TOML `groups`),
+    /// sorted; `all` and `ungrouped` included. For `--limit`.
+    pub groups: Vec<String>,
+    /// What [`load`] read `path` as.
+    pub format: Format,
 }
+
+pub use ansible::Format;
 
 /// One compute host, with defaults applied and paths resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,8 +108,12 @@ pub struct HostSpec {
     pub command_timeout: Duration,
     /// Nova release set in the inventory, overriding detection.
     pub nova_release: Option<NovaRelease>,
-    /// 1-based line of this host's `[[hosts]]` header, for messages.
+    /// 1-based line of this host's `[[hosts]]` header (or, for a host of an
+    /// Ansible inventory only, of its first line there), for messages.
     pub line: usize,
+    /// The groups the host is in (Ansible groups with their ancestors, TOML
+    /// `groups`), sorted, without `all` and `ungrouped`.
+    pub groups: Vec<String>,
     /// What ssh_config and `proxy_jump` add: more keys, jump hosts.
     pub ssh: SshOptions,
 }
@@ -226,6 +246,16 @@ pub fn load(path: &Path, known_checks: &[&str]) -> Result<Inventory, InventoryEr
     load_with_home(path, known_checks, home_dir().as_deref())
 }
 
+/// [`load`], then [`Inventory::limit`] with `limit` when there is one: the
+/// inventory doctor, fix and validate work on. The error as displayed.
+pub fn load_limited(path: &Path, known_checks: &[&str], limit: Option<&str>) -> Result<Inventory, String> {
+    let mut inventory = load(path, known_checks).map_err(|e| e.to_string())?;
+    if let Some(pattern) = limit {
+        inventory.limit(pattern)?;
+    }
+    Ok(inventory)
+}
+
 /// Validates inventory `text` as if it had been read from `path` (used for
 /// messages and to resolve relative paths).
 pub fn parse_str(
@@ -270,6 +300,7 @@ fn parse_with_home(
     known_checks: &[&str],
     home: Option<&Path>,
 ) -> Result<Inventory, InventoryError> {
+    let format = ansible::detect(path, text);
     let parser = Parser {
         path,
         text,
@@ -277,6 +308,7 @@ fn parse_with_home(
         base_dir: path.parent().unwrap_or(Path::new("")),
         home,
         known_checks,
+        format,
     };
     parser.parse()
 }
@@ -295,7 +327,9 @@ const DEFAULTS_KEYS: &[&str] = &[
 /// Keys allowed in `[defaults]` only.
 const DEFAULTS_ONLY_KEYS: &[&str] = &["ssh_config"];
 /// Keys allowed in a `[[hosts]]` entry besides [`DEFAULTS_KEYS`].
-const HOST_KEYS: &[&str] = &["name", "address", "nova_release"];
+const HOST_KEYS: &[&str] = &["name", "address", "nova_release", "groups"];
+/// Keys allowed in `[inventory]`.
+const INVENTORY_KEYS: &[&str] = &["ansible"];
 /// Keys allowed in `[checks]`.
 const CHECKS_KEYS: &[&str] = &["skip"];
 /// Keys allowed in `[policy]`.
@@ -344,6 +378,10 @@ struct RawHost {
     connection: Connection,
     /// Span of the `[[hosts]]` header (or inline table).
     span: Option<Range<usize>>,
+    groups: Vec<String>,
+    /// For a host of an Ansible inventory only: that file, line and column
+    /// (`span` is then None).
+    origin: Option<(PathBuf, usize, usize)>,
 }
 
 /// `PREFIX.KEY` (`hosts[0].port`) for messages, formatted only when there is
@@ -375,12 +413,21 @@ struct Parser<'a> {
     base_dir: &'a Path,
     home: Option<&'a Path>,
     known_checks: &'a [&'a str],
+    /// What `text` is; for an Ansible inventory, the TOML parts are all defaults.
+    format: Format,
 }
 
 impl Parser<'_> {
     fn parse(&self) -> Result<Inventory, InventoryError> {
+        if self.format != Format::Toml {
+            let (hosts, groups) = self.ansible_hosts(self.path, self.text, self.format)?;
+            return self.finish(None, Connection::default(), hosts, Vec::new(), Policy::default(), NovaConf::default(), groups);
+        }
         let doc = Document::parse(self.text).map_err(|err| {
             let mut message = format!("toml syntax error: {}", err.message().trim());
+            if self.path.extension().is_none_or(|e| e != "toml") {
+                message.push_str(" (read as a TOML inventory: the file has no .toml, .ini or .yml extension and does not look like an Ansible INI or YAML inventory)");
+            }
             // toml_edit does not name the repeated key; its span does.
             if err.message() == "duplicate key"
                 && let Some(key) = err.span().and_then(|span| self.text.get(span))
@@ -397,6 +444,8 @@ impl Parser<'_> {
         let mut skip = Vec::new();
         let mut policy = Policy::default();
         let mut nova = NovaConf::default();
+        // `[inventory] ansible`: that file's hosts and groups.
+        let mut ansible: Option<(Vec<RawHost>, Vec<String>)> = None;
         // Sections are handled in file order so the first error reported is
         // the first one in the file.
         for (key, item) in doc.iter() {
@@ -419,6 +468,7 @@ impl Parser<'_> {
                 "checks" => skip = self.checks(item)?,
                 "policy" => policy = self.policy(item)?,
                 "nova" => nova = self.nova(item)?,
+                "inventory" => ansible = self.inventory_table(item)?,
                 _ => {
                     let key_span = doc.get_key_value(key).and_then(|(k, _)| k.span());
                     return Err(self.error(key_span, format!("unknown key {key:?} at top level")));
@@ -426,6 +476,26 @@ impl Parser<'_> {
             }
         }
 
+        let mut groups: Vec<String> = raw_hosts.iter().flat_map(|h| h.groups.iter().cloned()).collect();
+        if let Some((ansible_hosts, ansible_groups)) = ansible {
+            groups.extend(ansible_groups);
+            raw_hosts = merge_hosts(ansible_hosts, raw_hosts);
+        }
+        self.finish(ssh_config_key, defaults, raw_hosts, skip, policy, nova, groups)
+    }
+
+    /// Applies defaults and ssh_config to every host: the inventory.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        ssh_config_key: Option<(Option<PathBuf>, Option<Range<usize>>)>,
+        defaults: Connection,
+        raw_hosts: Vec<RawHost>,
+        skip: Vec<String>,
+        policy: Policy,
+        nova: NovaConf,
+        mut groups: Vec<String>,
+    ) -> Result<Inventory, InventoryError> {
         let ssh = self.ssh_config(ssh_config_key)?;
         // Expanded once, not per host.
         let default_known_hosts = expand_path(DEFAULT_KNOWN_HOSTS, self.base_dir, self.home);
@@ -433,13 +503,110 @@ impl Parser<'_> {
             .into_iter()
             .map(|raw| self.apply_defaults(raw, &defaults, &default_known_hosts, &ssh))
             .collect::<Result<_, _>>()?;
+        groups.extend(["all".to_string(), "ungrouped".to_string()]);
+        groups.sort();
+        groups.dedup();
         Ok(Inventory {
             path: self.path.to_path_buf(),
             hosts,
             skip,
             policy,
             nova,
+            groups,
+            format: self.format,
         })
+    }
+
+    /// `[inventory]`: `ansible = "PATH"` (relative to this file) names an Ansible
+    /// inventory whose hosts join this one's.
+    #[allow(clippy::type_complexity)]
+    fn inventory_table(&self, item: &Item) -> Result<Option<(Vec<RawHost>, Vec<String>)>, InventoryError> {
+        let table = self.table(item, "inventory")?;
+        self.check_keys(table, INVENTORY_KEYS, &[], "in [inventory]")?;
+        let Some(item) = table.get("ansible") else {
+            return Ok(None);
+        };
+        let path = self.path_value(item, "inventory.ansible")?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            self.error(item.span(), format!("inventory.ansible: cannot read {}: {}", path.display(), lowercase_first(&e.to_string())))
+        })?;
+        let format = match ansible::detect(&path, &text) {
+            Format::Toml => {
+                return Err(self.error(
+                    item.span(),
+                    format!(
+                        "inventory.ansible: {} reads as a TOML inventory, not an Ansible INI or YAML one",
+                        path.display()
+                    ),
+                ));
+            }
+            format => format,
+        };
+        self.ansible_hosts(&path, &text, format).map(Some)
+    }
+
+    /// The hosts of the Ansible inventory `text` (read from `path`), each value
+    /// checked as the TOML's are; and its group names.
+    fn ansible_hosts(&self, path: &Path, text: &str, format: Format) -> Result<(Vec<RawHost>, Vec<String>), InventoryError> {
+        let at = |line: usize, column: usize, message: String| InventoryError {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: format!("{}: {message}", format.name()),
+        };
+        let resolved = ansible::read(text, format).map_err(|e| at(e.line, e.column, e.message))?;
+        let base_dir = path.parent().unwrap_or(Path::new(""));
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut hosts = Vec::with_capacity(resolved.hosts.len());
+        for host in resolved.hosts {
+            let name = &host.name;
+            check_host_name(name).map_err(|r| at(host.line, host.column, format!("host name {name:?}: {r}")))?;
+            if let Some(first) = seen.insert(name.to_ascii_lowercase(), host.line) {
+                return Err(at(host.line, host.column, format!("duplicate host name {name:?} (first at line {first}; names are compared without case)")));
+            }
+            // An error in a value: at the value, which may be a group's.
+            let bad = |key: &str, val: &ansible::Val, reason: String| {
+                let whose = match &val.group {
+                    Some(group) => format!(" (group {group:?}, for host {name:?} at line {})", host.line),
+                    None => String::new(),
+                };
+                if val.text.is_empty() {
+                    at(val.line, val.column, format!("{key}: {reason}{whose}"))
+                } else {
+                    at(val.line, val.column, format!("{key}: {:?}: {reason}{whose}", val.text))
+                }
+            };
+            let address = match ansible::setting(&host, ansible::ADDRESS_VARS) {
+                Some((key, val)) => Some(check_address(&val.text).map_err(|r| bad(key, val, r))?),
+                None => None,
+            };
+            let mut connection = Connection::default();
+            if let Some((key, val)) = ansible::setting(&host, ansible::USER_VARS) {
+                check_user(&val.text).map_err(|r| bad(key, val, r))?;
+                connection.user = Some(val.text.clone());
+            }
+            if let Some((key, val)) = ansible::setting(&host, ansible::PORT_VARS) {
+                let port = Some(val.text.as_str())
+                    .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|t| t.parse::<u16>().ok())
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| bad(key, val, "expected an integer in 1..=65535".to_string()))?;
+                connection.port = Some(port);
+            }
+            if let Some((key, val)) = ansible::setting(&host, ansible::KEY_VARS) {
+                connection.identity_file = Some(expand_path(&val.text, base_dir, self.home).map_err(|r| bad(key, val, r))?);
+            }
+            hosts.push(RawHost {
+                name: host.name.clone(),
+                address,
+                nova_release: None,
+                connection,
+                span: None,
+                groups: host.groups.into_iter().filter(|g| g != "ungrouped").collect(),
+                origin: Some((path.to_path_buf(), host.line, host.column)),
+            });
+        }
+        Ok((hosts, resolved.groups))
     }
 
     /// Parses `[nova]`. A cloud name is a clouds.yaml key: letters, digits, `.`, `_`, `-`.
@@ -528,6 +695,10 @@ impl Parser<'_> {
                 Some(item) => Some(self.nova_release(item, Dotted(&prefix, "nova_release"))?),
                 None => None,
             };
+            let groups = match table.get("groups") {
+                Some(item) => self.groups(item, Dotted(&prefix, "groups"))?,
+                None => Vec::new(),
+            };
             let connection = self.connection(table, &prefix)?;
             hosts.push(RawHost {
                 name,
@@ -535,6 +706,8 @@ impl Parser<'_> {
                 nova_release,
                 connection,
                 span,
+                groups,
+                origin: None,
             });
         }
         Ok(hosts)
@@ -580,8 +753,16 @@ impl Parser<'_> {
         ssh: &SshConfig,
     ) -> Result<HostSpec, InventoryError> {
         let connection = raw.connection.or(defaults);
-        let (line, _) = self.position(raw.span.clone());
-        let whose = format!("host {:?} at {}:{line}", raw.name, self.path.display());
+        let (line, origin_path) = match &raw.origin {
+            Some((path, line, _)) => (*line, path.as_path()),
+            None => (self.position(raw.span.clone()).0, self.path),
+        };
+        let whose = format!("host {:?} at {}:{line}", raw.name, origin_path.display());
+        // An error about the host as a whole: at its `[[hosts]]` entry or Ansible line.
+        let host_error = |message: String| match &raw.origin {
+            Some((path, line, column)) => InventoryError { path: path.clone(), line: *line, column: *column, message },
+            None => self.error(raw.span.clone(), message),
+        };
         let cfg = |e: ConfigError| config_error(e, Some(&whose));
 
         let mut names = vec![raw.name.as_str()];
@@ -619,10 +800,7 @@ impl Parser<'_> {
         };
         let default_known = || match default_known_hosts {
             Ok(path) => Ok(path.clone()),
-            Err(reason) => Err(self.error(
-                raw.span.clone(),
-                format!("known_hosts: default {DEFAULT_KNOWN_HOSTS:?}: {reason}"),
-            )),
+            Err(reason) => Err(host_error(format!("known_hosts: default {DEFAULT_KNOWN_HOSTS:?}: {reason}"))),
         };
         let known_hosts = match (&connection.known_hosts, found.known_hosts) {
             (Some(path), _) => path.clone(),
@@ -677,10 +855,7 @@ impl Parser<'_> {
             }
         }
         if chain.len() > MAX_JUMPS {
-            return Err(self.error(
-                raw.span.clone(),
-                format!("{}: more than {MAX_JUMPS} jump hosts on the way", raw.name),
-            ));
+            return Err(host_error(format!("{}: more than {MAX_JUMPS} jump hosts on the way", raw.name)));
         }
         let jumps = chain
             .iter()
@@ -701,6 +876,12 @@ impl Parser<'_> {
                 .unwrap_or(DEFAULT_COMMAND_TIMEOUT),
             nova_release: raw.nova_release,
             line,
+            groups: {
+                let mut groups = raw.groups;
+                groups.sort();
+                groups.dedup();
+                groups
+            },
             ssh: SshOptions {
                 identity_files,
                 jumps,
@@ -805,6 +986,28 @@ impl Parser<'_> {
             }
         }
         Ok(connection)
+    }
+
+    /// A host's `groups`: an array of group names (see [`ansible::check_group_name`]).
+    fn groups(&self, item: &Item, name: impl fmt::Display + Copy) -> Result<Vec<String>, InventoryError> {
+        let array = item.as_array().ok_or_else(|| {
+            self.error(item.span(), format!("{name}: expected an array of group names, found {}", describe(item)))
+        })?;
+        let mut groups = Vec::new();
+        for value in array.iter() {
+            let Some(group) = value.as_str() else {
+                return Err(self.error(
+                    value.span(),
+                    format!("{name}: expected a string, found {}", describe(&Item::Value(value.clone()))),
+                ));
+            };
+            ansible::check_group_name(group).map_err(|r| self.error(value.span(), format!("{name}: {r}")))?;
+            if matches!(group, "all" | "ungrouped") {
+                return Err(self.error(value.span(), format!("{name}: {group:?} is implicit (every host is in \"all\"; hosts without groups are \"ungrouped\")")));
+            }
+            groups.push(group.to_string());
+        }
+        Ok(groups)
     }
 
     /// Parses `[checks]`: returns `skip`, validated against the known IDs.
@@ -1102,6 +1305,39 @@ impl Parser<'_> {
             column,
             message: message.into(),
         }
+    }
+}
+
+/// The hosts of an Ansible inventory and of the TOML's `[[hosts]]`: the Ansible
+/// ones in their file's order, then the TOML-only ones. A TOML entry naming an
+/// Ansible host (compared without case) wins key by key; the Ansible variables
+/// fill the rest; its groups are both files' groups.
+fn merge_hosts(ansible: Vec<RawHost>, toml: Vec<RawHost>) -> Vec<RawHost> {
+    let mut hosts = ansible;
+    let index: HashMap<String, usize> = hosts.iter().enumerate().map(|(i, h)| (h.name.to_ascii_lowercase(), i)).collect();
+    for entry in toml {
+        match index.get(&entry.name.to_ascii_lowercase()) {
+            Some(&i) => {
+                let from_ansible = std::mem::replace(&mut hosts[i], entry);
+                let merged = &mut hosts[i];
+                merged.address = merged.address.take().or(from_ansible.address);
+                merged.connection = std::mem::take(&mut merged.connection).or(&from_ansible.connection);
+                let mut groups = from_ansible.groups;
+                groups.append(&mut merged.groups);
+                merged.groups = groups;
+            }
+            None => hosts.push(entry),
+        }
+    }
+    hosts
+}
+
+/// `Cannot read` -> `cannot read`: an OS error as a message fragment.
+fn lowercase_first(reason: &str) -> String {
+    let mut chars = reason.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => reason.to_string(),
     }
 }
 

@@ -99,6 +99,7 @@ skip = ["nova.compute", "libvirt.listen", "nova.compute"]
                 command_timeout: Duration::from_secs(90),
                 nova_release: Some(NovaRelease::MITAKA),
                 line: 11,
+                groups: Vec::new(),
                 ssh: SshOptions::default(),
             },
             HostSpec {
@@ -113,6 +114,7 @@ skip = ["nova.compute", "libvirt.listen", "nova.compute"]
                 command_timeout: Duration::from_secs(90),
                 nova_release: None,
                 line: 16,
+                groups: Vec::new(),
                 ssh: SshOptions::default(),
             },
         ]
@@ -150,6 +152,7 @@ fn built_in_defaults() {
             command_timeout: Duration::from_secs(60),
             nova_release: None,
             line: 1,
+            groups: Vec::new(),
             ssh: SshOptions::default(),
         }]
     );

@@ -12,9 +12,15 @@ use std::time::Duration;
 /// Arguments of `migready validate`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Inventory file (TOML; see inventory.example.toml).
+    /// Inventory file: migready's TOML (see inventory.example.toml), or an
+    /// Ansible inventory, INI (kolla-ansible's multinode) or YAML.
     #[arg(short, long, env = "MIGREADY_INVENTORY")]
     pub inventory: PathBuf,
+    /// Only the hosts this Ansible-style pattern selects: a group or host name,
+    /// `all`, `*`/`?` globs, `a:b` or `a,b` (union), `&x` (and in x), `!x` (not
+    /// in x). Ring and pairs are taken among them.
+    #[arg(short, long, value_name = "PATTERN")]
+    pub limit: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -67,10 +73,10 @@ pub enum PairsArg {
 
 /// Run validate; the process exit code.
 pub fn main(args: Args) -> i32 {
-    let inv = match inventory::load(&args.inventory, &crate::check_ids()) {
+    let inv = match inventory::load_limited(&args.inventory, &crate::check_ids(), args.limit.as_deref()) {
         Ok(inv) => inv,
         Err(e) => {
-            eprintln!("error: {}", for_terminal(&e.to_string()));
+            eprintln!("error: {}", for_terminal(&e));
             return exit::USAGE;
         }
     };

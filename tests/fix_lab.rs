@@ -103,7 +103,7 @@ fn a_concurrent_change_between_plan_and_write_is_refused() {
     // Someone edits the file after the plan was made.
     ssh("cmp1", "echo '# edited by someone else' >> /etc/libvirt/libvirtd.conf");
     let after_edit = snapshot("cmp1");
-    let opts = fix::apply::TxnOptions::new(&fix::apply::run_id());
+    let opts = fix::apply::TxnOptions::new(&audit::run_id());
     let log = fix::apply::apply(&audit::target(&inv.hosts[i]), plan, &gathered[i].result.as_ref().unwrap().0, &opts, &mut |_| {});
     let why = log.rolled_back.expect("the write must be refused");
     assert!(why.contains("refused to write /etc/libvirt/libvirtd.conf") && why.contains("changed since read"), "{why}");

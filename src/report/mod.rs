@@ -7,8 +7,67 @@ pub mod junit;
 mod table;
 
 use crate::checks::{Finding, Status};
+use escape::for_terminal;
 use serde::Serialize;
-pub use table::{print_table, Evidence, TableOptions};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+pub use table::{plural, print_table, Evidence, TableOptions};
+
+/// `--format` of doctor, fix and validate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A table for people (colour on a terminal).
+    Table,
+    /// One JSON document:
+    /// {"command","exit_code","hosts":[...],"pairs":[...],"summary":{...},"elapsed_ms"}
+    /// (fix adds "fix": plans, actions, rollbacks, before -> after).
+    Json,
+}
+
+/// How doctor and validate print their report.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub format: Format,
+    /// Evidence of every check in the table, not only of failures and warnings.
+    pub verbose: bool,
+    /// `--junit FILE`.
+    pub junit: Option<PathBuf>,
+}
+
+/// `--junit FILE`: the report as JUnit XML (suite `migready COMMAND`); a write error is
+/// said on stderr and does not change the exit code.
+pub fn write_junit(report: &Report, command: &str, path: &Path) {
+    if let Err(e) = std::fs::write(path, junit::write(report, &format!("migready {command}"))) {
+        eprintln!("error: cannot write {}: {}", for_terminal(&path.display().to_string()), for_terminal(&e.to_string()));
+    }
+}
+
+/// Prints the report of `command` as asked (and the JUnit file); the exit code:
+/// [`crate::exit::FAILED`] when a check failed or a host was not reached, else OK.
+pub fn emit(report: &Report, command: &str, how: &Output) -> i32 {
+    let code = if report.failed() { crate::exit::FAILED } else { crate::exit::OK };
+    if let Some(path) = &how.junit {
+        write_junit(report, command, path);
+    }
+    let mut out = std::io::stdout().lock();
+    let written = match how.format {
+        Format::Json => writeln!(out, "{}", report.to_json_as(command, code)),
+        Format::Table => {
+            let opts = TableOptions {
+                color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+                evidence: if how.verbose { Evidence::All } else { Evidence::Failures },
+                width: None,
+            };
+            print_table(&mut out, report, &opts)
+        }
+    };
+    if let Err(e) = written
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot write the report: {}", for_terminal(&e.to_string()));
+    }
+    code
+}
 
 /// The results for one host.
 #[derive(Debug, Clone, Serialize)]

@@ -13,16 +13,10 @@ use std::process::Command;
 const HOSTS: [&str; 6] = ["cmp1", "cmp2", "cmp3", "cmp4", "cmp5", "cmp6"];
 
 mod common;
-use common::lab_state;
+use common::{address, lab_state, ssh};
 
 fn inventory_path() -> PathBuf {
     lab_state().join("inventory.toml")
-}
-
-fn ssh(host: &str, cmd: &str) -> String {
-    let out = Command::new("tests/lab/lab.sh").args(["ssh", host, cmd]).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
-    assert!(out.status.success(), "{host}: {cmd}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Everything fix may touch, in one string: file hashes, owners and modes, the
@@ -60,10 +54,6 @@ fn doctor() -> Value {
 fn status<'a>(r: &'a Value, host: &str, id: &str) -> &'a str {
     let h = r["hosts"].as_array().unwrap().iter().find(|h| h["name"] == host).unwrap();
     h["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap()["status"].as_str().unwrap()
-}
-
-fn address(host: &str) -> String {
-    std::fs::read_to_string(lab_state().join("hosts").join(host).join("address")).unwrap().trim().to_string()
 }
 
 /// The rich rules of firewalld's zone public on `host`, runtime or permanent, sorted.

@@ -10,24 +10,10 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
-use common::lab_state;
+use common::{address, lab, lab_state, ssh};
 
 const HOST: &str = "cmp6";
 const PEERS: [&str; 5] = ["cmp1", "cmp2", "cmp3", "cmp4", "cmp5"];
-
-fn lab(args: &[&str]) -> std::process::Output {
-    Command::new("tests/lab/lab.sh").args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap()
-}
-
-fn ssh(host: &str, cmd: &str) -> String {
-    let out = lab(&["ssh", host, cmd]);
-    assert!(out.status.success(), "{host}: {cmd}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn address(host: &str) -> String {
-    std::fs::read_to_string(lab_state().join("hosts").join(host).join("address")).unwrap().trim().to_string()
-}
 
 fn inventory() -> PathBuf {
     lab_state().join("inventory.toml")

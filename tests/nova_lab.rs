@@ -11,16 +11,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::lab_state;
+use common::{lab_state, ssh};
 
 fn inventory() -> PathBuf {
     lab_state().join("inventory-nova.toml")
-}
-
-fn ssh(host: &str, cmd: &str) -> String {
-    let out = Command::new("tests/lab/lab.sh").args(["ssh", host, cmd]).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
-    assert!(out.status.success(), "{host}: {cmd}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `migready ARGS --format json` on the Nova inventory: (exit code, document).

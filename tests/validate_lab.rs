@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::lab_state;
+use common::{lab_state, ssh};
 
 fn state() -> PathBuf {
     lab_state()
@@ -37,13 +37,6 @@ fn hosts() -> (String, String) {
         }
     }
     (found.0.expect("a bookworm:socket host in the lab"), found.1.expect("a trixie:socket host in the lab"))
-}
-
-fn ssh(host: &str, cmd: &str) -> String {
-    let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab.sh");
-    let out = Command::new(lab).args(["ssh", host, cmd]).output().unwrap();
-    assert!(out.status.success(), "{host}: {cmd}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Make the hosts ready as an operator would: `migready fix --yes` (after

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::process::{Command, Output};
 
 /// The lab's state directory, as tests/lab/lab.sh computes it: MIGREADY_LAB_STATE, else
 /// /var/tmp/migready-lab-ID for MIGREADY_LAB_ID 1-9, else /var/tmp/migready-lab.
@@ -15,6 +16,25 @@ pub fn lab_state() -> PathBuf {
     }
 }
 
+/// `tests/lab/lab.sh ARGS...` (MIGREADY_LAB_ID from the environment picks the lab).
+pub fn lab(args: &[&str]) -> Output {
+    Command::new("tests/lab/lab.sh").args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap()
+}
+
+/// A shell command on a lab host over SSH (`lab.sh ssh`); its stdout. Panics with its
+/// stderr when it fails.
+#[track_caller]
+pub fn ssh(host: &str, cmd: &str) -> String {
+    let out = lab(&["ssh", host, cmd]);
+    assert!(out.status.success(), "{host}: {cmd}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A lab host's address, from the lab's state directory.
+pub fn address(host: &str) -> String {
+    let p = lab_state().join("hosts").join(host).join("address");
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}; is the lab up?", p.display())).trim().to_string()
+}
 
 /// Whether a test that needs real system parts may run. `missing` is why not (None: all
 /// there). Without them the test is skipped loudly, or fails when

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 Exit codes (doctor, fix, validate):
   0  nothing failed
   1  a check failed or a host could not be reached (fix: or a change was not applied)
-  2  usage or inventory error (nothing was audited)")]
+  2  usage or inventory error (nothing was audited)
+
+--format json: one document, schema/report.schema.json (README: Output for people and for pipelines).")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -134,7 +134,9 @@ fn wait_settled() -> String {
 
 fn doctor(inv: &Path) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_migready")).args(["doctor", "--format", "json", "--mesh", "none", "-i", inv.to_str().unwrap()]).output().unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    common::assert_schema(&v);
+    v
 }
 
 fn finding(r: &Value, id: &str) -> (String, String) {

@@ -43,12 +43,15 @@ fn migready(args: &[&str]) -> (i32, String) {
 fn migready_json(args: &[&str]) -> (i32, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_migready")).args(args).args(["--format", "json"]).output().unwrap();
     let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    common::assert_schema(&v);
     (out.status.code().unwrap_or(-1), v)
 }
 
 fn doctor() -> Value {
     let (_, out) = migready(&["doctor", "--format", "json", "-i", inventory_path().to_str().unwrap()]);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    common::assert_schema(&v);
+    v
 }
 
 fn status<'a>(r: &'a Value, host: &str, id: &str) -> &'a str {

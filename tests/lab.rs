@@ -46,7 +46,7 @@ fn doctor_env(dir: &Path, inventory: &str, env: &[(&str, &str)]) -> (i32, Value,
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let report = common::report_or_null(&out.stdout);
     (out.status.code().unwrap_or(-1), report, stderr)
 }
 

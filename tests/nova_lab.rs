@@ -21,6 +21,7 @@ fn inventory() -> PathBuf {
 fn migready(args: &[&str], inv: &std::path::Path) -> (i32, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_migready")).args(args).args(["--format", "json", "-i", inv.to_str().unwrap()]).output().unwrap();
     let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    common::assert_schema(&v);
     (out.status.code().unwrap_or(-1), v)
 }
 
@@ -62,6 +63,7 @@ fn a_doctor_asks_nova() {
     let plain = lab_state().join("inventory.toml");
     let out = Command::new(env!("CARGO_BIN_EXE_migready")).args(["doctor", "--mesh", "none", "--format", "json", "-i", plain.to_str().unwrap()]).env_remove("OS_CLOUD").output().unwrap();
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    common::assert_schema(&r);
     let c = host_check(&r, "cmpa", "nova.service");
     assert!(c["status"] == "skip" && c["message"].as_str().unwrap().contains("no cloud configured"), "{c}");
 }

@@ -63,7 +63,7 @@ fn inventory(dir: &Path, names: &[&str]) -> PathBuf {
 fn validate(args: &[&str]) -> (i32, Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_migready")).arg("validate").args(args).args(["--format", "json"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.code().unwrap_or(-1), serde_json::from_slice(&out.stdout).unwrap_or(Value::Null), stderr)
+    (out.status.code().unwrap_or(-1), common::report_or_null(&out.stdout), stderr)
 }
 
 fn pair_check<'a>(r: &'a Value, from: &str, to: &str, id: &str) -> &'a Value {

@@ -18,7 +18,7 @@ pub use table::{plural, print_table, Evidence, TableOptions};
 pub enum Format {
     /// A table for people (colour on a terminal).
     Table,
-    /// One JSON document:
+    /// One JSON document, described by schema/report.schema.json:
     /// {"command","exit_code","hosts":[...],"pairs":[...],"summary":{...},"elapsed_ms"}
     /// (fix adds "fix": plans, actions, rollbacks, before -> after).
     Json,
@@ -153,6 +153,19 @@ impl Report {
     }
 }
 
+/// The ways a document breaks schema/report.schema.json (empty: valid). Tests only
+/// (the integration tests have the same check in tests/common).
+#[cfg(test)]
+pub(crate) fn schema_errors(doc: &serde_json::Value) -> Vec<String> {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let v = SCHEMA.get_or_init(|| {
+        let schema: serde_json::Value = serde_json::from_str(include_str!("../../schema/report.schema.json")).expect("the schema is JSON");
+        jsonschema::meta::validate(&schema).expect("the schema is a valid JSON Schema");
+        jsonschema::draft202012::new(&schema).expect("the schema compiles")
+    });
+    v.iter_errors(doc).map(|e| format!("{}: {e}", e.instance_path())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,5 +233,49 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(v["hosts"][0]["checks"][1]["message"], "libvirtd: \x1b[31mred\x1b[0m and \u{202e}reversed\u{202c}");
         assert_eq!(v["hosts"][0]["name"], "cmp1\u{202e}");
+    }
+
+    #[test]
+    fn every_commands_document_fits_the_schema() {
+        for command in ["doctor", "validate"] {
+            let mut r = sample();
+            r.pairs.push(PairReport { from: "cmp1".into(), to: "cmp2".into(), checks: vec![finding("migration.live-block", Status::Fail)] });
+            let doc = r.to_value(command, 1);
+            assert_eq!(schema_errors(&doc), Vec::<String>::new(), "{command}");
+        }
+        // New check IDs and any number of evidence lines are fine.
+        let mut doc = sample().to_value("doctor", 1);
+        doc["hosts"][0]["checks"][0]["id"] = "tls.cert-expiry".into();
+        doc["hosts"][0]["checks"][0]["evidence"] = serde_json::json!([]);
+        doc["hosts"][0]["checks"][1]["evidence"] = serde_json::json!(["a", "b", "c"]);
+        assert_eq!(schema_errors(&doc), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_schema_catches_renamed_missing_and_unknown_fields() {
+        let good = sample().to_value("doctor", 1);
+        let broken: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+            ("status renamed", Box::new(|d| {
+                let c = d["hosts"][0]["checks"][0].as_object_mut().unwrap();
+                let s = c.remove("status").unwrap();
+                c.insert("state".into(), s);
+            })),
+            ("unknown status", Box::new(|d| d["hosts"][0]["checks"][1]["status"] = "ok".into())),
+            ("reached missing", Box::new(|d| drop(d["hosts"][1].as_object_mut().unwrap().remove("reached")))),
+            ("summary.skip missing", Box::new(|d| drop(d["summary"].as_object_mut().unwrap().remove("skip")))),
+            ("unknown command", Box::new(|d| d["command"] = "audit".into())),
+            ("exit code 2 has no document", Box::new(|d| d["exit_code"] = 2.into())),
+            ("evidence not strings", Box::new(|d| d["hosts"][0]["checks"][0]["evidence"] = serde_json::json!([1]))),
+            ("a check ID that is no ID", Box::new(|d| d["hosts"][0]["checks"][0]["id"] = "SSH connect".into())),
+            ("an undocumented field", Box::new(|d| d["hosts"][0]["uptime"] = 3.into())),
+            ("fix without its fix object", Box::new(|d| d["command"] = "fix".into())),
+            ("a fix object on doctor", Box::new(|d| d["fix"] = serde_json::json!({}))),
+        ];
+        assert_eq!(schema_errors(&good), Vec::<String>::new());
+        for (what, f) in broken {
+            let mut doc = good.clone();
+            f(&mut doc);
+            assert!(!schema_errors(&doc).is_empty(), "{what}: accepted {doc:#}");
+        }
     }
 }

@@ -254,22 +254,23 @@ mod tests {
     #[test]
     fn the_schema_catches_renamed_missing_and_unknown_fields() {
         let good = sample().to_value("doctor", 1);
-        let broken: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
-            ("status renamed", Box::new(|d| {
+        type Break = fn(&mut serde_json::Value);
+        let broken: [(&str, Break); 11] = [
+            ("status renamed", |d| {
                 let c = d["hosts"][0]["checks"][0].as_object_mut().unwrap();
                 let s = c.remove("status").unwrap();
                 c.insert("state".into(), s);
-            })),
-            ("unknown status", Box::new(|d| d["hosts"][0]["checks"][1]["status"] = "ok".into())),
-            ("reached missing", Box::new(|d| drop(d["hosts"][1].as_object_mut().unwrap().remove("reached")))),
-            ("summary.skip missing", Box::new(|d| drop(d["summary"].as_object_mut().unwrap().remove("skip")))),
-            ("unknown command", Box::new(|d| d["command"] = "audit".into())),
-            ("exit code 2 has no document", Box::new(|d| d["exit_code"] = 2.into())),
-            ("evidence not strings", Box::new(|d| d["hosts"][0]["checks"][0]["evidence"] = serde_json::json!([1]))),
-            ("a check ID that is no ID", Box::new(|d| d["hosts"][0]["checks"][0]["id"] = "SSH connect".into())),
-            ("an undocumented field", Box::new(|d| d["hosts"][0]["uptime"] = 3.into())),
-            ("fix without its fix object", Box::new(|d| d["command"] = "fix".into())),
-            ("a fix object on doctor", Box::new(|d| d["fix"] = serde_json::json!({}))),
+            }),
+            ("unknown status", |d| d["hosts"][0]["checks"][1]["status"] = "ok".into()),
+            ("reached missing", |d| drop(d["hosts"][1].as_object_mut().unwrap().remove("reached"))),
+            ("summary.skip missing", |d| drop(d["summary"].as_object_mut().unwrap().remove("skip"))),
+            ("unknown command", |d| d["command"] = "audit".into()),
+            ("exit code 2 has no document", |d| d["exit_code"] = 2.into()),
+            ("evidence not strings", |d| d["hosts"][0]["checks"][0]["evidence"] = serde_json::json!([1])),
+            ("a check ID that is no ID", |d| d["hosts"][0]["checks"][0]["id"] = "SSH connect".into()),
+            ("an undocumented field", |d| d["hosts"][0]["uptime"] = 3.into()),
+            ("fix without its fix object", |d| d["command"] = "fix".into()),
+            ("a fix object on doctor", |d| d["fix"] = serde_json::json!({})),
         ];
         assert_eq!(schema_errors(&good), Vec::<String>::new());
         for (what, f) in broken {

@@ -70,6 +70,9 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
     let keep = audit::Keep { sessions: opts.mesh != Pairs::None, texts: true };
     let mut gathered = audit::gather_all(inv, opts.parallel, keep, |_| {});
     let mut before = audit::evaluate(inv, &gathered, start.elapsed());
+    // A host whose earlier runs could not be settled (another fix holds it): what this
+    // run sees of it is not final, so the run cannot end in 0.
+    let mut unsettled = false;
     // What earlier fix runs left (doctor's fix.transaction): an interrupted one is
     // finished first (rolled back, as it would have done itself), then planned anew.
     if !opts.dry_run {
@@ -80,7 +83,10 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
             let spec = &inv.hosts[i];
             match apply::settle(&audit::target(spec), &run_id) {
                 Ok(lines) => lines.iter().for_each(|l| eprintln!("{}: earlier: {}", spec.name, crate::report::escape::for_terminal(l))),
-                Err(e) => eprintln!("{}: could not settle earlier fix runs: {}", spec.name, crate::report::escape::for_terminal(&e)),
+                Err(e) => {
+                    unsettled = true;
+                    eprintln!("{}: could not settle earlier fix runs: {}", spec.name, crate::report::escape::for_terminal(&e))
+                }
             }
         }
         if !stale.is_empty() {
@@ -124,7 +130,7 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
         if planned == 0 {
             writeln!(out, "nothing to change").ok();
         }
-        let code = if before.failed() { exit::FAILED } else { exit::OK };
+        let code = if before.failed() || unsettled { exit::FAILED } else { exit::OK };
         let counts = Counts { planned, ..Default::default() };
         writeln!(out, "{}", summary_line(inv, &before, &counts, opts.dry_run)).ok();
         finish(opts, &run_id, &plans, &[], &before, None, &counts, code);
@@ -210,7 +216,7 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
             }
         }
     }
-    if after.hosts.iter().any(|h| !h.reached) {
+    if after.hosts.iter().any(|h| !h.reached) || unsettled {
         ok = false;
     }
     writeln!(out, "{}", summary_line(inv, &after, &counts, false)).ok();

@@ -57,6 +57,14 @@ impl Gathered {
 
 /// How to reach a host: the inventory's settings (ssh_config already applied), its
 /// keys (`identity_file`, else ssh_config's IdentityFile lines) and jump hosts.
+/// The id of one run (`20261201T155012Z-1f3a9c2e`): UTC start time and a random
+/// suffix; sorts by start time, safe in a path, a unit name and a guest name. fix names
+/// its host transactions with it, validate its test guests and Nova resources.
+pub fn run_id() -> String {
+    let rand = std::fs::read("/proc/sys/kernel/random/uuid").map(|u| String::from_utf8_lossy(&u[..8.min(u.len())]).into_owned()).unwrap_or_else(|_| format!("{:08x}", std::process::id()));
+    format!("{}-{rand}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"))
+}
+
 pub fn target(spec: &HostSpec) -> Target {
     Target {
         name: spec.name.clone(),
@@ -266,6 +274,16 @@ pub fn evaluate(inv: &Inventory, gathered: &[Gathered], elapsed: Duration) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_ids_sort_by_time_and_are_path_safe() {
+        let id = run_id();
+        assert_eq!(id.len(), "20261201T155012Z-".len() + 8, "{id}");
+        assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "{id}");
+        let t = chrono::NaiveDateTime::parse_from_str(&id[..16], "%Y%m%dT%H%M%SZ").unwrap().and_utc();
+        assert!((chrono::Utc::now() - t).num_seconds().abs() <= 2, "{id}: not now");
+        assert_ne!(run_id()[17..], id[17..], "the suffix is random");
+    }
     use crate::checks::testutil::raw;
     use crate::checks::Status;
 

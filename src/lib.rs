@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod checks;
+pub mod doctor;
 pub mod exit;
 pub mod facts;
 pub mod firewall;

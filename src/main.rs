@@ -1,19 +1,20 @@
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use migready::report::escape::for_terminal;
-use migready::report::{print_table, Evidence, TableOptions};
-use migready::{audit, checks, exit, inventory};
-use std::io::{IsTerminal, Write};
+use migready::report::{Format, Output};
+use migready::{checks, doctor, exit, inventory};
+use std::io::Write;
 use std::path::PathBuf;
-use std::time::Instant;
 
 /// Make Nova/libvirt compute hosts ready for live block migration
 /// (`nova live-migration --block-migrate` on local storage).
 #[derive(Parser)]
 #[command(name = "migready", version, after_help = "\
-Exit codes:
+Exit codes (doctor, fix, validate):
   0  nothing failed
-  1  a check failed or a host could not be reached
-  2  usage or inventory error (nothing was audited)")]
+  1  a check failed or a host could not be reached (fix: or a change was not applied)
+  2  usage or inventory error (nothing was audited)
+
+--format json: one document, schema/report.schema.json (README: Output for people and for pipelines).")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -126,15 +127,6 @@ enum Command {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    /// A table for people (colour on a terminal).
-    Table,
-    /// One JSON document: {"command","exit_code","hosts":[...],"pairs":[...],"summary":{...},"elapsed_ms"}
-    /// (fix adds "fix": plans, actions, rollbacks, before -> after).
-    Json,
-}
-
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
@@ -197,64 +189,10 @@ fn main() {
                 }
             }
         }
-        Command::Doctor { inventory, limit, format, parallel, verbose, mesh, junit, os_cloud } => doctor(&inventory, limit.as_deref(), format, parallel as usize, verbose, mesh, junit.as_deref(), os_cloud.as_deref()),
+        Command::Doctor { inventory, limit, format, parallel, verbose, mesh, junit, os_cloud } => {
+            doctor::main(&inventory, &doctor::Options { output: Output { format, verbose, junit }, parallel: parallel as usize, mesh, os_cloud, limit })
+        }
         Command::Validate(args) => migready::validate::cli::main(args),
     };
     std::process::exit(code);
-}
-
-#[allow(clippy::too_many_arguments)]
-fn doctor(path: &std::path::Path, limit: Option<&str>, format: Format, parallel: usize, verbose: bool, mesh: migready::mesh::Pairs, junit: Option<&std::path::Path>, os_cloud: Option<&str>) -> i32 {
-    let inv = match inventory::load_limited(path, &migready::check_ids(), limit) {
-        Ok(inv) => inv,
-        Err(e) => {
-            eprintln!("error: {}", for_terminal(&e));
-            return exit::USAGE;
-        }
-    };
-    let start = Instant::now();
-    let total = inv.hosts.len();
-    let stderr_tty = std::io::stderr().is_terminal();
-    let progress = |done: usize, failed: usize| {
-        if stderr_tty && matches!(format, Format::Table) && total > 3 {
-            let failed = if failed > 0 { format!(", {failed} failed") } else { String::new() };
-            eprint!("\r\x1b[2Kgathering facts: {done}/{total} hosts{failed}");
-            let _ = std::io::stderr().flush();
-        }
-    };
-    let keep = audit::Keep { sessions: mesh != migready::mesh::Pairs::None, texts: false };
-    let gathered = audit::gather_all_counted(&inv, parallel, keep, progress);
-    if stderr_tty && matches!(format, Format::Table) && total > 3 {
-        eprint!("\r\x1b[2K");
-    }
-    let report = audit::evaluate(&inv, &gathered, start.elapsed());
-    let pairs = migready::mesh::run(&inv, &gathered, mesh, parallel);
-    let report = migready::report::Report::with_pairs(report.hosts, pairs, start.elapsed().as_millis() as u64);
-    let cloud = migready::nova::cloud::CloudRef::resolve(os_cloud, Some(&inv.nova));
-    let (report, _) = migready::nova::audit(&inv, &gathered, report, cloud.as_ref());
-    let code = if report.failed() { exit::FAILED } else { exit::OK };
-    if let Some(path) = junit
-        && let Err(e) = std::fs::write(path, migready::report::junit::write(&report, "migready doctor"))
-    {
-        eprintln!("error: cannot write {}: {}", for_terminal(&path.display().to_string()), for_terminal(&e.to_string()));
-    }
-    let mut out = std::io::stdout().lock();
-    let written = match format {
-        Format::Json => writeln!(out, "{}", report.to_json_as("doctor", code)),
-        Format::Table => {
-            let tty = std::io::stdout().is_terminal();
-            let opts = TableOptions {
-                color: tty && std::env::var_os("NO_COLOR").is_none(),
-                evidence: if verbose { Evidence::All } else { Evidence::Failures },
-                width: None,
-            };
-            print_table(&mut out, &report, &opts)
-        }
-    };
-    if let Err(e) = written
-        && e.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        eprintln!("error: cannot write the report: {}", for_terminal(&e.to_string()));
-    }
-    if report.failed() { exit::FAILED } else { exit::OK }
 }

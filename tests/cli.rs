@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+mod common;
+
 fn migready(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_migready")).args(args).output().unwrap();
     (
@@ -83,6 +85,7 @@ fn empty_inventory_audits_nothing_and_succeeds() {
     let (code, stdout, _) = migready(&["doctor", "--format", "json", "-i", inv.to_str().unwrap()]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    common::assert_schema(&v);
     assert_eq!(v["hosts"].as_array().unwrap().len(), 0);
     assert_eq!(v["summary"]["fail"], 0);
 }
@@ -148,6 +151,7 @@ fn fix_without_yes_and_without_a_terminal_is_refused_before_auditing() {
     let (code, stdout, _) = migready(&["doctor", "--format", "json", "-i", inv]);
     assert_eq!(code, 1, "{stdout}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    common::assert_schema(&v);
     assert_eq!(v["hosts"][0]["reached"], false);
     assert_eq!(v["hosts"][0]["checks"][0]["id"], "ssh.connect");
     assert_eq!(v["hosts"][0]["checks"][0]["status"], "fail");
@@ -171,36 +175,66 @@ fn completions_and_man_pages_come_from_the_clap_definitions() {
     assert!(dir.path().join("migready.1").exists() && dir.path().join("migready-doctor.1").exists());
 }
 
+/// Two hosts that refuse connections at once (nothing listens on ports 1 and 2), so
+/// that doctor's mesh and validate's migrations have pairs to report.
+fn two_refusing_hosts(dir: &std::path::Path) -> std::path::PathBuf {
+    let inv = refusing_host(dir);
+    let text = std::fs::read_to_string(&inv).unwrap() + "\n[[hosts]]\nname = \"gone2\"\naddress = \"127.0.0.1\"\nport = 2\n";
+    std::fs::write(&inv, text).unwrap();
+    inv
+}
+
 #[test]
 fn one_report_model_for_every_command() {
     let dir = tempfile::tempdir().unwrap();
-    let inv = refusing_host(dir.path());
-    let inv = inv.to_str().unwrap();
+    let one = refusing_host(dir.path());
+    let two_dir = tempfile::tempdir().unwrap();
+    let two = two_refusing_hosts(two_dir.path());
     let junit = dir.path().join("junit.xml");
     let junit_s = junit.to_str().unwrap();
-    for (cmd, args) in [
-        ("doctor", vec!["doctor", "--format", "json", "--junit", junit_s, "-i", inv]),
-        ("fix", vec!["fix", "--dry-run", "--format", "json", "--junit", junit_s, "-i", inv]),
-        ("fix", vec!["fix", "--yes", "--format", "json", "--junit", junit_s, "-i", inv]),
-    ] {
-        let _ = std::fs::remove_file(&junit);
-        let (code, stdout, stderr) = migready(&args);
-        assert_eq!(code, 1, "{args:?}: {stdout}{stderr}");
-        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: not one JSON document ({e}): {stdout}"));
-        assert_eq!(v["command"], cmd);
-        assert_eq!(v["exit_code"], 1);
-        assert_eq!(v["hosts"][0]["name"], "gone");
-        assert_eq!(v["hosts"][0]["reached"], false);
-        assert!(v["summary"]["fail"].as_u64().unwrap() >= 1, "{v}");
-        if cmd == "fix" {
-            assert_eq!(v["fix"]["changes"]["planned"], 0, "{v}");
-            assert!(v["fix"]["hosts"][0]["plan"].is_null(), "{v}");
+    for inv in [one.to_str().unwrap(), two.to_str().unwrap()] {
+        for (cmd, args) in [
+            ("doctor", vec!["doctor", "--format", "json", "--junit", junit_s, "-i", inv]),
+            ("fix", vec!["fix", "--dry-run", "--format", "json", "--junit", junit_s, "-i", inv]),
+            ("fix", vec!["fix", "--yes", "--format", "json", "--junit", junit_s, "-i", inv]),
+            ("validate", vec!["validate", "--format", "json", "--junit", junit_s, "-i", inv]),
+            ("validate", vec!["validate", "--pairs", "all", "--mesh", "none", "--format", "json", "--junit", junit_s, "-i", inv]),
+        ] {
+            let _ = std::fs::remove_file(&junit);
+            let (code, stdout, stderr) = migready(&args);
+            assert_eq!(code, 1, "{args:?}: {stdout}{stderr}");
+            let v: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: not one JSON document ({e}): {stdout}"));
+            common::assert_schema(&v);
+            assert_eq!(v["command"], cmd);
+            assert_eq!(v["exit_code"], 1);
+            assert_eq!(v["hosts"][0]["name"], "gone");
+            assert_eq!(v["hosts"][0]["reached"], false);
+            assert!(v["summary"]["fail"].as_u64().unwrap() >= 1, "{v}");
+            if cmd == "fix" {
+                assert_eq!(v["fix"]["changes"]["planned"], 0, "{v}");
+                assert!(v["fix"]["hosts"][0]["plan"].is_null(), "{v}");
+            }
+            if cmd == "validate" && inv == two.to_str().unwrap() {
+                // Both directions of the one pair: the migrations are reported, not run.
+                let pairs = v["pairs"].as_array().unwrap();
+                assert!(pairs.iter().any(|p| p["from"] == "gone" && p["to"] == "gone2"), "{v}");
+                assert!(pairs.iter().all(|p| p["checks"].as_array().unwrap().iter().any(|c| c["id"] == "migration.live-block")), "{v}");
+            }
+            let x = std::fs::read_to_string(&junit).unwrap_or_else(|e| panic!("{args:?}: no JUnit file: {e}"));
+            assert!(x.contains(&format!("<testsuites name=\"migready {cmd}\"")), "{args:?}: {x}");
+            assert!(x.contains("<testcase classname=\"gone\" name=\"ssh.connect\">") && x.contains("<failure"), "{args:?}: {x}");
         }
-        let x = std::fs::read_to_string(&junit).unwrap();
-        assert!(x.contains("<testcase classname=\"gone\" name=\"ssh.connect\">") && x.contains("<failure"), "{x}");
+    }
+    // The table output writes the same JUnit file.
+    for args in [&["doctor", "--junit", junit_s, "-i"][..], &["fix", "--dry-run", "--junit", junit_s, "-i"], &["validate", "--junit", junit_s, "-i"]] {
+        let _ = std::fs::remove_file(&junit);
+        let (code, stdout, stderr) = migready(&[args, &[two.to_str().unwrap()]].concat());
+        assert_eq!(code, 1, "{args:?}: {stdout}{stderr}");
+        let x = std::fs::read_to_string(&junit).unwrap_or_else(|e| panic!("{args:?}: no JUnit file: {e}"));
+        assert!(x.contains("<testcase classname=\"gone2\" name=\"ssh.connect\">"), "{args:?}: {x}");
     }
     // JSON needs someone to have decided: --yes or --dry-run.
-    let (code, _, stderr) = migready(&["fix", "--format", "json", "-i", inv]);
+    let (code, _, stderr) = migready(&["fix", "--format", "json", "-i", one.to_str().unwrap()]);
     assert_eq!(code, 2, "{stderr}");
 }
 

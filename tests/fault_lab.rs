@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::lab_state;
+use common::{address, lab, lab_state, ssh};
 
 const HOST: &str = "cmp3";
 const CONNECT_TIMEOUT: u64 = 15;
@@ -27,16 +27,6 @@ const COMMAND_TIMEOUT: u64 = 35;
 const SLACK: Duration = Duration::from_secs(10);
 const STEP_DELAY_MS: &str = "900";
 const FIXABLE: [&str; 5] = ["libvirt.mode", "libvirt.listen", "firewall.libvirt", "firewall.migration", "nova.flags"];
-
-fn lab(args: &[&str]) -> std::process::Output {
-    Command::new("tests/lab/lab.sh").args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap()
-}
-
-fn ssh(host: &str, cmd: &str) -> String {
-    let out = lab(&["ssh", host, cmd]);
-    assert!(out.status.success(), "{host}: {cmd}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Everything fix may touch on cmp3: file hashes, owners and modes, the config
 /// directories' listings (backups and temp files show up), live rules, unit states.
@@ -56,10 +46,6 @@ fn reset() -> String {
     let out = lab(&["reset", HOST]);
     assert!(out.status.success(), "reset: {}", String::from_utf8_lossy(&out.stderr));
     snapshot()
-}
-
-fn address(host: &str) -> String {
-    std::fs::read_to_string(lab_state().join("hosts").join(host).join("address")).unwrap().trim().to_string()
 }
 
 fn inventory(dir: &Path) -> PathBuf {
@@ -148,7 +134,9 @@ fn wait_settled() -> String {
 
 fn doctor(inv: &Path) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_migready")).args(["doctor", "--format", "json", "--mesh", "none", "-i", inv.to_str().unwrap()]).output().unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    common::assert_schema(&v);
+    v
 }
 
 fn finding(r: &Value, id: &str) -> (String, String) {

@@ -13,16 +13,10 @@ use std::process::Command;
 const HOSTS: [&str; 6] = ["cmp1", "cmp2", "cmp3", "cmp4", "cmp5", "cmp6"];
 
 mod common;
-use common::lab_state;
+use common::{address, lab_state, ssh};
 
 fn inventory_path() -> PathBuf {
     lab_state().join("inventory.toml")
-}
-
-fn ssh(host: &str, cmd: &str) -> String {
-    let out = Command::new("tests/lab/lab.sh").args(["ssh", host, cmd]).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
-    assert!(out.status.success(), "{host}: {cmd}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Everything fix may touch, in one string: file hashes, owners and modes, the
@@ -49,21 +43,20 @@ fn migready(args: &[&str]) -> (i32, String) {
 fn migready_json(args: &[&str]) -> (i32, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_migready")).args(args).args(["--format", "json"]).output().unwrap();
     let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    common::assert_schema(&v);
     (out.status.code().unwrap_or(-1), v)
 }
 
 fn doctor() -> Value {
     let (_, out) = migready(&["doctor", "--format", "json", "-i", inventory_path().to_str().unwrap()]);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    common::assert_schema(&v);
+    v
 }
 
 fn status<'a>(r: &'a Value, host: &str, id: &str) -> &'a str {
     let h = r["hosts"].as_array().unwrap().iter().find(|h| h["name"] == host).unwrap();
     h["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap()["status"].as_str().unwrap()
-}
-
-fn address(host: &str) -> String {
-    std::fs::read_to_string(lab_state().join("hosts").join(host).join("address")).unwrap().trim().to_string()
 }
 
 /// The rich rules of firewalld's zone public on `host`, runtime or permanent, sorted.
@@ -103,7 +96,7 @@ fn a_concurrent_change_between_plan_and_write_is_refused() {
     // Someone edits the file after the plan was made.
     ssh("cmp1", "echo '# edited by someone else' >> /etc/libvirt/libvirtd.conf");
     let after_edit = snapshot("cmp1");
-    let opts = fix::apply::TxnOptions::new(&fix::apply::run_id());
+    let opts = fix::apply::TxnOptions::new(&audit::run_id());
     let log = fix::apply::apply(&audit::target(&inv.hosts[i]), plan, &gathered[i].result.as_ref().unwrap().0, &opts, &mut |_| {});
     let why = log.rolled_back.expect("the write must be refused");
     assert!(why.contains("refused to write /etc/libvirt/libvirtd.conf") && why.contains("changed since read"), "{why}");

@@ -100,7 +100,7 @@ fn doctor(dir: &Path, inventory: &str) -> (i32, Value, String) {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     (
         out.status.code().unwrap_or(-1),
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        common::report_or_null(&out.stdout),
         stderr,
     )
 }

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::lab_state;
+use common::{address, lab_state};
 
 fn state() -> PathBuf {
     lab_state()
@@ -28,10 +28,6 @@ fn lab_inventory() -> String {
 fn lab_net() -> String {
     let id: u8 = std::env::var("MIGREADY_LAB_ID").ok().and_then(|i| i.parse().ok()).unwrap_or(0);
     format!("198.18.{}", 42 + id)
-}
-
-fn host_address(name: &str) -> String {
-    std::fs::read_to_string(state().join("hosts").join(name).join("address")).unwrap().trim().to_string()
 }
 
 /// Run `migready doctor --format json` on an inventory text; (exit code, report, stderr).
@@ -50,7 +46,7 @@ fn doctor_env(dir: &Path, inventory: &str, env: &[(&str, &str)]) -> (i32, Value,
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let report = common::report_or_null(&out.stdout);
     (out.status.code().unwrap_or(-1), report, stderr)
 }
 
@@ -78,7 +74,7 @@ fn doctor_on_both_images_and_all_profiles() {
         expect(&r, h, "ssh.connect", "pass", "verified");
         expect(&r, h, "privilege", "pass", "root");
         expect(&r, h, "storage.instances", "pass", "local");
-        expect(&r, h, "net.hostname", "pass", &format!("{h} resolves to {}", host_address(h)));
+        expect(&r, h, "net.hostname", "pass", &format!("{h} resolves to {}", address(h)));
         expect(&r, h, "nova.compute", "warn", "still starting");
         expect(&r, h, "nova.vnc-listen", "pass", "");
     }
@@ -92,11 +88,11 @@ fn doctor_on_both_images_and_all_profiles() {
     expect(&r, "cmp1", "firewall.libvirt", "pass", "accepted");
     expect(&r, "cmp1", "firewall.migration", "pass", "TCP 49152-49215 accepted");
     // cmp2 runs firewalld, RHEL-like: eth0 in zone public (ssh only, the rest rejected).
-    let peers = ["cmp1", "cmp3", "cmp4", "cmp5", "cmp6"].map(|h| format!("{h} ({})", host_address(h))).join(", ");
+    let peers = ["cmp1", "cmp3", "cmp4", "cmp5", "cmp6"].map(|h| format!("{h} ({})", address(h))).join(", ");
     expect(&r, "cmp2", "firewall.libvirt", "fail", &format!("TCP 16509 from {peers} is rejected by firewalld zone public"));
     expect(&r, "cmp2", "firewall.migration", "fail", &format!("TCP 49152 from {peers} is rejected by firewalld zone public"));
     let ev = check(&r, "cmp2", "firewall.libvirt")["evidence"].to_string();
-    assert!(ev.contains(&format!("firewalld zone public (interface eth0): TCP 16509 from {}: REJECT by zone target default", host_address("cmp1"))), "{ev}");
+    assert!(ev.contains(&format!("firewalld zone public (interface eth0): TCP 16509 from {}: REJECT by zone target default", address("cmp1"))), "{ev}");
     expect(&r, "cmp1", "nova.flags", "pass", "Nova 26 (zed)");
     expect(&r, "cmp2", "nova.flags", "pass", "Nova 31");
     expect(&r, "cmp1", "libvirt.mode", "pass", "libvirt 9.0");
@@ -113,7 +109,7 @@ fn doctor_on_both_images_and_all_profiles() {
         }
         assert!(listen["evidence"].to_string().contains("/etc/sysconfig/libvirtd: LIBVIRTD_ARGS not set"), "{listen}");
     }
-    let peers = ["cmp1", "cmp2", "cmp4", "cmp5", "cmp6"].map(|h| format!("{h} ({})", host_address(h))).join(", ");
+    let peers = ["cmp1", "cmp2", "cmp4", "cmp5", "cmp6"].map(|h| format!("{h} ({})", address(h))).join(", ");
     expect(&r, "cmp3", "firewall.libvirt", "fail", &format!("TCP 16509 from {peers} is rejected"));
     // Its rules are iptables-nft's: they show in nft too, and are judged once.
     assert!(!check(&r, "cmp3", "firewall.libvirt")["evidence"].to_string().contains("nft: "), "{}", check(&r, "cmp3", "firewall.libvirt"));
@@ -127,11 +123,11 @@ fn doctor_on_both_images_and_all_profiles() {
     expect(&r, "cmp5", "libvirt.host-uuid", "warn", "did not report");
     // Native nftables (iptables-save shows nothing): dropped by the policy of chain input
     // of table inet filter, not "ACCEPT by policy of INPUT".
-    let peers = ["cmp1", "cmp2", "cmp3", "cmp4", "cmp5"].map(|h| format!("{h} ({})", host_address(h))).join(", ");
+    let peers = ["cmp1", "cmp2", "cmp3", "cmp4", "cmp5"].map(|h| format!("{h} ({})", address(h))).join(", ");
     for (id, port) in [("firewall.libvirt", 16509), ("firewall.migration", 49152)] {
         expect(&r, "cmp6", id, "fail", &format!("TCP {port} from {peers} is dropped by nftables chain input of table inet filter"));
         let ev = check(&r, "cmp6", id)["evidence"].to_string();
-        assert!(ev.contains(&format!("nft: TCP {port} from {}: DROP by policy of chain input (table inet filter)", host_address("cmp1"))), "{ev}");
+        assert!(ev.contains(&format!("nft: TCP {port} from {}: DROP by policy of chain input (table inet filter)", address("cmp1"))), "{ev}");
         assert!(!ev.contains("ACCEPT by policy of INPUT"), "{ev}");
     }
     let s = &r["summary"];
@@ -227,7 +223,7 @@ fn unreachable_hosts_do_not_stop_the_others() {
     let kh = std::fs::read_to_string(state().join("known_hosts")).unwrap();
     let cmp1_key: Vec<&str> = kh.lines().filter(|l| l.starts_with("cmp1,")).collect();
     let mut changed: Vec<String> = kh.lines().filter(|l| !l.starts_with("cmp2,")).map(str::to_string).collect();
-    changed.extend(cmp1_key.iter().map(|l| l.replacen(&format!("cmp1,{}", host_address("cmp1")), &format!("cmp2,{}", host_address("cmp2")), 1)));
+    changed.extend(cmp1_key.iter().map(|l| l.replacen(&format!("cmp1,{}", address("cmp1")), &format!("cmp2,{}", address("cmp2")), 1)));
     let bad_kh = dir.path().join("known_hosts_changed");
     std::fs::write(&bad_kh, changed.join("\n") + "\n").unwrap();
     // A port that accepts TCP and never speaks SSH, on the lab bridge.
@@ -241,12 +237,12 @@ fn unreachable_hosts_do_not_stop_the_others() {
          [[hosts]]\nname = \"ops\"\naddress = \"{}\"\nuser = \"ops\"\n\n\
          [[hosts]]\nname = \"nosudo\"\naddress = \"{}\"\nuser = \"nosudo\"\n",
         lab_inventory().split("\n[[hosts]]").next().unwrap(),
-        host_address("cmp2"),
+        address("cmp2"),
         bad_kh.display(),
-        host_address("cmp3"),
+        address("cmp3"),
         dir.path().join("empty_known_hosts").display(),
-        host_address("cmp1"),
-        host_address("cmp1"),
+        address("cmp1"),
+        address("cmp1"),
         net = lab_net(),
     );
     let start = Instant::now();

@@ -10,24 +10,10 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
-use common::lab_state;
+use common::{address, lab, lab_state, ssh};
 
 const HOST: &str = "cmp6";
 const PEERS: [&str; 5] = ["cmp1", "cmp2", "cmp3", "cmp4", "cmp5"];
-
-fn lab(args: &[&str]) -> std::process::Output {
-    Command::new("tests/lab/lab.sh").args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap()
-}
-
-fn ssh(host: &str, cmd: &str) -> String {
-    let out = lab(&["ssh", host, cmd]);
-    assert!(out.status.success(), "{host}: {cmd}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn address(host: &str) -> String {
-    std::fs::read_to_string(lab_state().join("hosts").join(host).join("address")).unwrap().trim().to_string()
-}
 
 fn inventory() -> PathBuf {
     lab_state().join("inventory.toml")
@@ -40,7 +26,9 @@ fn migready(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
 
 fn doctor(env: &[(&str, &str)]) -> Value {
     let (_, out) = migready(&["doctor", "--format", "json", "-i", inventory().to_str().unwrap()], env);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    common::assert_schema(&v);
+    v
 }
 
 fn check<'a>(r: &'a Value, host: &str, id: &str) -> &'a Value {
@@ -225,7 +213,7 @@ fn c_a_test_migration_runs_through_it() {
         .args(["validate", "--format", "json", "--mesh", "none", "-i", inv.to_str().unwrap(), "--pair", &format!("cmp1:{HOST}"), "--pair", &format!("{HOST}:cmp1")])
         .output()
         .unwrap();
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let r = common::report_or_null(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}\n{r:#}", String::from_utf8_lossy(&out.stderr));
     for (from, to) in [("cmp1", HOST), (HOST, "cmp1")] {
         let c = pair(&r, from, to, "migration.live-block");

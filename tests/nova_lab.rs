@@ -11,22 +11,17 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::lab_state;
+use common::{lab_state, ssh};
 
 fn inventory() -> PathBuf {
     lab_state().join("inventory-nova.toml")
-}
-
-fn ssh(host: &str, cmd: &str) -> String {
-    let out = Command::new("tests/lab/lab.sh").args(["ssh", host, cmd]).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
-    assert!(out.status.success(), "{host}: {cmd}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `migready ARGS --format json` on the Nova inventory: (exit code, document).
 fn migready(args: &[&str], inv: &std::path::Path) -> (i32, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_migready")).args(args).args(["--format", "json", "-i", inv.to_str().unwrap()]).output().unwrap();
     let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    common::assert_schema(&v);
     (out.status.code().unwrap_or(-1), v)
 }
 
@@ -68,6 +63,7 @@ fn a_doctor_asks_nova() {
     let plain = lab_state().join("inventory.toml");
     let out = Command::new(env!("CARGO_BIN_EXE_migready")).args(["doctor", "--mesh", "none", "--format", "json", "-i", plain.to_str().unwrap()]).env_remove("OS_CLOUD").output().unwrap();
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    common::assert_schema(&r);
     let c = host_check(&r, "cmpa", "nova.service");
     assert!(c["status"] == "skip" && c["message"].as_str().unwrap().contains("no cloud configured"), "{c}");
 }

@@ -10,10 +10,15 @@ cd "$(dirname "$0")/.."
 [[ $(id -u) == 0 ]] || { echo "tests/run.sh: run as root (lab hosts need namespaces and mounts)" >&2; exit 2; }
 
 . tests/lab/cargo-env.sh
+# One line per step on stderr: what, how far, seconds since the start.
+steps=14 step=0
+step() { step=$((step + 1)); echo "run.sh: [$step/$steps] $* ($SECONDS s)" >&2; }
+step "Debian packages the build and the lab need"
 tests/lab/deps.sh
 
 # Lab images build in the background while the unit tests compile and run.
 logs=$(mktemp -d)
+step "lab images bookworm, trixie, controller: cached, or built in the background (first time ~5-10 min; logs in $logs)"
 tests/lab/image.sh bookworm >"$logs/bookworm" 2>&1 & img1=$!
 tests/lab/image.sh trixie >"$logs/trixie" 2>&1 & img2=$!
 # The controller image (bookworm plus a Zed control plane, for the Nova lab: README,
@@ -28,31 +33,53 @@ cleanup() {
 trap cleanup EXIT
 
 export MIGREADY_REQUIRE_SSHD=1
+step "cargo build (first time ~5 min)"
 cargo build --locked --all-targets
+step "cargo test: unit, CLI and SSH transport tests"
 cargo test --locked
 
-for i in "$img1" "$img2" "$img3"; do
-    if ! wait "$i"; then cat "$logs"/* >&2; echo "tests/run.sh: building a lab image failed" >&2; exit 1; fi
+step "waiting for the lab images"
+for i in "$img1:bookworm" "$img2:trixie" "$img3:controller"; do
+    pid=${i%%:*} name=${i#*:} n=0
+    # A build still running: its last progress line every 30 s.
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 1
+        n=$((n + 1))
+        if (( n % 30 == 0 )) && kill -0 "$pid" 2>/dev/null; then
+            echo "run.sh:   image $name: $(grep -a '^image.sh' "$logs/$name" | tail -n 1 | cut -c1-110) ($SECONDS s)" >&2
+        fi
+    done
+    if ! wait "$pid"; then cat "$logs"/* >&2; echo "tests/run.sh: building a lab image failed" >&2; exit 1; fi
+    echo "run.sh:   image $name ready ($SECONDS s)" >&2
 done
 
+step "booting the lab (seven hosts)"
 tests/lab/lab.sh down >/dev/null 2>&1 || true
 tests/lab/lab.sh up cmp1:bookworm:socket cmp2:trixie:socket:firewalld cmp3:bookworm:traditional:reject \
     cmp4:trixie:traditional:drop cmp5:bookworm:seed cmp6:bookworm:socket:nftables jmp:bookworm:jump
+step "tests/lab.rs"
 cargo test --locked --test lab -- --ignored --test-threads=1
 # Jump hosts: cmp1 accepts SSH from jmp only for a while (restored after).
+step "tests/jump_lab.rs"
 cargo test --locked --test jump_lab -- --ignored --test-threads=1
 # fix changes the lab: it runs after the read-only doctor tests.
+step "tests/fix_lab.rs"
 cargo test --locked --test fix_lab -- --ignored --test-threads=1
 # The native nftables host cmp6 in depth (reset first; the others are fixed by now).
+step "tests/nft_lab.rs"
 cargo test --locked --test nft_lab -- --ignored --test-threads=1
 # The fault matrix: resets cmp3 to its state after `up` before each case.
+step "tests/fault_lab.rs"
 cargo test --locked --test fault_lab -- --ignored --test-threads=1 --nocapture
 # validate on the same lab (its bookworm and trixie socket hosts), last: it sets
 # those two hosts up for migration (as fix does) and leaves no test guest behind.
+step "tests/validate_lab.rs"
 cargo test --locked --test validate_lab -- --ignored --test-threads=1
 
 # Nova in the loop: a Zed cloud (controller + two Debian 12 computes) in place of the
 # lab above. Nova's own live block migration fails before fix and passes after.
+step "the Nova lab: controller and two computes in place of the lab above"
 tests/lab/lab.sh down >/dev/null
 tests/lab/lab.sh up ctl:bookworm:controller cmpa:bookworm:socket cmpb:bookworm:traditional:reject
+step "tests/nova_lab.rs"
 cargo test --locked --test nova_lab -- --ignored --test-threads=1 --nocapture

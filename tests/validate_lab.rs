@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::lab_state;
+use common::{lab_state, ssh};
 
 fn state() -> PathBuf {
     lab_state()
@@ -39,13 +39,6 @@ fn hosts() -> (String, String) {
     (found.0.expect("a bookworm:socket host in the lab"), found.1.expect("a trixie:socket host in the lab"))
 }
 
-fn ssh(host: &str, cmd: &str) -> String {
-    let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab.sh");
-    let out = Command::new(lab).args(["ssh", host, cmd]).output().unwrap();
-    assert!(out.status.success(), "{host}: {cmd}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Make the hosts ready as an operator would: `migready fix --yes` (after
 /// tests/fix_lab.rs it has nothing left to change, which is fine too).
 fn fix(inv: &Path) {
@@ -70,7 +63,7 @@ fn inventory(dir: &Path, names: &[&str]) -> PathBuf {
 fn validate(args: &[&str]) -> (i32, Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_migready")).arg("validate").args(args).args(["--format", "json"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.code().unwrap_or(-1), serde_json::from_slice(&out.stdout).unwrap_or(Value::Null), stderr)
+    (out.status.code().unwrap_or(-1), common::report_or_null(&out.stdout), stderr)
 }
 
 fn pair_check<'a>(r: &'a Value, from: &str, to: &str, id: &str) -> &'a Value {

@@ -77,24 +77,6 @@ impl TxnOptions {
     }
 }
 
-/// A run id: UTC time and a random suffix; sorts by start time, safe in a path.
-pub fn run_id() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
-    let (d, s) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = d + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let rand = std::fs::read("/proc/sys/kernel/random/uuid").map(|u| String::from_utf8_lossy(&u[..8.min(u.len())]).into_owned()).unwrap_or_else(|_| format!("{:08x}", std::process::id()));
-    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z-{rand}", s / 3600, s / 60 % 60, s % 60)
-}
-
 pub fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -380,14 +362,6 @@ pub fn settle(target: &Target, run: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn run_ids_sort_by_time_and_are_path_safe() {
-        let id = run_id();
-        assert_eq!(id.len(), "20261201T155012Z-".len() + 8, "{id}");
-        assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "{id}");
-        assert!(id.starts_with("20"), "{id}");
-    }
 
     #[test]
     fn events_build_the_log() {

@@ -9,7 +9,7 @@ use crate::exit;
 use crate::inventory::Inventory;
 use crate::mesh::Pairs;
 use crate::report::escape::for_terminal as esc;
-use crate::report::Report;
+use crate::report::{plural, Report};
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::time::Instant;
 
@@ -66,10 +66,13 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
         return exit::USAGE;
     }
     let start = Instant::now();
-    let run_id = apply::run_id();
+    let run_id = audit::run_id();
     let keep = audit::Keep { sessions: opts.mesh != Pairs::None, texts: true };
     let mut gathered = audit::gather_all(inv, opts.parallel, keep, |_| {});
     let mut before = audit::evaluate(inv, &gathered, start.elapsed());
+    // A host whose earlier runs could not be settled (another fix holds it): what this
+    // run sees of it is not final, so the run cannot end in 0.
+    let mut unsettled = false;
     // What earlier fix runs left (doctor's fix.transaction): an interrupted one is
     // finished first (rolled back, as it would have done itself), then planned anew.
     if !opts.dry_run {
@@ -80,7 +83,10 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
             let spec = &inv.hosts[i];
             match apply::settle(&audit::target(spec), &run_id) {
                 Ok(lines) => lines.iter().for_each(|l| eprintln!("{}: earlier: {}", spec.name, crate::report::escape::for_terminal(l))),
-                Err(e) => eprintln!("{}: could not settle earlier fix runs: {}", spec.name, crate::report::escape::for_terminal(&e)),
+                Err(e) => {
+                    unsettled = true;
+                    eprintln!("{}: could not settle earlier fix runs: {}", spec.name, crate::report::escape::for_terminal(&e))
+                }
             }
         }
         if !stale.is_empty() {
@@ -124,7 +130,7 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
         if planned == 0 {
             writeln!(out, "nothing to change").ok();
         }
-        let code = if before.failed() { exit::FAILED } else { exit::OK };
+        let code = if before.failed() || unsettled { exit::FAILED } else { exit::OK };
         let counts = Counts { planned, ..Default::default() };
         writeln!(out, "{}", summary_line(inv, &before, &counts, opts.dry_run)).ok();
         finish(opts, &run_id, &plans, &[], &before, None, &counts, code);
@@ -135,6 +141,7 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
             Ok(true) => {}
             _ => {
                 writeln!(out, "nothing changed").ok();
+                finish(opts, &run_id, &plans, &[], &before, None, &Counts { planned, ..Default::default() }, exit::FAILED);
                 return exit::FAILED;
             }
         }
@@ -209,7 +216,7 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
             }
         }
     }
-    if after.hosts.iter().any(|h| !h.reached) {
+    if after.hosts.iter().any(|h| !h.reached) || unsettled {
         ok = false;
     }
     writeln!(out, "{}", summary_line(inv, &after, &counts, false)).ok();
@@ -243,10 +250,6 @@ pub struct Counts {
     pub applied: usize,
     pub rolled_back: usize,
     pub lost: usize,
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// `fix: 3 hosts, 6 pairs; 6 changes planned, 6 applied, 0 rolled back; 30 pass, 4 warn, 0 fail`
@@ -302,21 +305,38 @@ fn plan_json(p: &HostPlan) -> serde_json::Value {
 /// Writes the JSON document (stdout) and the JUnit report, as asked.
 #[allow(clippy::too_many_arguments)]
 fn finish(opts: &Options, run: &str, plans: &[Option<HostPlan>], logs: &[(usize, ApplyLog)], before: &Report, after: Option<&Report>, counts: &Counts, code: i32) {
-    let last = after.unwrap_or(before);
-    if let Some(path) = &opts.junit
-        && let Err(e) = std::fs::write(path, crate::report::junit::write(last, "migready fix"))
-    {
-        eprintln!("error: cannot write {}: {}", esc(&path.display().to_string()), esc(&e.to_string()));
+    if let Some(path) = &opts.junit {
+        crate::report::write_junit(after.unwrap_or(before), "fix", path);
     }
-    if !opts.json {
-        return;
+    if opts.json {
+        let doc = document(&Run { id: run, dry_run: opts.dry_run, plans, logs, before, after, counts }, code);
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
+}
+
+/// What one fix run did, for its JSON document.
+pub(crate) struct Run<'a> {
+    pub id: &'a str,
+    pub dry_run: bool,
+    pub plans: &'a [Option<HostPlan>],
+    pub logs: &'a [(usize, ApplyLog)],
+    pub before: &'a Report,
+    /// The audit after applying (None: nothing was applied).
+    pub after: Option<&'a Report>,
+    pub counts: &'a Counts,
+}
+
+/// fix's JSON document: the report after (or before, when nothing was applied) as
+/// every command prints it, plus "fix": per host the plan, what was applied and
+/// rolled back, and the checks that changed; the pairs' changed checks.
+pub(crate) fn document(r: &Run, code: i32) -> serde_json::Value {
+    let (before, after) = (r.before, r.after);
     let hosts: Vec<serde_json::Value> = before
         .hosts
         .iter()
         .enumerate()
         .map(|(i, b)| {
-            let applied = logs.iter().find(|(j, _)| *j == i).map(|(_, l)| serde_json::to_value(l).unwrap_or_default());
+            let applied = r.logs.iter().find(|(j, _)| *j == i).map(|(_, l)| serde_json::to_value(l).unwrap_or_default());
             let changed: Vec<serde_json::Value> = after
                 .and_then(|a| a.hosts.get(i))
                 .map(|a| {
@@ -330,7 +350,7 @@ fn finish(opts: &Options, run: &str, plans: &[Option<HostPlan>], logs: &[(usize,
                 .unwrap_or_default();
             serde_json::json!({
                 "name": b.name,
-                "plan": plans.get(i).and_then(|p| p.as_ref()).map(plan_json),
+                "plan": r.plans.get(i).and_then(|p| p.as_ref()).map(plan_json),
                 "applied": applied,
                 "changed": changed,
             })
@@ -350,16 +370,16 @@ fn finish(opts: &Options, run: &str, plans: &[Option<HostPlan>], logs: &[(usize,
                 .collect()
         })
         .unwrap_or_default();
-    let mut doc = last.to_value("fix", code);
+    let mut doc = after.unwrap_or(before).to_value("fix", code);
     doc["fix"] = serde_json::json!({
-        "run": run,
-        "dry_run": opts.dry_run,
-        "changes": counts,
+        "run": r.id,
+        "dry_run": r.dry_run,
+        "changes": r.counts,
         "hosts": hosts,
         "pairs_changed": pairs_changed,
         "before": before.summary,
     });
-    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    doc
 }
 
 /// The exit status after applying: 1 when a plan was not applied or was rolled

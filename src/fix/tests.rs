@@ -582,3 +582,55 @@ fn nftables_allowed_sources_and_ipv6_in_an_inet_table() {
     );
     assert_eq!(cmds.len(), 4);
 }
+
+#[test]
+fn the_json_document_holds_plans_actions_and_changes_and_fits_the_schema() {
+    use crate::report::{schema_errors, HostReport, PairReport, Report};
+    use apply::ApplyLog;
+    let fleet = stock();
+    let plans: Vec<Option<HostPlan>> = (0..3).map(|i| Some(plan_of(&fleet, i))).collect();
+    let report = |fixed: bool| {
+        let hosts = (0..3)
+            .map(|i| HostReport {
+                name: fleet.hosts[i].0.name.clone(),
+                address: fleet.hosts[i].0.address.clone(),
+                reached: true,
+                elapsed_ms: 5,
+                checks: fleet.findings(i).into_iter().map(|mut f| {
+                    if fixed && i != 2 && FIXABLE.contains(&f.id) {
+                        f.status = Status::Pass;
+                    }
+                    f
+                }).collect(),
+            })
+            .collect();
+        let status = if fixed { Status::Pass } else { Status::Fail };
+        let pair = PairReport { from: "cmp1".into(), to: "cmp3".into(), checks: vec![Finding { id: crate::mesh::MIGRATION_PORTS, status, message: "49152-49215".into(), evidence: vec![] }] };
+        Report::with_pairs(hosts, vec![pair], 100)
+    };
+    let (before, after) = (report(false), report(true));
+    let run = crate::audit::run_id();
+    let logs = vec![
+        (0, ApplyLog { run: run.clone(), done: vec!["wrote /etc/libvirt/libvirtd.conf".into()], backups: vec!["/etc/libvirt/libvirtd.conf.migready-1.bak".into()], ..Default::default() }),
+        (2, ApplyLog { run: run.clone(), rolled_back: Some("libvirtd.service did not come back".into()), ..Default::default() }),
+    ];
+    let counts = run::Counts { planned: plans.iter().flatten().map(|p| p.steps.len()).sum(), applied: plans[0].as_ref().unwrap().steps.len(), rolled_back: plans[2].as_ref().unwrap().steps.len(), lost: 0 };
+    let applied = run::Run { id: &run, dry_run: false, plans: &plans, logs: &logs, before: &before, after: Some(&after), counts: &counts };
+    let doc = run::document(&applied, crate::exit::FAILED);
+    assert_eq!(schema_errors(&doc), Vec::<String>::new(), "{doc:#}");
+    let fix = &doc["fix"];
+    assert_eq!(fix["run"], run.as_str());
+    let cmp3 = &fix["hosts"][1];
+    let kinds: Vec<&str> = cmp3["plan"]["steps"].as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"edit") && kinds.contains(&"command"), "{kinds:?}");
+    assert!(cmp3["changed"].as_array().unwrap().iter().any(|c| c["id"] == "libvirt.listen" && c["before"] == "fail" && c["after"] == "pass"), "{cmp3:#}");
+    assert_eq!(fix["hosts"][2]["applied"]["rolled_back"], "libvirtd.service did not come back");
+    assert!(fix["hosts"][1]["applied"].is_null());
+    assert_eq!(fix["pairs_changed"][0]["id"], crate::mesh::MIGRATION_PORTS);
+    assert_eq!((&fix["before"]["fail"], &doc["summary"]["fail"]), (&before.summary.fail.into(), &after.summary.fail.into()));
+    // A dry run: the plans, nothing applied, no after.
+    let dry = run::Run { dry_run: true, logs: &[], after: None, ..applied };
+    let doc = run::document(&dry, crate::exit::FAILED);
+    assert_eq!(schema_errors(&doc), Vec::<String>::new(), "{doc:#}");
+    assert!(doc["fix"]["hosts"].as_array().unwrap().iter().all(|h| h["applied"].is_null() && h["changed"] == serde_json::json!([])));
+}

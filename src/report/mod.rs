@@ -7,8 +7,67 @@ pub mod junit;
 mod table;
 
 use crate::checks::{Finding, Status};
+use escape::for_terminal;
 use serde::Serialize;
-pub use table::{print_table, Evidence, TableOptions};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+pub use table::{plural, print_table, Evidence, TableOptions};
+
+/// `--format` of doctor, fix and validate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A table for people (colour on a terminal).
+    Table,
+    /// One JSON document, described by schema/report.schema.json:
+    /// {"command","exit_code","hosts":[...],"pairs":[...],"summary":{...},"elapsed_ms"}
+    /// (fix adds "fix": plans, actions, rollbacks, before -> after).
+    Json,
+}
+
+/// How doctor and validate print their report.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub format: Format,
+    /// Evidence of every check in the table, not only of failures and warnings.
+    pub verbose: bool,
+    /// `--junit FILE`.
+    pub junit: Option<PathBuf>,
+}
+
+/// `--junit FILE`: the report as JUnit XML (suite `migready COMMAND`); a write error is
+/// said on stderr and does not change the exit code.
+pub fn write_junit(report: &Report, command: &str, path: &Path) {
+    if let Err(e) = std::fs::write(path, junit::write(report, &format!("migready {command}"))) {
+        eprintln!("error: cannot write {}: {}", for_terminal(&path.display().to_string()), for_terminal(&e.to_string()));
+    }
+}
+
+/// Prints the report of `command` as asked (and the JUnit file); the exit code:
+/// [`crate::exit::FAILED`] when a check failed or a host was not reached, else OK.
+pub fn emit(report: &Report, command: &str, how: &Output) -> i32 {
+    let code = if report.failed() { crate::exit::FAILED } else { crate::exit::OK };
+    if let Some(path) = &how.junit {
+        write_junit(report, command, path);
+    }
+    let mut out = std::io::stdout().lock();
+    let written = match how.format {
+        Format::Json => writeln!(out, "{}", report.to_json_as(command, code)),
+        Format::Table => {
+            let opts = TableOptions {
+                color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+                evidence: if how.verbose { Evidence::All } else { Evidence::Failures },
+                width: None,
+            };
+            print_table(&mut out, report, &opts)
+        }
+    };
+    if let Err(e) = written
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot write the report: {}", for_terminal(&e.to_string()));
+    }
+    code
+}
 
 /// The results for one host.
 #[derive(Debug, Clone, Serialize)]
@@ -94,6 +153,19 @@ impl Report {
     }
 }
 
+/// The ways a document breaks schema/report.schema.json (empty: valid). Tests only
+/// (the integration tests have the same check in tests/common).
+#[cfg(test)]
+pub(crate) fn schema_errors(doc: &serde_json::Value) -> Vec<String> {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let v = SCHEMA.get_or_init(|| {
+        let schema: serde_json::Value = serde_json::from_str(include_str!("../../schema/report.schema.json")).expect("the schema is JSON");
+        jsonschema::meta::validate(&schema).expect("the schema is a valid JSON Schema");
+        jsonschema::draft202012::new(&schema).expect("the schema compiles")
+    });
+    v.iter_errors(doc).map(|e| format!("{}: {e}", e.instance_path())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +233,50 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(v["hosts"][0]["checks"][1]["message"], "libvirtd: \x1b[31mred\x1b[0m and \u{202e}reversed\u{202c}");
         assert_eq!(v["hosts"][0]["name"], "cmp1\u{202e}");
+    }
+
+    #[test]
+    fn every_commands_document_fits_the_schema() {
+        for command in ["doctor", "validate"] {
+            let mut r = sample();
+            r.pairs.push(PairReport { from: "cmp1".into(), to: "cmp2".into(), checks: vec![finding("migration.live-block", Status::Fail)] });
+            let doc = r.to_value(command, 1);
+            assert_eq!(schema_errors(&doc), Vec::<String>::new(), "{command}");
+        }
+        // New check IDs and any number of evidence lines are fine.
+        let mut doc = sample().to_value("doctor", 1);
+        doc["hosts"][0]["checks"][0]["id"] = "tls.cert-expiry".into();
+        doc["hosts"][0]["checks"][0]["evidence"] = serde_json::json!([]);
+        doc["hosts"][0]["checks"][1]["evidence"] = serde_json::json!(["a", "b", "c"]);
+        assert_eq!(schema_errors(&doc), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_schema_catches_renamed_missing_and_unknown_fields() {
+        let good = sample().to_value("doctor", 1);
+        type Break = fn(&mut serde_json::Value);
+        let broken: [(&str, Break); 11] = [
+            ("status renamed", |d| {
+                let c = d["hosts"][0]["checks"][0].as_object_mut().unwrap();
+                let s = c.remove("status").unwrap();
+                c.insert("state".into(), s);
+            }),
+            ("unknown status", |d| d["hosts"][0]["checks"][1]["status"] = "ok".into()),
+            ("reached missing", |d| drop(d["hosts"][1].as_object_mut().unwrap().remove("reached"))),
+            ("summary.skip missing", |d| drop(d["summary"].as_object_mut().unwrap().remove("skip"))),
+            ("unknown command", |d| d["command"] = "audit".into()),
+            ("exit code 2 has no document", |d| d["exit_code"] = 2.into()),
+            ("evidence not strings", |d| d["hosts"][0]["checks"][0]["evidence"] = serde_json::json!([1])),
+            ("a check ID that is no ID", |d| d["hosts"][0]["checks"][0]["id"] = "SSH connect".into()),
+            ("an undocumented field", |d| d["hosts"][0]["uptime"] = 3.into()),
+            ("fix without its fix object", |d| d["command"] = "fix".into()),
+            ("a fix object on doctor", |d| d["fix"] = serde_json::json!({})),
+        ];
+        assert_eq!(schema_errors(&good), Vec::<String>::new());
+        for (what, f) in broken {
+            let mut doc = good.clone();
+            f(&mut doc);
+            assert!(!schema_errors(&doc).is_empty(), "{what}: accepted {doc:#}");
+        }
     }
 }

@@ -38,6 +38,11 @@ fn status_cell(s: Status, color: bool) -> Cell {
     }
 }
 
+/// `1 pair`, `3 pairs`.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 pub fn print_table(out: &mut dyn Write, report: &Report, opts: &TableOptions) -> io::Result<()> {
     let mut table = Table::new();
     table.load_style(presets::UTF8_FULL_CONDENSED).set_header(vec!["host", "check", "status", "message"]);
@@ -86,10 +91,9 @@ pub fn print_table(out: &mut dyn Write, report: &Report, opts: &TableOptions) ->
     writeln!(out, "{table}")?;
     let s = &report.summary;
     let unreached = report.hosts.iter().filter(|h| !h.reached).count();
-    let n = |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
-    write!(out, "{}", n(report.hosts.len(), "host", "hosts"))?;
+    write!(out, "{}", plural(report.hosts.len(), "host", "hosts"))?;
     if !report.pairs.is_empty() {
-        write!(out, ", {}", n(report.pairs.len(), "pair", "pairs"))?;
+        write!(out, ", {}", plural(report.pairs.len(), "pair", "pairs"))?;
     }
     if unreached > 0 {
         write!(out, " ({unreached} not audited)")?;

@@ -3,9 +3,9 @@
 use super::{Migrations, Options};
 use crate::mesh::Pairs;
 use crate::report::escape::for_terminal;
-use crate::report::{print_table, Evidence, TableOptions};
+use crate::report::{Format, Output};
 use crate::{exit, inventory};
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -58,14 +58,6 @@ pub struct Args {
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum Format {
-    /// A table for people (colour on a terminal).
-    Table,
-    /// One JSON document: {"hosts":[...],"pairs":[...],"summary":{...}}.
-    Json,
-}
-
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum PairsArg {
     Ring,
     All,
@@ -105,27 +97,5 @@ pub fn main(args: Args) -> i32 {
         nova_image: inv.nova.image.clone(),
     };
     let report = super::run(&inv, &opts);
-    if let Some(path) = &args.junit
-        && let Err(e) = std::fs::write(path, crate::report::junit::write(&report, "migready validate"))
-    {
-        eprintln!("error: cannot write {}: {}", for_terminal(&path.display().to_string()), for_terminal(&e.to_string()));
-    }
-    let mut out = std::io::stdout().lock();
-    let written = if table {
-        let tty = std::io::stdout().is_terminal();
-        let opts = TableOptions {
-            color: tty && std::env::var_os("NO_COLOR").is_none(),
-            evidence: if args.verbose { Evidence::All } else { Evidence::Failures },
-            width: None,
-        };
-        print_table(&mut out, &report, &opts)
-    } else {
-        writeln!(out, "{}", report.to_json_as("validate", if report.failed() { exit::FAILED } else { exit::OK }))
-    };
-    if let Err(e) = written
-        && e.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        eprintln!("error: cannot write the report: {}", for_terminal(&e.to_string()));
-    }
-    if report.failed() { exit::FAILED } else { exit::OK }
+    crate::report::emit(&report, "validate", &Output { format: args.format, verbose: args.verbose, junit: args.junit })
 }

@@ -118,7 +118,7 @@ pub fn run(inv: &Inventory, opts: &Options) -> Report {
     let doctor = audit::evaluate(inv, &gathered, start.elapsed());
     let mut pairs = mesh::run(inv, &gathered, opts.mesh, opts.parallel);
     let wanted = migration_pairs(inv, &opts.migrations).unwrap_or_default();
-    let run_id = run_id();
+    let run_id = audit::run_id();
     for (k, &(a, b)) in wanted.iter().enumerate() {
         let (from, to) = (&inv.hosts[a].name, &inv.hosts[b].name);
         let idx = match pairs.iter().position(|p| &p.from == from && &p.to == to) {
@@ -174,11 +174,6 @@ pub fn run(inv: &Inventory, opts: &Options) -> Report {
         crate::nova::live::release(c, r);
     }
     Report::with_pairs(report.hosts, pairs, start.elapsed().as_millis() as u64)
-}
-
-fn run_id() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{:08x}", (nanos as u32) ^ std::process::id().rotate_left(16))
 }
 
 fn skip(id: &'static str, why: &str) -> Finding {

@@ -1,7 +1,10 @@
 //! Helpers shared by integration tests (each test crate uses some of them).
 #![allow(dead_code)]
 
+use serde_json::Value;
 use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 /// The lab's state directory, as tests/lab/lab.sh computes it: MIGREADY_LAB_STATE, else
 /// /var/tmp/migready-lab-ID for MIGREADY_LAB_ID 1-9, else /var/tmp/migready-lab.
@@ -15,6 +18,62 @@ pub fn lab_state() -> PathBuf {
     }
 }
 
+/// `tests/lab/lab.sh ARGS...` (MIGREADY_LAB_ID from the environment picks the lab).
+pub fn lab(args: &[&str]) -> Output {
+    Command::new("tests/lab/lab.sh").args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap()
+}
+
+/// A shell command on a lab host over SSH (`lab.sh ssh`); its stdout. Panics with its
+/// stderr when it fails.
+#[track_caller]
+pub fn ssh(host: &str, cmd: &str) -> String {
+    let out = lab(&["ssh", host, cmd]);
+    assert!(out.status.success(), "{host}: {cmd}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A lab host's address, from the lab's state directory.
+pub fn address(host: &str) -> String {
+    let p = lab_state().join("hosts").join(host).join("address");
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}; is the lab up?", p.display())).trim().to_string()
+}
+
+/// schema/report.schema.json, checked against its meta-schema and compiled once.
+fn report_schema() -> &'static jsonschema::Validator {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let schema: Value = serde_json::from_str(include_str!("../../schema/report.schema.json")).expect("schema/report.schema.json is JSON");
+        jsonschema::meta::validate(&schema).expect("schema/report.schema.json is a valid JSON Schema");
+        jsonschema::draft202012::new(&schema).expect("schema/report.schema.json compiles")
+    })
+}
+
+/// The ways `doc` breaks schema/report.schema.json (empty: it is valid).
+pub fn schema_errors(doc: &Value) -> Vec<String> {
+    report_schema().iter_errors(doc).map(|e| format!("{}: {e}", e.instance_path())).collect()
+}
+
+/// Asserts that `doc`, a command's `--format json` output, is valid against
+/// schema/report.schema.json; returns it.
+#[track_caller]
+pub fn assert_schema(doc: &Value) -> &Value {
+    let errors = schema_errors(doc);
+    assert!(errors.is_empty(), "the JSON breaks schema/report.schema.json:\n  {}\n{doc:#}", errors.join("\n  "));
+    doc
+}
+
+/// A command's `--format json` stdout parsed, and checked against the schema when it
+/// is JSON; Null when it is not (a usage error prints no document).
+#[track_caller]
+pub fn report_or_null(stdout: &[u8]) -> Value {
+    match serde_json::from_slice::<Value>(stdout) {
+        Ok(v) => {
+            assert_schema(&v);
+            v
+        }
+        Err(_) => Value::Null,
+    }
+}
 
 /// Whether a test that needs real system parts may run. `missing` is why not (None: all
 /// there). Without them the test is skipped loudly, or fails when

@@ -55,25 +55,45 @@ fi
 mkdir -p "$cache"
 tmp=$img.build
 rm -rf "$tmp" "$img"
-trap 'umount -l "$tmp/proc" 2>/dev/null || true' EXIT
+start=$SECONDS
+say() { echo "image.sh: $suite: $* ($((SECONDS - start)) s)" >&2; }
+# While a long step runs: its log's last line, every 20 s when it changed.
+ticker() { # LOG
+    local last="" line
+    while sleep 20; do
+        line=$(grep -a -v '^\s*$' "$1" 2>/dev/null | tail -n 1 | cut -c1-80 || true)
+        [[ -n $line && $line != "$last" ]] || continue
+        last=$line
+        say "  $line"
+    done
+}
+ticking=""
+tick() { ticker "$1" & ticking=$!; }
+untick() { [[ -z $ticking ]] || kill "$ticking" 2>/dev/null || true; ticking=""; }
+trap 'untick; umount -l "$tmp/proc" 2>/dev/null || true' EXIT
 
-echo "image.sh: debootstrap $suite from $mirror into $tmp" >&2
+say "[1/3] debootstrap from $mirror into $tmp (about 1-3 min; log $img.debootstrap.log)"
+tick "$img.debootstrap.log"
 debootstrap --variant=minbase \
     --include=systemd,systemd-sysv,dbus,libpam-systemd,openssh-server,libvirt-daemon-system,libvirt-clients,qemu-system-x86,qemu-utils,iptables,nftables,iproute2,sudo,procps,netcat-openbsd,firewalld \
     "$suite" "$tmp" "$mirror" >"$img.debootstrap.log" 2>&1 \
     || { tail -20 "$img.debootstrap.log" >&2; exit 1; }
+untick
 
 # nova-common's postinst needs /proc and a resolvable build hostname.
 mount -t proc proc "$tmp/proc"
 cp /etc/resolv.conf "$tmp/etc/resolv.conf" 2>/dev/null || true
 printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "$(hostname)" >"$tmp/etc/hosts"
-echo "image.sh: installing nova-compute in $suite" >&2
+say "[2/3] installing nova-compute (about 1-2 min; log $img.nova.log)"
+tick "$img.nova.log"
 chroot "$tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     nova-compute nova-compute-kvm >"$img.nova.log" 2>&1 \
     || { tail -20 "$img.nova.log" >&2; exit 1; }
+untick
 chroot "$tmp" apt-get clean
 umount "$tmp/proc"
 
+say "[3/3] lab-only adjustments"
 # Lab-only adjustments (never something migready does to a real host):
 # cgroup v1 is read-only inside nspawn here, so QEMU must not create cgroups.
 echo 'cgroup_controllers = [ ]' >>"$tmp/etc/libvirt/qemu.conf"
@@ -100,4 +120,5 @@ rm -f "$tmp/etc/libvirt/qemu/networks/autostart/default.xml"
 
 echo "$recipe" >"$tmp/.complete"
 mv "$tmp" "$img"
+say "built: $img ($(du -sh "$img" | cut -f1))"
 echo "$img"

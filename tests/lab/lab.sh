@@ -282,9 +282,13 @@ cmd_up() {
     done
 
     # Images (cached), by suite.
-    local s
+    local s t_up=$SECONDS k=0
     local -A images=()
-    for s in $(for i in "${!names[@]}"; do host_image "${suites[$i]}" "${profiles[$i]}"; done | sort -u); do
+    local -a wanted
+    mapfile -t wanted < <(for i in "${!names[@]}"; do host_image "${suites[$i]}" "${profiles[$i]}"; done | sort -u)
+    for s in "${wanted[@]}"; do
+        k=$((k + 1))
+        log "image $s ($k/${#wanted[@]}): cached or built now (first build ~5 min) ($((SECONDS - t_up)) s)"
         images[$s]=$("$here/image.sh" "$s")
     done
     local t_boot=$SECONDS
@@ -331,6 +335,7 @@ cmd_up() {
         ip link set "$vp$idx" master "$bridge" up
         echo "$vp$idx" >"$d/veth"
 
+        log "booting $name ($idx/${#names[@]}: $suite, $profile, firewall $fw) ($((SECONDS - t_up)) s)"
         boot_host "$name"
 
         local k
@@ -342,7 +347,7 @@ cmd_up() {
     # Wait for SSH, then for libvirt to be what the profile makes it.
     for i in "${!names[@]}"; do
         wait_host "${names[$i]}"
-        log "${names[$i]} up at $(host_addr "${names[$i]}") (${suites[$i]}, ${profiles[$i]}, firewall ${fws[$i]})"
+        log "${names[$i]} up at $(host_addr "${names[$i]}") ($((i + 1))/${#names[@]} answering SSH) ($((SECONDS - t_up)) s)"
     done
 
     # The controller and jump hosts are no compute hosts: they are not in the inventories.

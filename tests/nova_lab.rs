@@ -134,14 +134,69 @@ fn c_what_nova_sees_of_a_host() {
     // nova-compute stopped: Nova sees it down once its reports stop (service_down_time).
     ssh("cmpb", "systemctl stop nova-compute");
     let t = Instant::now();
-    let c = loop {
+    let (c, r) = loop {
         let (_, r) = migready(&["doctor", "--mesh", "none"], &inv);
         let c = host_check(&r, "cmpb", "nova.service").clone();
         if c["status"] == "fail" || t.elapsed() > Duration::from_secs(150) {
-            break c;
+            break (c, r);
         }
         std::thread::sleep(Duration::from_secs(5));
     };
     ssh("cmpb", "systemctl start nova-compute");
+    // Not running, its unit starts it through Debian's init script: nova.conf is read
+    // as oslo.config's defaults, and the evidence says so.
+    let flags = host_check(&r, "cmpb", "nova.flags");
+    assert!(flags["evidence"].to_string().contains("nova-compute is not running and nova-compute.service starts it through /etc/init.d/nova-compute"), "{flags}");
     assert!(c["message"].as_str().unwrap().contains("Nova sees nova-compute on cmpb down"), "after {:?}: {c}", t.elapsed());
+}
+
+/// Undoes d_'s changes to cmpb's nova-compute unit, also when the test fails.
+struct NovaDropIn;
+
+impl Drop for NovaDropIn {
+    fn drop(&mut self) {
+        let _ = Command::new("tests/lab/lab.sh")
+            .args(["ssh", "cmpb", "rm -rf /etc/systemd/system/nova-compute.service.d/50-migready-test.conf /etc/nova/nova.conf.d && systemctl daemon-reload && systemctl restart nova-compute"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status();
+    }
+}
+
+#[test]
+#[ignore = "needs the Nova lab: tests/run.sh"]
+fn d_nova_conf_read_as_nova_compute_reads_it() {
+    let inv = inventory();
+    // cmpb's unit gets a --config-dir (a drop-in replacing Debian's wrapper by the same
+    // command line plus --config-dir), and in it a file that turns tunnelling on.
+    let _undo = NovaDropIn;
+    ssh(
+        "cmpb",
+        "mkdir -p /etc/nova/nova.conf.d /etc/systemd/system/nova-compute.service.d \
+         && printf '[libvirt]\\n# migready test\\nlive_migration_tunnelled = true\\n' >/etc/nova/nova.conf.d/50-migready-test.conf \
+         && printf '[Service]\\nExecStart=\\nExecStart=/usr/bin/nova-compute --config-file=/etc/nova/nova.conf --config-file=/etc/nova/nova-compute.conf --config-dir=/etc/nova/nova.conf.d --log-file=/var/log/nova/nova-compute.log\\n' \
+            >/etc/systemd/system/nova-compute.service.d/50-migready-test.conf \
+         && systemctl daemon-reload && systemctl restart nova-compute",
+    );
+    let nova_conf = || ssh("cmpb", "sha256sum /etc/nova/nova.conf /etc/nova/nova-compute.conf");
+    let before = nova_conf();
+    let (_, r) = migready(&["doctor", "--mesh", "none"], &inv);
+    let c = host_check(&r, "cmpb", "nova.flags");
+    assert_eq!(c["status"], "fail", "{c}");
+    let ev = c["evidence"].to_string();
+    assert!(ev.contains("/etc/nova/nova.conf.d/50-migready-test.conf:3: live_migration_tunnelled = true"), "the file and line that decided: {c}");
+    assert!(
+        ev.contains("nova-compute reads /etc/nova/nova.conf, /etc/nova/nova-compute.conf, /etc/nova/nova.conf.d/50-migready-test.conf (order from nova-compute's command line (pid "),
+        "the files in order: {c}"
+    );
+
+    // fix edits the file that decides, and only it.
+    let (code, r) = migready(&["fix", "--yes", "--mesh", "none"], &inv);
+    assert!(r["fix"]["changes"]["rolled_back"] == 0, "{code}: {r}");
+    assert_eq!(ssh("cmpb", "cat /etc/nova/nova.conf.d/50-migready-test.conf"), "[libvirt]\n# migready test\nlive_migration_tunnelled = false\n");
+    assert_eq!(nova_conf(), before, "nova.conf and nova-compute.conf are not touched");
+    let (_, r) = migready(&["doctor", "--mesh", "none"], &inv);
+    let c = host_check(&r, "cmpb", "nova.flags");
+    assert_eq!(c["status"], "pass", "{c}");
+    assert!(c["evidence"].to_string().contains("/etc/nova/nova.conf.d/50-migready-test.conf:3: live_migration_tunnelled = false"), "{c}");
+    assert_eq!(host_check(&r, "cmpb", "nova.service")["status"], "pass", "nova-compute is back up in Nova after its restart");
 }

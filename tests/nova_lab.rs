@@ -17,6 +17,10 @@ fn inventory() -> PathBuf {
     lab_state().join("inventory-nova.toml")
 }
 
+fn host_address(name: &str) -> String {
+    std::fs::read_to_string(lab_state().join("hosts").join(name).join("address")).unwrap().trim().to_string()
+}
+
 fn ssh(host: &str, cmd: &str) -> String {
     let out = Command::new("tests/lab/lab.sh").args(["ssh", host, cmd]).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
     assert!(out.status.success(), "{host}: {cmd}: {}", String::from_utf8_lossy(&out.stderr));
@@ -199,4 +203,76 @@ fn d_nova_conf_read_as_nova_compute_reads_it() {
     assert_eq!(c["status"], "pass", "{c}");
     assert!(c["evidence"].to_string().contains("/etc/nova/nova.conf.d/50-migready-test.conf:3: live_migration_tunnelled = false"), "{c}");
     assert_eq!(host_check(&r, "cmpb", "nova.service")["status"], "pass", "nova-compute is back up in Nova after its restart");
+}
+
+/// Puts back files e_ changes (cmpb's nova-compute.conf, cmpa's /etc/hosts), also when
+/// the test fails.
+struct Restore(&'static [(&'static str, &'static str)]);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        for (host, path) in self.0 {
+            let _ = Command::new("tests/lab/lab.sh")
+                .args(["ssh", host, &format!("if [ -f {path}.migready-test ]; then cat {path}.migready-test >{path} && rm {path}.migready-test; fi")])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status();
+        }
+    }
+}
+
+fn with_mesh(engine: &str) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_migready"))
+        .args(["doctor", "--mesh", "full", "--format", "json", "-i", inventory().to_str().unwrap()])
+        .env("MIGREADY_MESH_ENGINE", engine)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+#[ignore = "needs the Nova lab: tests/run.sh"]
+fn e_the_address_nova_hands_each_peer() {
+    let _restore = Restore(&[("cmpb", "/etc/nova/nova-compute.conf"), ("cmpa", "/etc/hosts")]);
+    ssh("cmpb", "cp -p /etc/nova/nova-compute.conf /etc/nova/nova-compute.conf.migready-test");
+    ssh("cmpa", "cp -p /etc/hosts /etc/hosts.migready-test");
+    // Unset: Nova hands the source the destination's hostname, the name the mesh probes.
+    let r = with_mesh("auto");
+    let c = pair_check(&r, "cmpa", "cmpb", "mesh.nova-address");
+    assert_eq!(c["status"], "pass", "{c}");
+    assert!(c["message"].as_str().unwrap().starts_with("Nova hands cmpa cmpb for cmpb (its service host name: its hostname"), "{c}");
+
+    // A name no peer resolves, set in the file nova-compute reads last.
+    let set = |v: &str| ssh("cmpb", &format!("cat /etc/nova/nova-compute.conf.migready-test >/etc/nova/nova-compute.conf && printf '[libvirt]\\nlive_migration_inbound_addr = {v}\\n' >>/etc/nova/nova-compute.conf"));
+    set("cmpb-migration");
+    let lines = ssh("cmpb", "grep -c '' /etc/nova/nova-compute.conf");
+    let line = lines.trim().parse::<usize>().unwrap();
+    for engine in ["auto", "sh"] {
+        let r = with_mesh(engine);
+        let c = pair_check(&r, "cmpa", "cmpb", "mesh.nova-address");
+        let m = c["message"].as_str().unwrap();
+        assert_eq!(c["status"], "fail", "{engine}: {c}");
+        assert!(m.starts_with(&format!("Nova hands cmpa cmpb-migration for cmpb (its live_migration_inbound_addr, /etc/nova/nova-compute.conf:{line}: live_migration_inbound_addr = cmpb-migration)")), "{engine}: {c}");
+        assert!(m.contains("cmpb-migration does not resolve on cmpa"), "{engine}: {c}");
+        // The inventory name still works: the other mesh checks pass.
+        assert_eq!(pair_check(&r, "cmpa", "cmpb", "mesh.resolve")["status"], "pass", "{engine}");
+    }
+    // Reported, not fixed: fix's plan does not touch it.
+    let (_, plan) = migready(&["fix", "--dry-run", "--mesh", "none"], &inventory());
+    assert!(!plan["fix"].to_string().contains("inbound_addr = "), "{}", plan["fix"]);
+
+    // An address of another host: named, with whose it is.
+    let cmpa_ip = host_address("cmpa");
+    set(&cmpa_ip);
+    let r = with_mesh("auto");
+    let c = pair_check(&r, "cmpa", "cmpb", "mesh.nova-address");
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(c["message"].as_str().unwrap().contains(&format!("{cmpa_ip} resolves to {cmpa_ip} on cmpa, which is cmpa's, not to an address of cmpb")), "{c}");
+
+    // A name that resolves to cmpb on its peer: passes, probed at that name.
+    set("cmpb-migration");
+    ssh("cmpa", &format!("echo '{} cmpb-migration' >>/etc/hosts", host_address("cmpb")));
+    let r = with_mesh("auto");
+    let c = pair_check(&r, "cmpa", "cmpb", "mesh.nova-address");
+    assert_eq!(c["status"], "pass", "{c}");
+    assert!(c["message"].as_str().unwrap().contains("probed at cmpb-migration: cmpb-migration resolves to"), "{c}");
 }

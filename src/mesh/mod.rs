@@ -14,7 +14,8 @@
 //!   host`, else its hostname) resolves there to an address of the peer, and qemu+tcp
 //!   and the migration ports answer at it. Where it is not the inventory name, the
 //!   probe also runs under that address. Reported, never fixed: what the peers should
-//!   reach is the operator's choice.
+//!   reach is the operator's choice;
+//! - `storage.shared-instances`: Nova's own shared storage test (see [`shared`]).
 
 use crate::audit::{self, Gathered};
 use crate::checks::{self, Finding, HostView, Outcome, Status};
@@ -23,6 +24,8 @@ use crate::inventory::{HostSpec, Inventory};
 use crate::report::PairReport;
 use crate::transport::{Output, Session};
 use std::net::IpAddr;
+
+pub mod shared;
 
 pub const RESOLVE: &str = "mesh.resolve";
 pub const QEMU_TCP: &str = "mesh.qemu-tcp";
@@ -38,6 +41,7 @@ pub const CHECKS: &[(&str, &str)] = &[
         NOVA_ADDRESS,
         "from each host: the address Nova hands it for the peer (live_migration_inbound_addr, else [DEFAULT] host, else the hostname) resolves to the peer, and qemu+tcp and the migration ports answer there",
     ),
+    (shared::ID, "from each host: a file made in the peer's instances path is not seen in the host's own (Nova's shared storage test; the file is removed)"),
 ];
 
 /// The probe script, kept in templates/ so operators can read it: the POSIX sh
@@ -359,14 +363,24 @@ fn nova_address_outcome(me: &str, to: &HostView, raw: &RawFacts, libvirt_port: u
         Status::Skip => Outcome::skip(format!("{intro}: not probed")),
         Status::Fail => {
             let bad: Vec<&str> = findings.iter().filter(|f| f.status == Status::Fail).map(|f| f.message.as_str()).collect();
-            Outcome::fail(format!(
-                "{intro}, {probed_as}: {}; Nova's migrations from {me} to {peer} would fail there. Not changed by fix: set live_migration_inbound_addr on {peer} to an address its peers reach as {peer}, or fix name resolution on {me}",
-                bad.join("; ")
-            ))
+            // A name that leads elsewhere is the operator's to correct; a host it leads to
+            // that refuses is what the other checks (and fix) are about.
+            let hint = if findings.first().is_some_and(|f| f.status == Status::Fail) {
+                format!("Not changed by fix: set live_migration_inbound_addr on {peer} to an address its peers reach as {peer}, or fix name resolution on {me}")
+            } else {
+                format!("It reaches {peer}, which refuses: see the firewall and libvirt checks of {peer}")
+            };
+            Outcome::fail(format!("{intro}, {probed_as}: {}; Nova's migrations from {me} to {peer} would fail there. {hint}", bad.join("; ")))
         }
     };
     let out = out.with(format!("{peer}: {why}"));
     if addr == peer { out } else { out.with_all(evidence) }
+}
+
+/// A run id for test file names: unique enough between runs on the same hosts.
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{:08x}", (nanos as u32) ^ std::process::id().rotate_left(16))
 }
 
 fn label(id: &'static str, o: Outcome) -> Finding {
@@ -424,6 +438,7 @@ pub fn run(inv: &Inventory, gathered: &[Gathered], mode: Pairs, parallel: usize)
             .iter()
             .map(|&(a, b)| {
                 let mut checks = not_probed("");
+                checks.push(Finding { id: shared::ID, status: Status::Skip, message: String::new(), evidence: Vec::new() });
                 apply_skip(&mut checks, &inv.skip);
                 PairReport { from: inv.hosts[a].name.clone(), to: inv.hosts[b].name.clone(), checks }
             })
@@ -442,6 +457,13 @@ pub fn run(inv: &Inventory, gathered: &[Gathered], mode: Pairs, parallel: usize)
         v.sort();
         v.dedup();
         v
+    };
+    // Nova's shared storage test, unless the inventory skips it (it makes a file);
+    // first: it puts the sessions back, and the probes below take them.
+    let shared = if checks::skipped(&inv.skip, shared::ID) {
+        vec![None; pairs.len()]
+    } else {
+        shared::run(&inv.hosts, gathered, &views, &pairs, parallel, &run_id())
     };
     let libvirt_port = inv.policy.libvirt_port;
     let probes = audit::fan_out(
@@ -476,9 +498,15 @@ pub fn run(inv: &Inventory, gathered: &[Gathered], mode: Pairs, parallel: usize)
     );
     pairs
         .iter()
-        .map(|&(a, b)| {
+        .enumerate()
+        .map(|(k, &(a, b))| {
             let probed = &probes[sources.iter().position(|s| *s == a).expect("source probed")];
             let mut checks = pair_checks((&inv.hosts[a].name, &inv.hosts[b].name), views[a], views[b], probed, libvirt_port, &reached);
+            let unreached = if views[a].is_none() { a } else { b };
+            checks.push(match shared[k].clone() {
+                Some(o) => label(shared::ID, o),
+                None => Finding { id: shared::ID, status: Status::Skip, message: format!("not checked: {} was not reached", inv.hosts[unreached].name), evidence: Vec::new() },
+            });
             apply_skip(&mut checks, &inv.skip);
             PairReport { from: inv.hosts[a].name.clone(), to: inv.hosts[b].name.clone(), checks }
         })

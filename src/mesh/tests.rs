@@ -360,3 +360,50 @@ fn nova_address_per_peer() {
     let f = judge(&views[0], &views[1], &probe_records(&at_name), 16509, &views);
     assert_eq!((f[3].status, f[3].message.as_str()), (Status::Skip, "cmp2 has no nova configuration: not a Nova compute"));
 }
+
+/// Nova's shared storage test, its three scripts run for real here: two directories
+/// (not shared), then one directory as both hosts' instances path (shared).
+#[test]
+fn shared_instances_scripts_and_verdicts() {
+    let sh = |script: &str| -> Result<String, String> {
+        let out = std::process::Command::new("sh").arg("-c").arg(script).output().unwrap();
+        if out.status.success() { Ok(String::from_utf8_lossy(&out.stdout).into_owned()) } else { Err(String::from_utf8_lossy(&out.stderr).trim().to_string()) }
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a dir"), tmp.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    // A file a killed run left 20 minutes ago is removed; a fresh one is not.
+    let stale = format!("{b}/.migready-shared-test-old-cmp9");
+    std::fs::write(&stale, "").unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(1200);
+    std::fs::File::options().write(true).open(&stale).unwrap().set_modified(old).unwrap();
+    let file = shared::file_name("0badf00d", "cmp2");
+    let verdict = |my_dir: &str, peer_dir: &str| {
+        let created = sh(&shared::create_script(peer_dir, &file));
+        let looked = sh(&shared::look_script(my_dir, std::slice::from_ref(&file)));
+        let removed = sh(&shared::remove_script(created.as_ref().unwrap().trim()));
+        let o = shared::judge(&shared::PairRun { me: "cmp1", peer: "cmp2", my_dir, peer_dir, created: &created, looked: &looked, removed: &removed, file: &file });
+        assert!(std::fs::read_dir(peer_dir).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains("0badf00d")), "the test file is left");
+        o
+    };
+    let o = verdict(a, b);
+    assert_eq!(o.status, Status::Pass, "{o:?}");
+    assert_eq!(o.message, format!("a file made in cmp2's instances path {b} is not seen in cmp1's {a}: not shared (Nova's own test)"));
+    assert_eq!(o.evidence, [format!("on cmp2: made {b}/{file}"), format!("on cmp1: test -e {a}/{file}: not found"), format!("on cmp2: removed {b}/{file}")]);
+    assert!(!std::path::Path::new(&stale).exists(), "a stale test file stays");
+    let o = verdict(b, b);
+    assert_eq!(o.status, Status::Fail, "{o:?}");
+    assert!(o.message.starts_with(&format!("cmp1's instances path {b} is shared with cmp2's {b}: a file made on cmp2 is seen on cmp1 (Nova's own test)")), "{}", o.message);
+    // No such directory on the peer: the test cannot run, said so.
+    let missing = format!("{b}/nope");
+    let created = sh(&shared::create_script(&missing, &file));
+    let o = shared::judge(&shared::PairRun { me: "cmp1", peer: "cmp2", my_dir: a, peer_dir: &missing, created: &created, looked: &Ok(String::new()), removed: &Ok(String::new()), file: &file });
+    assert_eq!(o.status, Status::Warn);
+    assert!(o.message.ends_with(&format!("no such directory: {missing}")), "{}", o.message);
+    // Not removed: failed, and the evidence says so.
+    let o = shared::judge(&shared::PairRun { me: "cmp1", peer: "cmp2", my_dir: a, peer_dir: b, created: &Ok(format!("{b}/{file}\n")), looked: &Ok(format!("absent {file}\n")), removed: &Err("connection lost".into()), file: &file });
+    assert_eq!(o.status, Status::Fail);
+    assert!(o.evidence.last().unwrap().starts_with("on cmp2: NOT removed"), "{o:?}");
+}

@@ -10,6 +10,7 @@
 # the lab's boot time (`lab.sh down`, then `lab.sh up` of the cloud, timed; this
 # replaces a running lab). Not a test: prints numbers, changes only the lab.
 #   MIGREADY_LAB_ID=2 bench/nova.sh [SRC DST [RUNS]]     (default cmpa cmpb 3)
+#   NOVA_BENCH_BOOT=0 ...: on the running lab, without timing its boot
 # Before the runs it applies `migready fix --yes` (a fresh lab cannot migrate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,9 @@ id=${MIGREADY_LAB_ID:-0}
 state=${MIGREADY_LAB_STATE:-/var/tmp/migready-lab$([[ $id == 0 ]] || echo "-$id")}
 specs=(ctl:bookworm:controller cmpa:bookworm:socket cmpb:bookworm:traditional:reject)
 lab() { tests/lab/lab.sh ssh "$@"; }
-bin=target/release/migready
+# MIGREADY_BIN: another build (e.g. target/debug/migready: the times here are the
+# hosts' and Nova's, not migready's CPU).
+bin=${MIGREADY_BIN:-target/release/migready}
 . tests/lab/cargo-env.sh
 [[ -x $bin ]] || cargo build --release -q
 

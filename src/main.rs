@@ -132,16 +132,16 @@ fn main() {
     let code = match cli.command {
         Command::Checks => {
             for c in checks::ALL {
-                println!("{:<22} {}", c.id, c.summary);
+                println!("{:<24} {}", c.id, c.summary);
             }
             for (id, summary) in migready::nova::checks::CHECKS {
-                println!("{id:<22} {summary} (where a cloud is configured)");
+                println!("{id:<24} {summary} (where a cloud is configured)");
             }
             for (id, summary) in migready::mesh::CHECKS.iter().chain(migready::validate::CHECKS) {
-                println!("{id:<22} {summary} (per pair of hosts)");
+                println!("{id:<24} {summary} (per pair of hosts)");
             }
             for (id, summary) in migready::nova::live::CHECKS {
-                println!("{id:<22} {summary} (per pair of hosts)");
+                println!("{id:<24} {summary} (per pair of hosts)");
             }
             exit::OK
         }

@@ -129,13 +129,88 @@ for f in /etc/sysconfig/iptables /etc/iptables/rules.v4 /etc/sysconfig/ip6tables
     if [ -e "$f" ]; then file "persist:$f" "$f"; fi
 done
 
-# Nova
-file nova_conf /etc/nova/nova.conf
-file nova_compute_conf /etc/nova/nova-compute.conf
+# Nova: the files nova-compute reads, in the order oslo.config reads them (later values
+# win), as records novaconf:K:PATH (K: the order). Its command line is the running
+# process's (/proc/PID/cmdline of the unit's main PID), else the unit's ExecStart when
+# that runs nova-compute itself (not a wrapper such as Debian's /etc/init.d/nova-compute
+# systemd-start); else none (nova_args_source says which). oslo.config: without any
+# --config-file, nova.conf then nova-compute.conf, each from the first of /etc/nova and
+# /etc that has it, come first; without any --config-dir, the *.conf of nova.conf.d and
+# nova-compute.conf.d (found the same way) next; then the command line's --config-file
+# files and --config-dir directories' *.conf (sorted), in command-line order. (The
+# service user's home directory, searched first by oslo.config, is not.)
+novaunit='' novasrc=''
+: >"$t/novaargs"
+for u in nova-compute.service openstack-nova-compute.service; do
+    if [ "$(systemctl show -p LoadState --value "$u" 2>/dev/null)" = loaded ]; then novaunit=$u; break; fi
+done
+if [ -n "$novaunit" ]; then
+    pid=$(systemctl show -p MainPID --value "$novaunit" 2>/dev/null)
+    case $pid in ''|0|*[!0-9]*) pid='' ;; esac
+    if [ -n "$pid" ] && tr '\000' '\n' <"/proc/$pid/cmdline" >"$t/novaargs" 2>/dev/null && grep -q 'nova-compute' "$t/novaargs"; then
+        novasrc="pid $pid $novaunit"
+    else
+        systemctl show -p ExecStart --value "$novaunit" 2>/dev/null | sed -n 's/.*argv\[\]=\([^;]*\) ;.*/\1/p' | head -n 1 | tr ' ' '\n' >"$t/novaargs"
+        if grep -q -e '^nova-compute$' -e 'bin/nova-compute$' "$t/novaargs"; then
+            novasrc="ExecStart $novaunit"
+        else
+            novasrc="wrapper $novaunit $(head -n 1 "$t/novaargs")"
+            : >"$t/novaargs"
+        fi
+    fi
+fi
+fact nova_args_source printf '%s' "${novasrc:-none}"
+fact nova_args cat "$t/novaargs"
+k=0
+: >"$t/novafiles"
+novafile() {
+    case $1 in
+        *[[:space:]]*) printf '%s\n' "$1" >>"$t/novaskipped"; return ;;
+    esac
+    k=$((k + 1))
+    file "novaconf:$k:$1" "$1"
+    printf '%s\n' "$1" >>"$t/novafiles"
+}
+novadir() { # every *.conf of a directory, sorted (C locale: as Python sorts them)
+    case $1 in *[[:space:]]*) printf '%s\n' "$1" >>"$t/novaskipped"; return ;; esac
+    fact "novadir:$1" ls -1 "$1"
+    for g in "$1"/*.conf; do if [ -f "$g" ]; then novafile "$g"; fi; done
+}
+if ! grep -q -e '^--config-file$' -e '^--config-file=' "$t/novaargs"; then
+    for b in nova nova-compute; do
+        for d in /etc/nova /etc; do if [ -e "$d/$b.conf" ]; then novafile "$d/$b.conf"; break; fi; done
+    done
+fi
+if ! grep -q -e '^--config-dir$' -e '^--config-dir=' "$t/novaargs"; then
+    for b in nova nova-compute; do
+        for d in /etc/nova /etc; do if [ -d "$d/$b.conf.d" ]; then novadir "$d/$b.conf.d"; break; fi; done
+    done
+fi
+next=''
+while IFS= read -r a; do
+    case $next in
+        file) novafile "$a"; next=''; continue ;;
+        dir) novadir "$a"; next=''; continue ;;
+    esac
+    case $a in
+        --config-file) next=file ;;
+        --config-file=*) novafile "${a#--config-file=}" ;;
+        --config-dir) next=dir ;;
+        --config-dir=*) novadir "${a#--config-dir=}" ;;
+    esac
+done <"$t/novaargs"
+if [ -s "$t/novaskipped" ]; then fact nova_skipped cat "$t/novaskipped"; fi
 if has dpkg-query; then fact nova_version dpkg-query -W -f '${Version}' nova-common
 elif has rpm; then fact nova_version rpm -q --qf '%{VERSION}-%{RELEASE}' openstack-nova-common
 fi
-ipath=$(sed -n 's/^[[:space:]]*instances_path[[:space:]]*=[[:space:]]*//p' /etc/nova/nova.conf 2>/dev/null | tail -n 1)
+# [DEFAULT] instances_path: the last value in the files above, in their order.
+ipath=''
+while IFS= read -r f; do
+    v=$(awk '/^[[:space:]]*\[/ { s = $0; gsub(/[][[:space:]]/, "", s) }
+        s == "DEFAULT" && /^[[:space:]]*instances_path[[:space:]]*=/ { sub(/^[^=]*=[[:space:]]*/, ""); sub(/[[:space:]]+$/, ""); v = $0 }
+        END { print v }' "$f" 2>/dev/null)
+    if [ -n "$v" ]; then ipath=$v; fi
+done <"$t/novafiles"
 [ -n "$ipath" ] || ipath=/var/lib/nova/instances
 fact instances_path printf '%s' "$ipath"
 fact instances_df df -PB1 "$ipath"

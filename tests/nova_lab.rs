@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{lab_state, ssh};
+use common::{address, lab_state, ssh};
 
 fn inventory() -> PathBuf {
     lab_state().join("inventory-nova.toml")
@@ -130,14 +130,179 @@ fn c_what_nova_sees_of_a_host() {
     // nova-compute stopped: Nova sees it down once its reports stop (service_down_time).
     ssh("cmpb", "systemctl stop nova-compute");
     let t = Instant::now();
-    let c = loop {
+    let (c, r) = loop {
         let (_, r) = migready(&["doctor", "--mesh", "none"], &inv);
         let c = host_check(&r, "cmpb", "nova.service").clone();
         if c["status"] == "fail" || t.elapsed() > Duration::from_secs(150) {
-            break c;
+            break (c, r);
         }
         std::thread::sleep(Duration::from_secs(5));
     };
     ssh("cmpb", "systemctl start nova-compute");
+    // Not running, its unit starts it through Debian's init script: nova.conf is read
+    // as oslo.config's defaults, and the evidence says so.
+    let flags = host_check(&r, "cmpb", "nova.flags");
+    assert!(flags["evidence"].to_string().contains("nova-compute is not running and nova-compute.service starts it through /etc/init.d/nova-compute"), "{flags}");
     assert!(c["message"].as_str().unwrap().contains("Nova sees nova-compute on cmpb down"), "after {:?}: {c}", t.elapsed());
+}
+
+/// Undoes d_'s changes to cmpb's nova-compute unit, also when the test fails.
+struct NovaDropIn;
+
+impl Drop for NovaDropIn {
+    fn drop(&mut self) {
+        let _ = Command::new("tests/lab/lab.sh")
+            .args(["ssh", "cmpb", "rm -rf /etc/systemd/system/nova-compute.service.d/50-migready-test.conf /etc/nova/nova.conf.d && systemctl daemon-reload && systemctl restart nova-compute"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status();
+    }
+}
+
+#[test]
+#[ignore = "needs the Nova lab: tests/run.sh"]
+fn d_nova_conf_read_as_nova_compute_reads_it() {
+    let inv = inventory();
+    // cmpb's unit gets a --config-dir (a drop-in replacing Debian's wrapper by the same
+    // command line plus --config-dir), and in it a file that turns tunnelling on.
+    let _undo = NovaDropIn;
+    ssh(
+        "cmpb",
+        "mkdir -p /etc/nova/nova.conf.d /etc/systemd/system/nova-compute.service.d \
+         && printf '[libvirt]\\n# migready test\\nlive_migration_tunnelled = true\\n' >/etc/nova/nova.conf.d/50-migready-test.conf \
+         && printf '[Service]\\nExecStart=\\nExecStart=/usr/bin/nova-compute --config-file=/etc/nova/nova.conf --config-file=/etc/nova/nova-compute.conf --config-dir=/etc/nova/nova.conf.d --log-file=/var/log/nova/nova-compute.log\\n' \
+            >/etc/systemd/system/nova-compute.service.d/50-migready-test.conf \
+         && systemctl daemon-reload && systemctl restart nova-compute",
+    );
+    let nova_conf = || ssh("cmpb", "sha256sum /etc/nova/nova.conf /etc/nova/nova-compute.conf");
+    let before = nova_conf();
+    let (_, r) = migready(&["doctor", "--mesh", "none"], &inv);
+    let c = host_check(&r, "cmpb", "nova.flags");
+    assert_eq!(c["status"], "fail", "{c}");
+    let ev = c["evidence"].to_string();
+    assert!(ev.contains("/etc/nova/nova.conf.d/50-migready-test.conf:3: live_migration_tunnelled = true"), "the file and line that decided: {c}");
+    assert!(
+        ev.contains("nova-compute reads /etc/nova/nova.conf, /etc/nova/nova-compute.conf, /etc/nova/nova.conf.d/50-migready-test.conf (order from nova-compute's command line (pid "),
+        "the files in order: {c}"
+    );
+
+    // fix edits the file that decides, and only it.
+    let (code, r) = migready(&["fix", "--yes", "--mesh", "none"], &inv);
+    assert!(r["fix"]["changes"]["rolled_back"] == 0, "{code}: {r}");
+    assert_eq!(ssh("cmpb", "cat /etc/nova/nova.conf.d/50-migready-test.conf"), "[libvirt]\n# migready test\nlive_migration_tunnelled = false\n");
+    assert_eq!(nova_conf(), before, "nova.conf and nova-compute.conf are not touched");
+    let (_, r) = migready(&["doctor", "--mesh", "none"], &inv);
+    let c = host_check(&r, "cmpb", "nova.flags");
+    assert_eq!(c["status"], "pass", "{c}");
+    assert!(c["evidence"].to_string().contains("/etc/nova/nova.conf.d/50-migready-test.conf:3: live_migration_tunnelled = false"), "{c}");
+    assert_eq!(host_check(&r, "cmpb", "nova.service")["status"], "pass", "nova-compute is back up in Nova after its restart");
+}
+
+/// Puts back files e_ changes (cmpb's nova-compute.conf, cmpa's /etc/hosts), also when
+/// the test fails.
+struct Restore(&'static [(&'static str, &'static str)]);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        for (host, path) in self.0 {
+            let _ = Command::new("tests/lab/lab.sh")
+                .args(["ssh", host, &format!("if [ -f {path}.migready-test ]; then cat {path}.migready-test >{path} && rm {path}.migready-test; fi")])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status();
+        }
+    }
+}
+
+fn with_mesh(engine: &str) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_migready"))
+        .args(["doctor", "--mesh", "full", "--format", "json", "-i", inventory().to_str().unwrap()])
+        .env("MIGREADY_MESH_ENGINE", engine)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+#[ignore = "needs the Nova lab: tests/run.sh"]
+fn e_the_address_nova_hands_each_peer() {
+    let _restore = Restore(&[("cmpb", "/etc/nova/nova-compute.conf"), ("cmpa", "/etc/hosts")]);
+    ssh("cmpb", "cp -p /etc/nova/nova-compute.conf /etc/nova/nova-compute.conf.migready-test");
+    ssh("cmpa", "cp -p /etc/hosts /etc/hosts.migready-test");
+    // Unset: Nova hands the source the destination's hostname, the name the mesh probes.
+    // Its verdict is the mesh checks' at that name (pass after b_'s fix; on a lab not
+    // fixed, cmpb's firewall refuses, and the message says so, not to change the address).
+    let r = with_mesh("auto");
+    let c = pair_check(&r, "cmpa", "cmpb", "mesh.nova-address");
+    let reached = ["mesh.resolve", "mesh.qemu-tcp", "mesh.migration-ports"].iter().all(|id| pair_check(&r, "cmpa", "cmpb", id)["status"] == "pass");
+    assert_eq!(c["status"], if reached { "pass" } else { "fail" }, "{c}");
+    let m = c["message"].as_str().unwrap();
+    assert!(m.starts_with("Nova hands cmpa cmpb for cmpb (its service host name: its hostname"), "{c}");
+    assert!(reached || m.ends_with("It reaches cmpb, which refuses: see the firewall and libvirt checks of cmpb"), "{c}");
+
+    // A name no peer resolves, set in the file nova-compute reads last.
+    let set = |v: &str| ssh("cmpb", &format!("cat /etc/nova/nova-compute.conf.migready-test >/etc/nova/nova-compute.conf && printf '[libvirt]\\nlive_migration_inbound_addr = {v}\\n' >>/etc/nova/nova-compute.conf"));
+    set("cmpb-migration");
+    let lines = ssh("cmpb", "grep -c '' /etc/nova/nova-compute.conf");
+    let line = lines.trim().parse::<usize>().unwrap();
+    for engine in ["auto", "sh"] {
+        let r = with_mesh(engine);
+        let c = pair_check(&r, "cmpa", "cmpb", "mesh.nova-address");
+        let m = c["message"].as_str().unwrap();
+        assert_eq!(c["status"], "fail", "{engine}: {c}");
+        assert!(m.starts_with(&format!("Nova hands cmpa cmpb-migration for cmpb (its live_migration_inbound_addr, /etc/nova/nova-compute.conf:{line}: live_migration_inbound_addr = cmpb-migration)")), "{engine}: {c}");
+        assert!(m.contains("cmpb-migration does not resolve on cmpa"), "{engine}: {c}");
+        // The inventory name still works: the other mesh checks pass.
+        assert_eq!(pair_check(&r, "cmpa", "cmpb", "mesh.resolve")["status"], "pass", "{engine}");
+    }
+    // Reported, not fixed: fix's plan does not touch it.
+    let (_, plan) = migready(&["fix", "--dry-run", "--mesh", "none"], &inventory());
+    assert!(!plan["fix"].to_string().contains("inbound_addr = "), "{}", plan["fix"]);
+
+    // An address of another host: named, with whose it is.
+    let cmpa_ip = address("cmpa");
+    set(&cmpa_ip);
+    let r = with_mesh("auto");
+    let c = pair_check(&r, "cmpa", "cmpb", "mesh.nova-address");
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(c["message"].as_str().unwrap().contains(&format!("{cmpa_ip} resolves to {cmpa_ip} on cmpa, which is cmpa's, not to an address of cmpb")), "{c}");
+
+    // A name that resolves to cmpb on its peer: passes, probed at that name.
+    set("cmpb-migration");
+    ssh("cmpa", &format!("echo '{} cmpb-migration' >>/etc/hosts", address("cmpb")));
+    let r = with_mesh("auto");
+    let c = pair_check(&r, "cmpa", "cmpb", "mesh.nova-address");
+    assert_eq!(c["status"], if reached { "pass" } else { "fail" }, "{c}");
+    assert!(c["message"].as_str().unwrap().contains("probed at cmpb-migration"), "{c}");
+    assert!(c["evidence"].to_string().contains(&format!("on cmpa: getent ahosts cmpb-migration: {}", address("cmpb"))), "{c}");
+}
+
+#[test]
+#[ignore = "needs the Nova lab: tests/run.sh"]
+fn f_a_shared_instances_path_fails_novas_own_test() {
+    // Each compute its own instances path: a file made on one is not seen on the other.
+    let r = with_mesh("auto");
+    for (a, b) in [("cmpa", "cmpb"), ("cmpb", "cmpa")] {
+        let c = pair_check(&r, a, b, "storage.shared-instances");
+        assert_eq!(c["status"], "pass", "{c}");
+        assert_eq!(c["message"], format!("a file made in {b}'s instances path /var/lib/nova/instances is not seen in {a}'s /var/lib/nova/instances: not shared (Nova's own test)"));
+    }
+    // The lab's /srv/migready-shared (one directory, bound into every host) as both
+    // computes' instances path, in the file nova-compute reads last.
+    let _restore = Restore(&[("cmpa", "/etc/nova/nova-compute.conf"), ("cmpb", "/etc/nova/nova-compute.conf")]);
+    for h in ["cmpa", "cmpb"] {
+        ssh(h, "cp -p /etc/nova/nova-compute.conf /etc/nova/nova-compute.conf.migready-test && mkdir -p /srv/migready-shared/instances \
+                && printf '[DEFAULT]\\ninstances_path = /srv/migready-shared/instances\\n' >>/etc/nova/nova-compute.conf");
+    }
+    let r = with_mesh("auto");
+    for (a, b) in [("cmpa", "cmpb"), ("cmpb", "cmpa")] {
+        let c = pair_check(&r, a, b, "storage.shared-instances");
+        assert_eq!(c["status"], "fail", "{c}");
+        assert!(c["message"].as_str().unwrap().starts_with(&format!("{a}'s instances path /srv/migready-shared/instances is shared with {b}'s /srv/migready-shared/instances: a file made on {b} is seen on {a} (Nova's own test)")), "{c}");
+        let ev = c["evidence"].to_string();
+        assert!(ev.contains(": found") && ev.contains(&format!("on {b}: removed /srv/migready-shared/instances/.migready-shared-test-")), "{c}");
+    }
+    // Nothing left, in the shared directory or in the computes' own.
+    assert_eq!(ssh("cmpa", "ls -A /srv/migready-shared/instances"), "");
+    for h in ["cmpa", "cmpb"] {
+        assert_eq!(ssh(h, "ls -A /var/lib/nova/instances | grep -c migready-shared || true").trim(), "0", "{h}");
+    }
 }

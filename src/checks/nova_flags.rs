@@ -15,10 +15,17 @@ fn flags(v: &str) -> Vec<String> {
     v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
 }
 
+/// The check; its evidence ends with the files nova-compute reads, in their order.
 pub fn check(ctx: &Ctx) -> Outcome {
+    let out = judge(ctx);
     let f = ctx.facts();
-    if f.nova_conf.is_none() {
-        return Outcome::fail("/etc/nova/nova.conf not found: nova-compute is not configured on this host");
+    if f.nova.is_empty() { out } else { out.with(f.nova.evidence()) }
+}
+
+fn judge(ctx: &Ctx) -> Outcome {
+    let f = ctx.facts();
+    if f.nova.is_empty() {
+        return Outcome::fail("no nova configuration file found: nova-compute is not configured on this host").with(f.nova.evidence());
     }
     let (release, how) = match (ctx.me.spec.nova_release, f.detected_nova_release()) {
         (Some(r), _) => (r, "from the inventory".to_string()),

@@ -5,10 +5,17 @@
 use super::{Ctx, Outcome};
 use std::net::IpAddr;
 
+/// The check; its evidence ends with the files nova-compute reads, in their order.
 pub fn check(ctx: &Ctx) -> Outcome {
+    let out = judge(ctx);
     let f = ctx.facts();
-    if f.nova_conf.is_none() {
-        return Outcome::skip("no /etc/nova/nova.conf");
+    if f.nova.is_empty() { out } else { out.with(f.nova.evidence()) }
+}
+
+fn judge(ctx: &Ctx) -> Outcome {
+    let f = ctx.facts();
+    if f.nova.is_empty() {
+        return Outcome::skip("no nova configuration file").with(f.nova.evidence());
     }
     let found = f
         .nova_option("vnc", "server_listen")

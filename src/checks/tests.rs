@@ -289,10 +289,10 @@ fn checks_read_the_same_without_file_texts() {
     let full = Fleet::new(hosts());
     let mut lean = Fleet::new(hosts());
     for (_, f) in &mut lean.hosts {
-        let before = f.nova_conf.as_ref().map(|c| c.text().len());
+        let before = f.nova.files.first().map(|c| c.text().len());
         f.drop_texts();
         assert!(before.unwrap_or(0) > 100_000, "the fixture's nova.conf is the distribution's long sample");
-        assert_eq!(f.nova_conf.as_ref().map(|c| c.text().len()), Some(0));
+        assert_eq!(f.nova.files.first().map(|c| c.text().len()), Some(0));
     }
     for i in 0..full.hosts.len() {
         let (a, b) = (full.findings(i), lean.findings(i));

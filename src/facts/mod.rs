@@ -3,6 +3,7 @@
 //! Parsing is pure: the same text always gives the same facts, which is what
 //! the fixture tests rely on.
 
+pub mod nova_conf;
 pub mod raw;
 pub mod systemd;
 pub mod txn;
@@ -10,10 +11,10 @@ pub mod txn;
 use crate::firewall::{self, Ruleset};
 use crate::firewalld::{self as fwd, IfaceNet, Zones};
 use crate::formats::envfile::EnvFile;
-use crate::formats::ini::IniDoc;
 use crate::formats::libvirt_conf::{ConfDoc, Value};
 use crate::nftables;
 use crate::nova_release::NovaRelease;
+pub use nova_conf::NovaConf;
 pub use raw::{RawError, RawFacts, Record};
 use regex::Regex;
 use std::collections::BTreeMap;
@@ -235,8 +236,8 @@ pub struct HostFacts {
     /// [`ConfigFile::real_path`] for the parsed ones; also the persisted rule files
     /// and dangling links.
     pub symlinks: BTreeMap<String, String>,
-    pub nova_conf: Option<ConfigFile<IniDoc>>,
-    pub nova_compute_conf: Option<ConfigFile<IniDoc>>,
+    /// The files nova-compute reads, in its order (`--config-file`, `--config-dir`).
+    pub nova: NovaConf,
     pub nova_version: Option<String>,
     pub instances_path: String,
     pub instances_free_bytes: Option<u64>,
@@ -273,7 +274,8 @@ fn record_path(name: &str) -> Option<&str> {
         _ => name
             .strip_prefix("persist:")
             .or_else(|| name.strip_prefix("envfile:").and_then(|k| k.split_once(':')).map(|(_, p)| p))
-            .or_else(|| name.strip_prefix("nftconf:").and_then(|k| k.split_once(':')).map(|(_, p)| p)),
+            .or_else(|| name.strip_prefix("nftconf:").and_then(|k| k.split_once(':')).map(|(_, p)| p))
+            .or_else(|| name.strip_prefix("novaconf:").and_then(|k| k.split_once(':')).map(|(_, p)| p)),
     }
 }
 
@@ -306,9 +308,7 @@ impl HostFacts {
         for c in [&mut self.libvirtd_conf, &mut self.virtproxyd_conf, &mut self.qemu_conf].into_iter().flatten() {
             c.doc.drop_text();
         }
-        for c in [&mut self.nova_conf, &mut self.nova_compute_conf].into_iter().flatten() {
-            c.doc.drop_text();
-        }
+        self.nova.drop_texts();
         self.texts_dropped = true;
     }
 
@@ -389,8 +389,7 @@ impl HostFacts {
                     Some((path.to_string(), link_target(&raw, name, path)?))
                 })
                 .collect(),
-            nova_conf: conf_file(&raw, "nova_conf", IniDoc::parse),
-            nova_compute_conf: conf_file(&raw, "nova_compute_conf", IniDoc::parse),
+            nova: NovaConf::from_raw(&raw),
             nova_version: ok("nova_version"),
             instances_path,
             instances_free_bytes,
@@ -405,7 +404,7 @@ impl HostFacts {
         };
         // Keep one copy of each configuration file (in its ConfigFile), not the
         // record it came from too: a nova.conf is ~350 KB, and fleets are large.
-        facts.raw.records.retain(|k, _| !PARSED_FILES.contains(&k.as_str()) && !k.starts_with("envfile:"));
+        facts.raw.records.retain(|k, _| !PARSED_FILES.contains(&k.as_str()) && !k.starts_with("envfile:") && !k.starts_with("novaconf:"));
         facts
     }
 
@@ -509,13 +508,11 @@ impl HostFacts {
         (lo, hi, evidence)
     }
 
-    /// The effective nova option: nova-compute.conf is read after nova.conf
-    /// (Debian's unit passes both), so its value wins.
+    /// The effective nova option, as nova-compute reads it (the last of its files that
+    /// sets it wins), with evidence naming the file and line that decided.
     pub fn nova_option(&self, section: &str, key: &str) -> Option<(String, String)> {
-        [self.nova_compute_conf.as_ref(), self.nova_conf.as_ref()]
-            .into_iter()
-            .flatten()
-            .find_map(|c| c.doc.get(section, key).map(|e| (e.value.trim().to_string(), format!("{}: {} = {}", c.at(e.line), key, e.value.trim()))))
+        let (c, e) = self.nova.get(section, key)?;
+        Some((e.value.trim().to_string(), format!("{}: {} = {}", c.at(e.line), key, e.value.trim())))
     }
 
     /// Nova release from the package version.

@@ -35,19 +35,14 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
     if st != Status::Fail && st != Status::Warn {
         return;
     }
-    let Some(nova_conf) = &f.nova_conf else { return };
+    let Some(first) = f.nova.files.first() else { return };
     let Some(release) = ctx.me.spec.nova_release.or_else(|| f.detected_nova_release()) else {
         notes.push("nova.flags: Nova release unknown; set nova_release in the inventory".into());
         return;
     };
-    // The file where a key is effective (nova-compute.conf wins), else nova.conf.
-    let file_of = |key: &str| {
-        [f.nova_compute_conf.as_ref(), Some(nova_conf)]
-            .into_iter()
-            .flatten()
-            .find(|c| c.doc.get("libvirt", key).is_some())
-            .unwrap_or(nova_conf)
-    };
+    // The file that decides a key as nova-compute reads its files (the last that sets
+    // it), else the one that should hold it (nova.conf, else the last file read).
+    let file_of = |key: &str| f.nova.file_for("libvirt", key).unwrap_or(first);
     let before = edits_len(edits);
     if release <= NovaRelease::MITAKA {
         for (key, required, drop_tunnelled) in [
@@ -70,7 +65,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
         }
     } else {
         for key in ["live_migration_flag", "block_migration_flag"] {
-            for c in [f.nova_compute_conf.as_ref(), Some(nova_conf)].into_iter().flatten() {
+            for c in &f.nova.files {
                 if c.doc.get("libvirt", key).is_some() {
                     let note = format!("migready: {key} is obsolete since Newton (14); Nova {release} ignores it");
                     let result = edits.edit(&c.path, Some(c.text()), &format!("comment out obsolete {key}"), |cur| {

@@ -634,3 +634,34 @@ fn the_json_document_holds_plans_actions_and_changes_and_fits_the_schema() {
     assert_eq!(schema_errors(&doc), Vec::<String>::new(), "{doc:#}");
     assert!(doc["fix"]["hosts"].as_array().unwrap().iter().all(|h| h["applied"].is_null() && h["changed"] == serde_json::json!([])));
 }
+
+/// nova-compute reads nova.conf, then a --config-dir's file that sets
+/// live_migration_tunnelled: fix edits that file (it decides), not nova.conf.
+#[test]
+fn nova_edit_goes_to_the_file_that_decides() {
+    let mut r = raw("bookworm-socket");
+    let nova = r.records.remove("nova_conf").unwrap();
+    r.records.remove("nova_compute_conf");
+    r.records.insert("novaconf:1:/etc/nova/nova.conf".into(), nova);
+    let dropin = "[libvirt]\nlive_migration_tunnelled = True\n";
+    crate::checks::testutil::set(&mut r, "novaconf:2:/etc/nova/nova.conf.d/50-migration.conf", dropin);
+    crate::checks::testutil::set(&mut r, "nova_args_source", "pid 7 nova-compute.service");
+    let mut fleet = Fleet::new(vec![("cmp1", "198.18.42.11", r.clone())]);
+    fleet.hosts[0].0.nova_release = crate::nova_release::NovaRelease::parse("zed");
+    let p = plan_of(&fleet, 0);
+    let (orig, new) = edit_of(&p, "/etc/nova/nova.conf.d/50-migration.conf");
+    assert_eq!((orig, new), (dropin, "[libvirt]\nlive_migration_tunnelled = false\n"));
+    assert!(!p.steps.iter().any(|s| matches!(s, Step::Edit { path, .. } if path == "/etc/nova/nova.conf")), "{:#?}", p.steps);
+    let f = &fleet.hosts[0].1;
+    let c = fleet.findings(0).into_iter().find(|c| c.id == "nova.flags").unwrap();
+    assert!(c.evidence.iter().any(|e| e == "/etc/nova/nova.conf.d/50-migration.conf:2: live_migration_tunnelled = True"), "{c:?}");
+    assert!(c.evidence.iter().any(|e| e.starts_with("nova-compute reads /etc/nova/nova.conf, /etc/nova/nova.conf.d/50-migration.conf (order from nova-compute's command line (pid 7")), "{c:?}");
+    assert_eq!(f.nova.files.len(), 2);
+
+    // Set in nova.conf as well: the drop-in still decides, and is the one edited.
+    edit(&mut r, "novaconf:1:/etc/nova/nova.conf", |t| t.replacen("[libvirt]\n", "[libvirt]\nlive_migration_tunnelled = false\n", 1));
+    let mut fleet = Fleet::new(vec![("cmp1", "198.18.42.11", r)]);
+    fleet.hosts[0].0.nova_release = crate::nova_release::NovaRelease::parse("zed");
+    let p = plan_of(&fleet, 0);
+    assert_eq!(edit_of(&p, "/etc/nova/nova.conf.d/50-migration.conf").1, "[libvirt]\nlive_migration_tunnelled = false\n");
+}

@@ -8,7 +8,14 @@
 //! - `mesh.qemu-tcp`: `virsh -c qemu+tcp://PEER/system hostname` answers with the
 //!   peer's own hostname (a name pointing at the wrong host shows here);
 //! - `mesh.migration-ports`: ports of the peer's QEMU migration range are not
-//!   filtered (refused = reachable; no route or timeout = filtered).
+//!   filtered (refused = reachable; no route or timeout = filtered);
+//! - `mesh.nova-address`: the address Nova hands the host for the peer (the peer's
+//!   `[libvirt] live_migration_inbound_addr`, else its service host name: `[DEFAULT]
+//!   host`, else its hostname) resolves there to an address of the peer, and qemu+tcp
+//!   and the migration ports answer at it. Where it is not the inventory name, the
+//!   probe also runs under that address. Reported, never fixed: what the peers should
+//!   reach is the operator's choice;
+//! - `storage.shared-instances`: Nova's own shared storage test (see [`shared`]).
 
 use crate::audit::{self, Gathered};
 use crate::checks::{self, Finding, HostView, Outcome, Status};
@@ -18,15 +25,23 @@ use crate::report::PairReport;
 use crate::transport::{Output, Session};
 use std::net::IpAddr;
 
+pub mod shared;
+
 pub const RESOLVE: &str = "mesh.resolve";
 pub const QEMU_TCP: &str = "mesh.qemu-tcp";
 pub const MIGRATION_PORTS: &str = "mesh.migration-ports";
+pub const NOVA_ADDRESS: &str = "mesh.nova-address";
 
 /// The pair checks, for `migready checks`.
 pub const CHECKS: &[(&str, &str)] = &[
     (RESOLVE, "from each host: the peer's name resolves, to an address the peer really has"),
     (QEMU_TCP, "from each host: qemu+tcp://PEER/system connects and answers with the peer's hostname"),
     (MIGRATION_PORTS, "from each host: the peer's QEMU migration port range is not filtered"),
+    (
+        NOVA_ADDRESS,
+        "from each host: the address Nova hands it for the peer (live_migration_inbound_addr, else [DEFAULT] host, else the hostname) resolves to the peer, and qemu+tcp and the migration ports answer there",
+    ),
+    (shared::ID, "from each host: a file made in the peer's instances path is not seen in the host's own (Nova's shared storage test; the file is removed)"),
 ];
 
 /// The probe script, kept in templates/ so operators can read it: the POSIX sh
@@ -179,18 +194,25 @@ fn short(name: &str) -> &str {
 /// Judge the probe records of `from` against peer `to`. `others` are all reached
 /// hosts (to name the host an address really belongs to).
 pub fn judge(from: &HostView, to: &HostView, raw: &RawFacts, libvirt_port: u16, others: &[HostView]) -> Vec<Finding> {
+    let mut out = judge_at(from.name(), to, to.name(), raw, libvirt_port, others);
+    out.push(label(NOVA_ADDRESS, nova_address_outcome(from.name(), to, raw, libvirt_port, others, &out)));
+    out
+}
+
+/// The three probe checks of `me` against peer `to`, probed under the name `t` (the
+/// inventory name, or the address Nova hands the source for it).
+fn judge_at(me: &str, to: &HostView, t: &str, raw: &RawFacts, libvirt_port: u16, others: &[HostView]) -> Vec<Finding> {
     let peer = to.name();
-    let me = from.name();
     let mut out = Vec::new();
 
     // mesh.resolve
     // Both engines print every record for every peer they were given: a missing one
     // means the probe broke, and nothing can be said of the pair.
-    let missing = |what: &str| Outcome::fail(format!("the mesh probe on {me} printed no {what} record for {peer}"));
-    let resolve = match raw.get(&format!("resolve:{peer}")) {
+    let missing = |what: &str| Outcome::fail(format!("the mesh probe on {me} printed no {what} record for {t}"));
+    let resolve = match raw.get(&format!("resolve:{t}")) {
         None => missing("resolve"),
         Some(r) if r.status != 0 => Outcome::fail(format!(
-            "{peer} does not resolve on {me} (getent ahosts {peer}: exit status {}); add it to DNS or /etc/hosts on {me}",
+            "{t} does not resolve on {me} (getent ahosts {t}: exit status {}); add it to DNS or /etc/hosts on {me}",
             r.status
         )),
         Some(r) => {
@@ -198,22 +220,22 @@ pub fn judge(from: &HostView, to: &HostView, raw: &RawFacts, libvirt_port: u16, 
             let theirs: Vec<IpAddr> = to.facts.addresses.iter().copied().filter(|a| !a.is_loopback()).collect();
             let list = |v: &[IpAddr]| v.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(", ");
             let owner = |a: &IpAddr| others.iter().find(|h| h.facts.addresses.contains(a)).map(|h| h.name().to_string());
-            let ev = format!("on {me}: getent ahosts {peer}: {}", list(&got));
+            let ev = format!("on {me}: getent ahosts {t}: {}", list(&got));
             match got.first() {
-                None => Outcome::fail(format!("{peer} resolves to no address on {me}")).with(ev),
+                None => Outcome::fail(format!("{t} resolves to no address on {me}")).with(ev),
                 Some(first) if first.is_loopback() => Outcome::fail(format!(
-                    "{peer} resolves to loopback {first} on {me}: QEMU and libvirt would connect to {me} itself; fix /etc/hosts on {me}"
+                    "{t} resolves to loopback {first} on {me}: QEMU and libvirt would connect to {me} itself; fix /etc/hosts on {me}"
                 ))
                 .with(ev),
-                Some(first) if theirs.contains(first) => Outcome::pass(format!("{peer} resolves to {first} on {me}, an address of {peer}")).with(ev),
-                Some(first) if theirs.is_empty() => Outcome::warn(format!("{peer} resolves to {first} on {me}; {peer}'s own addresses are unknown")).with(ev),
+                Some(first) if theirs.contains(first) => Outcome::pass(format!("{t} resolves to {first} on {me}, an address of {peer}")).with(ev),
+                Some(first) if theirs.is_empty() => Outcome::warn(format!("{t} resolves to {first} on {me}; {peer}'s own addresses are unknown")).with(ev),
                 Some(first) => {
                     let whose = match owner(first) {
                         Some(o) => format!(", which is {o}'s"),
                         None => String::new(),
                     };
                     Outcome::fail(format!(
-                        "{peer} resolves to {first} on {me}{whose}, not to an address of {peer} ({}); fix DNS or /etc/hosts on {me}",
+                        "{t} resolves to {first} on {me}{whose}, not to an address of {peer} ({}); fix DNS or /etc/hosts on {me}",
                         list(&theirs)
                     ))
                     .with(ev)
@@ -224,8 +246,8 @@ pub fn judge(from: &HostView, to: &HostView, raw: &RawFacts, libvirt_port: u16, 
     out.push(label(RESOLVE, resolve));
 
     // mesh.qemu-tcp
-    let uri = format!("qemu+tcp://{peer}:{libvirt_port}/system");
-    let qemu = match raw.get(&format!("qemu-tcp:{peer}")) {
+    let uri = format!("qemu+tcp://{t}:{libvirt_port}/system");
+    let qemu = match raw.get(&format!("qemu-tcp:{t}")) {
         None => missing("qemu-tcp"),
         Some(r) if r.status == 124 => {
             Outcome::fail(format!("{uri} from {me} timed out after {PROBE_TIMEOUT_SECS} s (TCP {libvirt_port} filtered, or libvirtd hangs)"))
@@ -244,7 +266,7 @@ pub fn judge(from: &HostView, to: &HostView, raw: &RawFacts, libvirt_port: u16, 
                 Outcome::pass(format!("{uri} from {me} answers as {answered}")).with(ev)
             } else {
                 Outcome::fail(format!(
-                    "{uri} from {me} answers as {answered}, not {expected}: the name {peer} points at the wrong host on {me}"
+                    "{uri} from {me} answers as {answered}, not {expected}: the name {t} points at the wrong host on {me}"
                 ))
                 .with(ev)
             }
@@ -257,10 +279,10 @@ pub fn judge(from: &HostView, to: &HostView, raw: &RawFacts, libvirt_port: u16, 
     let mut reachable = Vec::new();
     let (mut rejected, mut dropped, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     let mut evidence = vec![format!("{peer}: {range_ev}")];
-    for (key, r) in raw.with_prefix(&format!("port:{peer}:")) {
+    for (key, r) in raw.with_prefix(&format!("port:{t}:")) {
         let Ok(port) = key.parse::<u16>() else { continue };
         let line = r.stderr.trim().lines().last().unwrap_or("").to_string();
-        evidence.push(format!("on {me}: TCP {peer} port {port}: {}", if line.is_empty() { format!("exit status {}", r.status) } else { line }));
+        evidence.push(format!("on {me}: TCP {t} port {port}: {}", if line.is_empty() { format!("exit status {}", r.status) } else { line }));
         match port_state(r.status, &r.stderr) {
             PortState::Reachable => reachable.push(port),
             PortState::Rejected(_) => rejected.push(port.to_string()),
@@ -292,6 +314,75 @@ pub fn judge(from: &HostView, to: &HostView, raw: &RawFacts, libvirt_port: u16, 
     out
 }
 
+/// The address Nova hands a source for destination `to`, and why: `[libvirt]
+/// live_migration_inbound_addr`, else the service host name (`[DEFAULT] host`, else the
+/// hostname). None where `to` has no nova configuration (not a Nova compute).
+pub fn nova_address(to: &HostView) -> Option<(String, String)> {
+    let f = to.facts;
+    if f.nova.is_empty() {
+        return None;
+    }
+    let set = |s: &str, k: &str| f.nova_option(s, k).filter(|(v, _)| !v.is_empty());
+    if let Some((v, ev)) = set("libvirt", "live_migration_inbound_addr") {
+        return Some((v, format!("its live_migration_inbound_addr, {ev}")));
+    }
+    if let Some((v, ev)) = set("DEFAULT", "host") {
+        return Some((v, format!("its service host name, no live_migration_inbound_addr; {ev}")));
+    }
+    let h = f.hostname.clone()?;
+    Some((h, "its service host name: its hostname (no live_migration_inbound_addr, no [DEFAULT] host)".into()))
+}
+
+/// Whether `a` can be probed as a peer name: a host name or an IP address, nothing a
+/// probe could take for an option (the value comes from a host's nova.conf).
+fn probeable(a: &str) -> bool {
+    !a.is_empty() && !a.starts_with('-') && a.len() <= 253 && a.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))
+}
+
+/// `mesh.nova-address` of `me` -> `to`. `at_name` are the three checks probed under
+/// the inventory name (used as they are when Nova's address is that name).
+fn nova_address_outcome(me: &str, to: &HostView, raw: &RawFacts, libvirt_port: u16, others: &[HostView], at_name: &[Finding]) -> Outcome {
+    let peer = to.name();
+    let Some((addr, why)) = nova_address(to) else {
+        return Outcome::skip(format!("{peer} has no nova configuration: not a Nova compute"));
+    };
+    let intro = format!("Nova hands {me} {addr} for {peer} ({why})");
+    let (findings, probed_as) = if addr == peer {
+        (at_name.to_vec(), format!("the mesh probes it as {peer}"))
+    } else if !probeable(&addr) {
+        return Outcome::fail(format!("{intro}: not a host name or IP address; Nova cannot migrate to {peer} through it (not changed by fix)"));
+    } else {
+        (judge_at(me, to, &addr, raw, libvirt_port, others), format!("probed at {addr}"))
+    };
+    let worst = findings.iter().map(|f| f.status).filter(|s| *s != Status::Skip).max().unwrap_or(Status::Skip);
+    let said: Vec<String> = findings.iter().map(|f| f.message.clone()).collect();
+    let evidence: Vec<String> = findings.iter().flat_map(|f| f.evidence.clone()).collect();
+    let out = match worst {
+        Status::Pass => Outcome::pass(format!("{intro}, {probed_as}: {}", said.join("; "))),
+        Status::Warn => Outcome::warn(format!("{intro}, {probed_as}: {}", said.join("; "))),
+        Status::Skip => Outcome::skip(format!("{intro}: not probed")),
+        Status::Fail => {
+            let bad: Vec<&str> = findings.iter().filter(|f| f.status == Status::Fail).map(|f| f.message.as_str()).collect();
+            // A name that leads elsewhere is the operator's to correct; a host it leads to
+            // that refuses is what the other checks (and fix) are about.
+            let hint = if findings.first().is_some_and(|f| f.status == Status::Fail) {
+                format!("Not changed by fix: set live_migration_inbound_addr on {peer} to an address its peers reach as {peer}, or fix name resolution on {me}")
+            } else {
+                format!("It reaches {peer}, which refuses: see the firewall and libvirt checks of {peer}")
+            };
+            Outcome::fail(format!("{intro}, {probed_as}: {}; Nova's migrations from {me} to {peer} would fail there. {hint}", bad.join("; ")))
+        }
+    };
+    let out = out.with(format!("{peer}: {why}"));
+    if addr == peer { out } else { out.with_all(evidence) }
+}
+
+/// A run id for test file names: unique enough between runs on the same hosts.
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{:08x}", (nanos as u32) ^ std::process::id().rotate_left(16))
+}
+
 fn label(id: &'static str, o: Outcome) -> Finding {
     Finding { id, status: o.status, message: o.message, evidence: o.evidence }
 }
@@ -306,7 +397,7 @@ pub fn apply_skip(findings: &mut [Finding], skip: &[String]) {
 /// Findings for a pair that could not be probed (a host of it was not reached:
 /// that host's own checks already fail).
 pub fn not_probed(why: &str) -> Vec<Finding> {
-    [RESOLVE, QEMU_TCP, MIGRATION_PORTS]
+    [RESOLVE, QEMU_TCP, MIGRATION_PORTS, NOVA_ADDRESS]
         .into_iter()
         .map(|id| Finding { id, status: Status::Skip, message: why.to_string(), evidence: Vec::new() })
         .collect()
@@ -316,7 +407,7 @@ pub fn not_probed(why: &str) -> Vec<Finding> {
 /// (could not run, timed out, exited non-zero, printed garbage): every pair check
 /// fails with the cause; nothing was judged, so nothing may pass or be skipped.
 pub fn probe_failed(why: &str) -> Vec<Finding> {
-    [RESOLVE, QEMU_TCP, MIGRATION_PORTS]
+    [RESOLVE, QEMU_TCP, MIGRATION_PORTS, NOVA_ADDRESS]
         .into_iter()
         .map(|id| Finding { id, status: Status::Fail, message: why.to_string(), evidence: Vec::new() })
         .collect()
@@ -347,6 +438,7 @@ pub fn run(inv: &Inventory, gathered: &[Gathered], mode: Pairs, parallel: usize)
             .iter()
             .map(|&(a, b)| {
                 let mut checks = not_probed("");
+                checks.push(Finding { id: shared::ID, status: Status::Skip, message: String::new(), evidence: Vec::new() });
                 apply_skip(&mut checks, &inv.skip);
                 PairReport { from: inv.hosts[a].name.clone(), to: inv.hosts[b].name.clone(), checks }
             })
@@ -366,6 +458,13 @@ pub fn run(inv: &Inventory, gathered: &[Gathered], mode: Pairs, parallel: usize)
         v.dedup();
         v
     };
+    // Nova's shared storage test, unless the inventory skips it (it makes a file);
+    // first: it puts the sessions back, and the probes below take them.
+    let shared = if checks::skipped(&inv.skip, shared::ID) {
+        vec![None; pairs.len()]
+    } else {
+        shared::run(&inv.hosts, gathered, &views, &pairs, parallel, &run_id())
+    };
     let libvirt_port = inv.policy.libvirt_port;
     let probes = audit::fan_out(
         &sources,
@@ -373,11 +472,22 @@ pub fn run(inv: &Inventory, gathered: &[Gathered], mode: Pairs, parallel: usize)
         |&a| {
             // An unreached source's pairs are skipped (see pair_checks): no probe.
             let Some(_) = views[a] else { return Ok(RawFacts::default()) };
-            let peers: Vec<(String, Vec<u16>)> = pairs
+            let mut peers: Vec<(String, Vec<u16>)> = pairs
                 .iter()
                 .filter(|p| p.0 == a)
                 .filter_map(|p| views[p.1].map(|v| (v.name().to_string(), { let (lo, hi, _) = v.facts.migration_ports(); sample_ports(lo, hi) })))
                 .collect();
+            // The address Nova hands this host for each peer, where it is another name.
+            for p in pairs.iter().filter(|p| p.0 == a) {
+                let Some(v) = views[p.1] else { continue };
+                if let Some((addr, _)) = nova_address(&v)
+                    && probeable(&addr)
+                    && !peers.iter().any(|(n, _)| *n == addr)
+                {
+                    let (lo, hi, _) = v.facts.migration_ports();
+                    peers.push((addr, sample_ports(lo, hi)));
+                }
+            }
             let session = gathered[a].take_session();
             if peers.is_empty() {
                 return Ok(RawFacts::default());
@@ -388,9 +498,15 @@ pub fn run(inv: &Inventory, gathered: &[Gathered], mode: Pairs, parallel: usize)
     );
     pairs
         .iter()
-        .map(|&(a, b)| {
+        .enumerate()
+        .map(|(k, &(a, b))| {
             let probed = &probes[sources.iter().position(|s| *s == a).expect("source probed")];
             let mut checks = pair_checks((&inv.hosts[a].name, &inv.hosts[b].name), views[a], views[b], probed, libvirt_port, &reached);
+            let unreached = if views[a].is_none() { a } else { b };
+            checks.push(match shared[k].clone() {
+                Some(o) => label(shared::ID, o),
+                None => Finding { id: shared::ID, status: Status::Skip, message: format!("not checked: {} was not reached", inv.hosts[unreached].name), evidence: Vec::new() },
+            });
             apply_skip(&mut checks, &inv.skip);
             PairReport { from: inv.hosts[a].name.clone(), to: inv.hosts[b].name.clone(), checks }
         })

@@ -63,7 +63,10 @@ fn judge_all_good_and_all_bad() {
         ("port:cmp2:49215", rec(1, "", refused)),
     ]);
     let f = judge(&views[0], &views[1], &good, 16509, &views);
-    assert_eq!(f.iter().map(|f| f.status).collect::<Vec<_>>(), vec![Status::Pass; 3], "{f:#?}");
+    assert_eq!(f.iter().map(|f| f.status).collect::<Vec<_>>(), vec![Status::Pass; 4], "{f:#?}");
+    // cmp2 (trixie-socket) sets neither live_migration_inbound_addr nor [DEFAULT] host:
+    // Nova hands cmp1 its hostname, cmp2, which the mesh probes.
+    assert!(f[3].message.starts_with("Nova hands cmp1 cmp2 for cmp2 (its service host name: its hostname (no live_migration_inbound_addr, no [DEFAULT] host)), the mesh probes it as cmp2: cmp2 resolves to 198.18.42.12"), "{}", f[3].message);
     assert!(f[0].message.contains("cmp2 resolves to 198.18.42.12 on cmp1"), "{}", f[0].message);
     assert!(f[2].message.contains("TCP 49152, 49215 of cmp2's migration range 49152-49215 reachable from cmp1"), "{}", f[2].message);
 
@@ -74,7 +77,7 @@ fn judge_all_good_and_all_bad() {
         ("port:cmp2:49215", rec(1, "", "nc: connect to cmp2 (198.18.42.13) port 49215 (tcp) timed out: Operation now in progress")),
     ]);
     let f = judge(&views[0], &views[1], &bad, 16509, &views);
-    assert_eq!(f.iter().map(|f| f.status).collect::<Vec<_>>(), vec![Status::Fail; 3], "{f:#?}");
+    assert_eq!(f.iter().map(|f| f.status).collect::<Vec<_>>(), vec![Status::Fail; 4], "{f:#?}");
     assert!(f[0].message.contains("198.18.42.13 on cmp1, which is cmp3's"), "{}", f[0].message);
     assert!(f[1].message.contains("answers as cmp3, not cmp2"), "{}", f[1].message);
     assert!(f[2].message.contains("TCP 49152-49215 is filtered from cmp1: 49152 rejected"), "{}", f[2].message);
@@ -92,7 +95,7 @@ fn judge_all_good_and_all_bad() {
     let f = judge(&views[0], &views[1], &probe_records(&[("port:cmp2:49152", rec(1, "", refused))]), 16509, &views);
     assert_eq!(f[0].message, "the mesh probe on cmp1 printed no resolve record for cmp2");
     assert_eq!(f[1].message, "the mesh probe on cmp1 printed no qemu-tcp record for cmp2");
-    assert_eq!(f.iter().map(|f| f.status).collect::<Vec<_>>(), vec![Status::Fail, Status::Fail, Status::Pass]);
+    assert_eq!(f.iter().map(|f| f.status).collect::<Vec<_>>(), vec![Status::Fail, Status::Fail, Status::Pass, Status::Fail]);
 }
 
 #[test]
@@ -113,7 +116,7 @@ fn a_failed_probe_fails_the_pair_checks() {
     let views: Vec<HostView> = specs.iter().zip(&facts).map(|(spec, facts)| HostView { spec, facts }).collect();
     let failed: Result<RawFacts, String> = Err("the mesh probe on cmp1 failed: timed out after 10s running the script".into());
     let f = pair_checks(("cmp1", "cmp2"), Some(views[0]), Some(views[1]), &failed, 16509, &views);
-    assert_eq!(f.iter().map(|f| (f.id, f.status)).collect::<Vec<_>>(), vec![(RESOLVE, Status::Fail), (QEMU_TCP, Status::Fail), (MIGRATION_PORTS, Status::Fail)]);
+    assert_eq!(f.iter().map(|f| (f.id, f.status)).collect::<Vec<_>>(), vec![(RESOLVE, Status::Fail), (QEMU_TCP, Status::Fail), (MIGRATION_PORTS, Status::Fail), (NOVA_ADDRESS, Status::Fail)]);
     assert!(f.iter().all(|f| f.message == "the mesh probe on cmp1 failed: timed out after 10s running the script"), "{f:#?}");
     // The run fails (exit status 1), where it used to pass with three skips.
     let pair = crate::report::PairReport { from: "cmp1".into(), to: "cmp2".into(), checks: f };
@@ -136,7 +139,7 @@ fn inventory_skips_apply_to_pair_checks() {
     assert_eq!(found[0].message, "x");
     // The inventory accepts the pair check IDs (and still refuses unknown ones).
     let ids = crate::check_ids();
-    for id in [RESOLVE, QEMU_TCP, MIGRATION_PORTS, crate::validate::PRECHECKS, crate::validate::LIVE_BLOCK] {
+    for id in [RESOLVE, QEMU_TCP, MIGRATION_PORTS, NOVA_ADDRESS, crate::validate::PRECHECKS, crate::validate::LIVE_BLOCK] {
         assert!(ids.contains(&id), "{id}");
     }
     let dir = tempfile::tempdir().unwrap();
@@ -287,4 +290,120 @@ fn hostile_peer_names_stay_one_word_in_the_sh_engine() {
     // Names no line can carry are left out, not split into other peers.
     let s = script_with(&[("a b".into(), vec![1]), ("c\nd".into(), vec![2]), (String::new(), vec![3]), ("ok".into(), vec![4])], 16509, "sh");
     assert!(s.contains("\nMESH_PEERS='ok 4'\n"), "{s}");
+}
+
+/// The address Nova hands the source for a destination: its live_migration_inbound_addr
+/// (or [DEFAULT] host) where set, probed under that address; a wrong one is named with
+/// what it resolved to and whose address that is, and is not fixed.
+#[test]
+fn nova_address_per_peer() {
+    let (specs, mut facts) = hosts();
+    let mut r = raw("trixie-socket");
+    crate::checks::testutil::edit(&mut r, "nova_conf", |t| t.replacen("[libvirt]\n", "[libvirt]\nlive_migration_inbound_addr = cmp2-mig.example\n", 1));
+    facts[1] = HostFacts::from_raw(r);
+    let views: Vec<HostView> = specs.iter().zip(&facts).map(|(spec, facts)| HostView { spec, facts }).collect();
+    let (addr, why) = nova_address(&views[1]).unwrap();
+    assert_eq!(addr, "cmp2-mig.example");
+    assert!(why.starts_with("its live_migration_inbound_addr, /etc/nova/nova.conf:") && why.ends_with(": live_migration_inbound_addr = cmp2-mig.example"), "{why}");
+    let refused = |h: &str, p: u16| rec(1, "", &format!("nc: connect to {h} (198.18.42.12) port {p} (tcp) failed: Connection refused"));
+    let at_name = [
+        ("resolve:cmp2", rec(0, "198.18.42.12    STREAM cmp2\n", "")),
+        ("qemu-tcp:cmp2", rec(0, "cmp2\n", "")),
+        ("port:cmp2:49152", refused("cmp2", 49152)),
+    ];
+    // It resolves to cmp3's address on cmp1: named, failed, not fixed.
+    let mut records = at_name.to_vec();
+    records.extend([
+        ("resolve:cmp2-mig.example", rec(0, "198.18.42.13    STREAM cmp2-mig.example\n", "")),
+        ("qemu-tcp:cmp2-mig.example", rec(0, "cmp3\n", "")),
+        ("port:cmp2-mig.example:49152", refused("cmp2-mig.example", 49152)),
+    ]);
+    let f = judge(&views[0], &views[1], &probe_records(&records), 16509, &views);
+    assert_eq!(f.iter().map(|f| f.status).collect::<Vec<_>>(), vec![Status::Pass, Status::Pass, Status::Pass, Status::Fail], "{f:#?}");
+    let m = &f[3].message;
+    assert!(m.starts_with("Nova hands cmp1 cmp2-mig.example for cmp2 (its live_migration_inbound_addr, /etc/nova/nova.conf:"), "{m}");
+    assert!(m.contains("probed at cmp2-mig.example: cmp2-mig.example resolves to 198.18.42.13 on cmp1, which is cmp3's, not to an address of cmp2"), "{m}");
+    assert!(m.contains("answers as cmp3, not cmp2") && m.contains("Not changed by fix: set live_migration_inbound_addr on cmp2"), "{m}");
+    assert!(f[3].evidence.iter().any(|e| e == "on cmp1: getent ahosts cmp2-mig.example: 198.18.42.13"), "{:?}", f[3].evidence);
+    // It does not resolve at all.
+    let mut records = at_name.to_vec();
+    records.extend([
+        ("resolve:cmp2-mig.example", rec(2, "", "")),
+        ("qemu-tcp:cmp2-mig.example", rec(1, "", "error: Unable to resolve address 'cmp2-mig.example' service '16509': Name or service not known\n")),
+        ("port:cmp2-mig.example:49152", rec(1, "", "nc: getaddrinfo for host \"cmp2-mig.example\" port 49152: Name or service not known")),
+    ]);
+    let f = judge(&views[0], &views[1], &probe_records(&records), 16509, &views);
+    assert_eq!(f[3].status, Status::Fail);
+    assert!(f[3].message.contains("cmp2-mig.example does not resolve on cmp1"), "{}", f[3].message);
+    // It resolves to cmp2 and answers there: passes.
+    let mut records = at_name.to_vec();
+    records.extend([
+        ("resolve:cmp2-mig.example", rec(0, "198.18.42.12    STREAM cmp2-mig.example\n", "")),
+        ("qemu-tcp:cmp2-mig.example", rec(0, "cmp2\n", "")),
+        ("port:cmp2-mig.example:49152", refused("cmp2-mig.example", 49152)),
+    ]);
+    let f = judge(&views[0], &views[1], &probe_records(&records), 16509, &views);
+    assert_eq!(f[3].status, Status::Pass, "{:?}", f[3]);
+    // A value no probe may carry: failed, never probed.
+    let mut r = raw("trixie-socket");
+    crate::checks::testutil::edit(&mut r, "nova_conf", |t| t.replacen("[DEFAULT]\n", "[DEFAULT]\nhost = -oProxy=x\n", 1));
+    facts[1] = HostFacts::from_raw(r);
+    let views: Vec<HostView> = specs.iter().zip(&facts).map(|(spec, facts)| HostView { spec, facts }).collect();
+    let f = judge(&views[0], &views[1], &probe_records(&at_name), 16509, &views);
+    assert!(f[3].status == Status::Fail && f[3].message.contains("-oProxy=x for cmp2 (its service host name, no live_migration_inbound_addr;") && f[3].message.contains("not a host name or IP address"), "{:?}", f[3]);
+    // No nova configuration: skipped.
+    let mut r = raw("trixie-socket");
+    r.records.remove("nova_conf");
+    r.records.remove("nova_compute_conf");
+    facts[1] = HostFacts::from_raw(r);
+    let views: Vec<HostView> = specs.iter().zip(&facts).map(|(spec, facts)| HostView { spec, facts }).collect();
+    let f = judge(&views[0], &views[1], &probe_records(&at_name), 16509, &views);
+    assert_eq!((f[3].status, f[3].message.as_str()), (Status::Skip, "cmp2 has no nova configuration: not a Nova compute"));
+}
+
+/// Nova's shared storage test, its three scripts run for real here: two directories
+/// (not shared), then one directory as both hosts' instances path (shared).
+#[test]
+fn shared_instances_scripts_and_verdicts() {
+    let sh = |script: &str| -> Result<String, String> {
+        let out = std::process::Command::new("sh").arg("-c").arg(script).output().unwrap();
+        if out.status.success() { Ok(String::from_utf8_lossy(&out.stdout).into_owned()) } else { Err(String::from_utf8_lossy(&out.stderr).trim().to_string()) }
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a dir"), tmp.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    // A file a killed run left 20 minutes ago is removed; a fresh one is not.
+    let stale = format!("{b}/.migready-shared-test-old-cmp9");
+    std::fs::write(&stale, "").unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(1200);
+    std::fs::File::options().write(true).open(&stale).unwrap().set_modified(old).unwrap();
+    let file = shared::file_name("0badf00d", "cmp2");
+    let verdict = |my_dir: &str, peer_dir: &str| {
+        let created = sh(&shared::create_script(peer_dir, &file));
+        let looked = sh(&shared::look_script(my_dir, std::slice::from_ref(&file)));
+        let removed = sh(&shared::remove_script(created.as_ref().unwrap().trim()));
+        let o = shared::judge(&shared::PairRun { me: "cmp1", peer: "cmp2", my_dir, peer_dir, created: &created, looked: &looked, removed: &removed, file: &file });
+        assert!(std::fs::read_dir(peer_dir).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains("0badf00d")), "the test file is left");
+        o
+    };
+    let o = verdict(a, b);
+    assert_eq!(o.status, Status::Pass, "{o:?}");
+    assert_eq!(o.message, format!("a file made in cmp2's instances path {b} is not seen in cmp1's {a}: not shared (Nova's own test)"));
+    assert_eq!(o.evidence, [format!("on cmp2: made {b}/{file}"), format!("on cmp1: test -e {a}/{file}: not found"), format!("on cmp2: removed {b}/{file}")]);
+    assert!(!std::path::Path::new(&stale).exists(), "a stale test file stays");
+    let o = verdict(b, b);
+    assert_eq!(o.status, Status::Fail, "{o:?}");
+    assert!(o.message.starts_with(&format!("cmp1's instances path {b} is shared with cmp2's {b}: a file made on cmp2 is seen on cmp1 (Nova's own test)")), "{}", o.message);
+    // No such directory on the peer: the test cannot run, said so.
+    let missing = format!("{b}/nope");
+    let created = sh(&shared::create_script(&missing, &file));
+    let o = shared::judge(&shared::PairRun { me: "cmp1", peer: "cmp2", my_dir: a, peer_dir: &missing, created: &created, looked: &Ok(String::new()), removed: &Ok(String::new()), file: &file });
+    assert_eq!(o.status, Status::Warn);
+    assert!(o.message.ends_with(&format!("no such directory: {missing}")), "{}", o.message);
+    // Not removed: failed, and the evidence says so.
+    let o = shared::judge(&shared::PairRun { me: "cmp1", peer: "cmp2", my_dir: a, peer_dir: b, created: &Ok(format!("{b}/{file}\n")), looked: &Ok(format!("absent {file}\n")), removed: &Err("connection lost".into()), file: &file });
+    assert_eq!(o.status, Status::Fail);
+    assert!(o.evidence.last().unwrap().starts_with("on cmp2: NOT removed"), "{o:?}");
 }

@@ -21,7 +21,7 @@ pub fn host_names<'a>(inv: &'a Inventory, gathered: &'a [Gathered]) -> Vec<HostN
             HostNames {
                 inventory: &spec.name,
                 hostname: facts.and_then(|f| f.hostname.as_deref()),
-                nova_host: facts.and_then(|f| f.nova_conf.as_ref()).and_then(|c| c.doc.get("DEFAULT", "host")).map(|e| e.value.trim()).filter(|v| !v.is_empty()),
+                nova_host: facts.and_then(|f| f.nova.get("DEFAULT", "host")).map(|(_, e)| e.value.trim()).filter(|v| !v.is_empty()),
             }
         })
         .collect()

@@ -32,6 +32,8 @@
 #   tests/lab/lab.sh reset NAME     back to the state `up` gave it (same address, keys)
 #   tests/lab/lab.sh exec NAME CMD  run a command in a host without SSH (nsenter into its
 #                                   namespaces), e.g. to change a firewall that blocks SSH
+# Every host sees $STATE/shared at /srv/migready-shared (the same directory on all:
+# shared storage for tests).
 #
 # `up` writes $STATE/inventory.toml, $STATE/known_hosts and $STATE/id_ed25519
 # (STATE = ${MIGREADY_LAB_STATE:-/var/tmp/migready-lab}, or /var/tmp/migready-lab-ID
@@ -261,7 +263,7 @@ cmd_up() {
     command -v systemd-nspawn >/dev/null || die "systemd-nspawn missing (apt-get install systemd-container)"
     command -v debootstrap >/dev/null || die "debootstrap missing (apt-get install debootstrap)"
 
-    mkdir -p "$state/hosts"
+    mkdir -p "$state/hosts" "$state/shared"
     # Parse specs and assign addresses first: every host's /etc/hosts names all hosts.
     local i=0 spec name suite profile fw
     local -a names=() suites=() profiles=() fws=()
@@ -430,8 +432,12 @@ write_nova_inventory() { # MEMBER...: inventory.toml plus the [nova] table
 
 boot_host() { # NAME: boot the host's root (its overlay) in its network namespace
     local d="$state/hosts/$1"
+    # $state/shared is every host's /srv/migready-shared: one directory seen by all hosts
+    # (a shared instances path for tests; nothing uses it otherwise).
+    mkdir -p "$state/shared"
     setsid systemd-nspawn -D "$d/root" --boot --register=no --keep-unit \
         --network-namespace-path="/run/netns/$(cat "$d/netns")" -M "$1" --console=read-only \
+        --bind="$state/shared:/srv/migready-shared" \
         --capability=CAP_NET_ADMIN,CAP_NET_RAW >>"$d/console.log" 2>&1 </dev/null &
     echo $! >"$d/pid"
 }

@@ -26,7 +26,8 @@ enum Command {
     ///
     /// Connects to each host over SSH (host keys verified against known_hosts),
     /// gathers its facts in one round trip and runs every check. Nothing on the
-    /// hosts is changed.
+    /// hosts is changed, but for Nova's shared-storage test (storage.shared-instances):
+    /// an empty file in each instances path, removed in the same run.
     Doctor {
         /// Inventory file: migready's TOML (see inventory.example.toml), or an
         /// Ansible inventory, INI (kolla-ansible's multinode) or YAML.

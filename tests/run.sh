@@ -43,6 +43,8 @@ cargo test --locked --test lab -- --ignored --test-threads=1
 cargo test --locked --test jump_lab -- --ignored --test-threads=1
 # fix changes the lab: it runs after the read-only doctor tests.
 cargo test --locked --test fix_lab -- --ignored --test-threads=1
+# Exposure (issue 12): who besides the peers reaches libvirt; cmp1 (no firewall) and cmp3.
+cargo test --locked --test tls_lab -- --ignored --test-threads=1
 # The native nftables host cmp6 in depth (reset first; the others are fixed by now).
 cargo test --locked --test nft_lab -- --ignored --test-threads=1
 # The fault matrix: resets cmp3 to its state after `up` before each case.

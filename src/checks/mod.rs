@@ -3,7 +3,8 @@
 //! a status, a one-line message and the evidence it used. Nothing here talks
 //! to a host; that is what lets the tests feed fixture facts.
 
-mod firewall_ports;
+pub mod exposure;
+pub mod firewall_ports;
 mod fix_transaction;
 mod hypervisor;
 mod libvirt_auth;
@@ -176,6 +177,7 @@ pub const ALL: &[CheckDef] = &[
     CheckDef { id: "libvirt.host-uuid", summary: "libvirt host UUID is unique across the inventory", run: Some(libvirt_host_uuid::check) },
     CheckDef { id: "firewall.libvirt", summary: "TCP libvirt port accepted from the peer hosts ahead of any REJECT/DROP (iptables, ip6tables, native nftables chains and firewalld zones, all of them)", run: Some(firewall_ports::libvirt) },
     CheckDef { id: "firewall.migration", summary: "QEMU migration port range (qemu.conf) accepted from the peer hosts (the same firewalls)", run: Some(firewall_ports::migration) },
+    CheckDef { id: "libvirt.exposure", summary: "who besides the peers reaches the libvirt port and the migration range; auth_tcp \"none\" open to any address fails", run: Some(exposure::check) },
     CheckDef { id: "nova.flags", summary: "release-aware migration flags in nova.conf; not tunnelled", run: Some(nova_flags::check) },
     CheckDef { id: "nova.migration-uri", summary: "Nova migrates over qemu+tcp (live_migration_uri / scheme)", run: Some(nova_migration_uri::check) },
     CheckDef { id: "nova.vnc-listen", summary: "VNC listens on an address that exists on every host (0.0.0.0, ::, loopback)", run: Some(nova_vnc::check) },

@@ -441,3 +441,69 @@ fn an_nftables_rule_not_understood_is_a_warning_naming_it() {
     assert_finding(&f, Warn, "TCP 16509 from cmp1 (198.18.42.11), cmp3 (198.18.42.13): nftables verdict unknown in chain input of table inet filter: rule handle 10 in chain input (fib daddr type local accept): expression {\"fib\"");
     assert!(f.evidence.iter().any(|e| e.starts_with("nft: TCP 16509 from 198.18.42.11: verdict unknown in chain input (table inet filter): rule handle 10")), "{:?}", f.evidence);
 }
+
+#[test]
+fn exposure_of_a_host_without_firewall_and_auth_none_fails() {
+    // The seed's recipe (auth_tcp = "none") on a host with no firewall at all (as the
+    // lab's hosts say it: firewall-cmd not installed).
+    let mut seed = raw("bookworm-seed");
+    raw_failed(&mut seed, "firewalld_state", 127, "sh: 1: firewall-cmd: not found");
+    let fleet = Fleet::new(vec![("cmp5", "198.18.42.15", seed), ("cmp3", "198.18.42.13", raw("bookworm-traditional-reject"))]);
+    let f = fleet.finding(0, "libvirt.exposure");
+    assert_finding(&f, Fail, "TCP 16509 is open to any address (nothing filters it: no firewall rules at all) and auth_tcp = \"none\"");
+    assert!(f.message.contains("controls every guest") && f.message.contains("the migration range TCP 49152-49215 is open to any address"), "{}", f.message);
+    assert!(f.evidence.iter().any(|e| e.contains("203.0.113.1") && e.contains("ACCEPT by policy of INPUT")), "{:?}", f.evidence);
+    // firewall.libvirt passes (the peers get through) and says anyone else does too.
+    assert_finding(&fleet.finding(0, "firewall.libvirt"), Pass, "TCP 16509 accepted from cmp3, and from any address (nothing filters it");
+    // The REJECT host: nothing beyond the peers (the peers themselves are refused too,
+    // which is firewall.libvirt's finding).
+    let f = fleet.finding(1, "libvirt.exposure");
+    assert_finding(&f, Pass, "TCP 16509 is not open beyond the peers (an address outside them is refused)");
+    assert!(f.message.contains("the migration range TCP 49152-49215 is not open beyond the peers"), "{}", f.message);
+    assert!(!fleet.finding(1, "firewall.libvirt").message.contains("any address"));
+}
+
+#[test]
+fn exposure_follows_auth_and_policy() {
+    // Stock socket host: no firewall, auth_tcp unset ("sasl"), policy "none": fix would
+    // make it exposed, which doctor says before.
+    let mut fleet = stock();
+    let f = fleet.finding(0, "libvirt.exposure");
+    assert_finding(&f, Warn, "TCP 16509 is open to any address (nothing filters it: no firewall rules at all); with the policy's auth_tcp = \"none\" (fix sets it) anyone");
+    fleet.policy.auth_tcp = crate::inventory::AuthTcp::Sasl;
+    assert_finding(&fleet.finding(0, "libvirt.exposure"), Pass, "auth_tcp = \"sasl\" asks for credentials");
+    // firewalld (rejects the rest) and DROP policy hosts: filtered.
+    let fleet = Fleet::new(vec![
+        ("cmp2", "198.18.42.12", raw("trixie-socket-firewalld")),
+        ("cmp4", "198.18.42.14", raw("trixie-traditional-drop")),
+        ("cmp6", "198.18.42.16", raw("bookworm-socket-nftables")),
+    ]);
+    for i in 0..3 {
+        assert_finding(&fleet.finding(i, "libvirt.exposure"), Pass, "TCP 16509 is not open beyond the peers");
+    }
+}
+
+#[test]
+fn exposure_through_rules_that_accept_everyone_and_allow_lists() {
+    // A ruleset that exists but accepts: ssh allowed, policy ACCEPT.
+    let mut r = raw("bookworm-seed");
+    set(&mut r, "iptables_save", "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n");
+    let fleet = Fleet::new(vec![("cmp5", "198.18.42.15", r), ("cmp3", "198.18.42.13", raw("bookworm-traditional-reject"))]);
+    assert_finding(&fleet.finding(0, "libvirt.exposure"), Fail, "TCP 16509 is open to any address (the firewall rules accept it from 203.0.113.1, which is no peer)");
+    // An allow-list covering the first outsider address: another one is probed, and the
+    // allow-list is named.
+    let mut r = raw("bookworm-traditional-reject");
+    edit(&mut r, "iptables_save", |s| s.replace("-A INPUT -j REJECT", "-A INPUT -s 203.0.113.0/24 -j ACCEPT\n-A INPUT -j REJECT"));
+    let mut fleet = Fleet::new(vec![("cmp3", "198.18.42.13", r)]);
+    // auth_tcp is unset ("sasl") there, the policy asks for "none": a warning.
+    assert_finding(&fleet.finding(0, "libvirt.exposure"), Warn, "open to any address");
+    fleet.policy.allowed_sources = vec!["203.0.113.0/24".into()];
+    let f = fleet.finding(0, "libvirt.exposure");
+    assert_finding(&f, Pass, "TCP 16509 is not open beyond the peers and policy.allowed_sources (203.0.113.0/24)");
+    assert!(f.evidence.iter().any(|e| e.contains("198.51.100.1")), "{:?}", f.evidence);
+}
+
+/// Replace (or add) one record with a failed command.
+fn raw_failed(raw: &mut crate::facts::RawFacts, name: &str, status: i32, stderr: &str) {
+    raw.records.insert(name.into(), crate::facts::Record { status, stdout: String::new(), stderr: stderr.into() });
+}

@@ -1,0 +1,136 @@
+//! Real-host tests of the migration transport's exposure (issue 12): who besides the
+//! peers reaches the libvirt port and the migration range.
+//! Run by tests/run.sh after tests/fix_lab.rs, on the same lab (MIGREADY_LAB_STATE /
+//! MIGREADY_LAB_ID): the first bookworm host with the socket profile and no firewall,
+//! and the first host with the REJECT firewall. For a lab of its own:
+//! `MIGREADY_LAB_ID=3 tests/lab/lab.sh up t1:bookworm:socket t2:bookworm:traditional:reject`.
+//! Ignored by a plain `cargo test`.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+mod common;
+use common::lab_state;
+
+fn read(p: PathBuf) -> String {
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}; is the lab up? (tests/run.sh)", p.display())).trim().to_string()
+}
+
+/// (host with no firewall, host with the REJECT ruleset) of the lab.
+fn hosts() -> (String, String) {
+    let mut found = (None, None);
+    let mut names: Vec<String> = std::fs::read_dir(lab_state().join("hosts"))
+        .unwrap_or_else(|e| panic!("no lab in {} ({e}); run tests/run.sh", lab_state().display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for n in names {
+        let spec = read(lab_state().join("hosts").join(&n).join("spec"));
+        match spec.as_str() {
+            "bookworm:socket:none" if found.0.is_none() => found.0 = Some(n),
+            s if s.ends_with(":reject") && found.1.is_none() => found.1 = Some(n),
+            _ => {}
+        }
+    }
+    (found.0.expect("a bookworm:socket host without firewall in the lab"), found.1.expect("a host with the reject firewall in the lab"))
+}
+
+fn address(host: &str) -> String {
+    read(lab_state().join("hosts").join(host).join("address"))
+}
+
+/// The lab inventory restricted to `names`.
+fn inventory(dir: &Path, names: &[&str]) -> PathBuf {
+    let mut text = format!(
+        "[defaults]\nuser = \"root\"\nidentity_file = \"{0}/id_ed25519\"\nknown_hosts = \"{0}/known_hosts\"\nconnect_timeout = 60\n",
+        lab_state().display()
+    );
+    for n in names {
+        text.push_str(&format!("\n[[hosts]]\nname = \"{n}\"\naddress = \"{}\"\n", address(n)));
+    }
+    let p = dir.join("inventory.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn migready(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_migready")).args(args).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn check<'a>(r: &'a Value, host: &str, id: &str) -> &'a Value {
+    let h = r["hosts"].as_array().unwrap().iter().find(|h| h["name"] == host).unwrap_or_else(|| panic!("no host {host}: {r}"));
+    h["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("{host}: no check {id}"))
+}
+
+#[track_caller]
+fn expect(r: &Value, host: &str, id: &str, status: &str, needle: &str) {
+    let c = check(r, host, id);
+    assert_eq!(c["status"], status, "{host} {id}: {c}");
+    assert!(c["message"].as_str().unwrap().contains(needle), "{host} {id}: message lacks {needle:?}: {c}");
+}
+
+/// Whether the control node (no peer of either host) opens a TCP connection to `host:port`.
+fn control_connects(host: &str, port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(&format!("{}:{port}", address(host)).parse().unwrap(), Duration::from_secs(3)).is_ok()
+}
+
+#[test]
+#[ignore = "needs the lab: tests/run.sh"]
+fn a_host_without_firewall_and_auth_none_is_open_to_every_address() {
+    let (open, walled) = hosts();
+    let dir = tempfile::tempdir().unwrap();
+    let inv = inventory(dir.path(), &[&open, &walled]);
+    let inv = inv.to_str().unwrap();
+
+    // Before fix (on a fresh lab): fix's plan says, host by host, what auth_tcp = "none"
+    // will expose. After tests/fix_lab.rs there is nothing left to plan, so no warning.
+    let (_, out, err) = migready(&["fix", "--dry-run", "-i", inv]);
+    if out.contains("auth_tcp = \"none\": anyone who reaches TCP 16509") {
+        assert!(
+            out.contains(&format!("  {open}: TCP 16509 is open to any address (nothing filters it: no firewall rules at all)")),
+            "{out}{err}"
+        );
+        assert!(out.contains(&format!("  {walled}: the firewall rules above admit only the peers\n")), "{out}{err}");
+        assert!(!out.contains("admit only the peer hosts"), "{out}");
+    }
+
+    // Fixed as the policy asks (auth_tcp = "none"): the host without firewall is open to
+    // anyone, and fix says so in its exit status (doctor's: a failing check).
+    let (code, out, err) = migready(&["fix", "--yes", "--mesh", "none", "--format", "json", "-i", inv]);
+    let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(r["fix"]["changes"]["rolled_back"], 0, "{r}");
+    assert_eq!(code, 1, "{r}");
+    expect(&r, &open, "libvirt.exposure", "fail", "TCP 16509 is open to any address (nothing filters it: no firewall rules at all) and auth_tcp = \"none\"");
+    expect(&r, &open, "libvirt.exposure", "fail", "the migration range TCP 49152-49215 is open to any address");
+    expect(&r, &open, "firewall.libvirt", "pass", &format!("accepted from {walled}, and from any address"));
+    expect(&r, &walled, "libvirt.exposure", "pass", "TCP 16509 is not open beyond the peers (an address outside them is refused)");
+    expect(&r, &walled, "firewall.libvirt", "pass", &format!("accepted from {open}"));
+    assert!(!check(&r, &walled, "firewall.libvirt")["message"].as_str().unwrap().contains("any address"));
+    // The only failure left is the exposure.
+    let fails: Vec<String> = r["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|h| h["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "fail").map(move |c| format!("{} {}", h["name"], c["id"])))
+        .collect();
+    assert_eq!(fails, [format!("\"{open}\" \"libvirt.exposure\"")], "{r}");
+
+    // What the report says is what the network does: the control node, no peer of
+    // either, reaches libvirt on the open host and is refused by the other.
+    assert!(control_connects(&open, 16509), "{open}:16509 must be open to any address");
+    assert!(!control_connects(&walled, 16509), "{walled}:16509 must refuse the control node");
+    let auth = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab.sh"))
+        .args(["ssh", &open, "grep ^auth_tcp /etc/libvirt/libvirtd.conf"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&auth.stdout).trim(), "auth_tcp = \"none\"");
+
+    // doctor says the same, in its exit status too.
+    let (code, out, _) = migready(&["doctor", "--mesh", "none", "--format", "json", "-i", inv]);
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(code, 1);
+    expect(&r, &open, "libvirt.exposure", "fail", "controls every guest on this host without a password");
+}

@@ -134,3 +134,47 @@ fn a_host_without_firewall_and_auth_none_is_open_to_every_address() {
     assert_eq!(code, 1);
     expect(&r, &open, "libvirt.exposure", "fail", "controls every guest on this host without a password");
 }
+
+#[test]
+#[ignore = "needs the lab: tests/run.sh"]
+fn b_transport_tls_is_what_doctor_and_fix_expect() {
+    // [policy] transport = "tls" on the same two hosts: doctor judges libvirt's TLS
+    // listener and TCP 16514; fix --dry-run plans no TCP listener, opens 16514 on the
+    // REJECT host to the peer, says what it does not set up, and changes nothing.
+    let (open, walled) = hosts();
+    let dir = tempfile::tempdir().unwrap();
+    let inv = inventory(dir.path(), &[&open, &walled]);
+    let mut text = std::fs::read_to_string(&inv).unwrap();
+    text.push_str("\n[policy]\ntransport = \"tls\"\n");
+    std::fs::write(&inv, text).unwrap();
+    let inv = inv.to_str().unwrap();
+    let (code, out, _) = migready(&["doctor", "--format", "json", "-i", inv]);
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(code, 1);
+    expect(&r, &open, "libvirt.listen", "fail", "transport tls: libvirtd-tls.socket is not enabled");
+    expect(&r, &open, "libvirt.listen", "fail", "nothing listens on TCP 16514");
+    expect(&r, &walled, "firewall.libvirt", "fail", &format!("TCP 16514 from {open} ({}) is rejected", address(&open)));
+    expect(&r, &open, "libvirt.exposure", "pass", "TCP 16514 is open to any address (nothing filters it: no firewall rules at all); a client needs a certificate the CA signed");
+    expect(&r, &open, "nova.migration-uri", "fail", "not the qemu+tls the transport policy asks");
+    for (from, to) in [(&open, &walled), (&walled, &open)] {
+        let p = r["pairs"].as_array().unwrap().iter().find(|p| &p["from"] == from && &p["to"] == to).unwrap();
+        let c = p["checks"].as_array().unwrap().iter().find(|c| c["id"] == "mesh.qemu-tcp").unwrap();
+        assert!(c["status"] == "skip" && c["message"].as_str().unwrap().contains("qemu+tls probe is not implemented yet"), "{c}");
+    }
+    let snap = |h: &str| {
+        let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab.sh"))
+            .args(["ssh", h, "iptables-save | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'; cat /etc/libvirt/libvirtd.conf /etc/sysconfig/libvirtd 2>/dev/null | sha256sum"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let before = (snap(&open), snap(&walled));
+    let (code, out, err) = migready(&["fix", "--dry-run", "-i", inv]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(&format!("--dport 16514 -m comment --comment 'migready: libvirt-tls from {open}' -j ACCEPT")), "{out}");
+    // Nothing for TCP 16509 (the diff's context may show the rule tcp left, unchanged).
+    assert!(!out.contains("libvirtd-tcp.socket") && !out.contains("+++ b/etc/libvirt/"), "{out}");
+    assert!(!out.lines().any(|l| (l.starts_with("$ ") || l.starts_with('+')) && l.contains("16509")), "{out}");
+    assert!(out.contains("libvirt.listen: transport tls: not fixed by migready yet"), "{out}");
+    assert_eq!((snap(&open), snap(&walled)), before, "--dry-run changed a host");
+}

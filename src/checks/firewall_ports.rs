@@ -20,7 +20,7 @@ use std::net::IpAddr;
 const ANY_REMOTE: &str = "203.0.113.1";
 
 pub fn libvirt(ctx: &Ctx) -> Outcome {
-    let port = ctx.policy.libvirt_port;
+    let port = ctx.libvirt_port();
     ports(ctx, port, port, "libvirt", None)
 }
 
@@ -98,7 +98,8 @@ pub fn reach_from_outside(ctx: &Ctx, lo: u16, hi: u16) -> Reach {
         Status::Pass => {
             let none = matches!(&f.iptables, Some(Firewall::Rules(r)) if r.is_empty())
                 && !matches!(&f.ip6tables, Some(Firewall::Rules(r)) if !r.is_empty())
-                && f.nft_rules().is_none_or(|r| r.tables.is_empty())
+                // An empty table (iptables-nft's `ip filter` after iptables -F) filters nothing.
+                && f.nft_rules().is_none_or(|r| r.tables.iter().all(|t| t.chains.iter().all(|c| c.rules.is_empty() && c.hook.as_ref().is_none_or(|h| !h.policy_drop))))
                 && !matches!(&f.firewalld, Some(Firewalld::Running(_) | Firewalld::Unreadable(_)));
             let why = if none { "nothing filters it: no firewall rules at all".to_string() } else { format!("the firewall rules accept it from {probed}, which is no peer") };
             Reach::Any { why, evidence: out.evidence }

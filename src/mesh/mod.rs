@@ -391,6 +391,13 @@ pub fn run(inv: &Inventory, gathered: &[Gathered], mode: Pairs, parallel: usize)
         .map(|&(a, b)| {
             let probed = &probes[sources.iter().position(|s| *s == a).expect("source probed")];
             let mut checks = pair_checks((&inv.hosts[a].name, &inv.hosts[b].name), views[a], views[b], probed, libvirt_port, &reached);
+            // A destination whose transport is tls is not reached over qemu+tcp; the
+            // qemu+tls probe is not there yet: said, not judged by the TCP probe.
+            if inv.hosts[b].transport.unwrap_or(inv.policy.transport) == crate::inventory::Transport::Tls {
+                for c in checks.iter_mut().filter(|c| c.id == QEMU_TCP && c.status != Status::Skip) {
+                    *c = Outcome::skip(format!("transport tls on {}: the qemu+tls probe is not implemented yet (qemu+tcp is not what peers use)", inv.hosts[b].name)).label_as(QEMU_TCP);
+                }
+            }
             apply_skip(&mut checks, &inv.skip);
             PairReport { from: inv.hosts[a].name.clone(), to: inv.hosts[b].name.clone(), checks }
         })

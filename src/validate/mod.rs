@@ -321,6 +321,13 @@ fn migrate_pair(inv: &Inventory, gathered: &[Gathered], a: usize, b: usize, name
         out.push(skip(LIVE_BLOCK, SKIPPED));
         return out;
     }
+    // transport = "tls": the test migration over qemu+tls with VIR_MIGRATE_TLS is not
+    // there yet; said, rather than migrating over qemu+tcp, which peers do not use.
+    let tls = [sa, sb].into_iter().find(|h| h.transport.unwrap_or(inv.policy.transport) == crate::inventory::Transport::Tls);
+    if let Some(h) = tls {
+        out.push(skip(LIVE_BLOCK, &format!("not run: transport tls on {}: the test migration over qemu+tls is not implemented yet", h.name)));
+        return out;
+    }
     let machine = match machine {
         Ok(m) => m,
         Err(why) => {

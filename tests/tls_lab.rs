@@ -1,5 +1,6 @@
-//! Real-host tests of the migration transport's exposure (issue 12): who besides the
-//! peers reaches the libvirt port and the migration range.
+//! Real-host tests of the migration transport (issue 12): who besides the peers reaches
+//! the libvirt port and the migration range; `[policy] transport = "tls"` as doctor and
+//! fix see it; the certificates migready issues, as libvirt (GnuTLS) takes them.
 //! Run by tests/run.sh after tests/fix_lab.rs, on the same lab (MIGREADY_LAB_STATE /
 //! MIGREADY_LAB_ID): the first bookworm host with the socket profile and no firewall,
 //! and the first host with the REJECT firewall. For a lab of its own:
@@ -177,4 +178,82 @@ fn b_transport_tls_is_what_doctor_and_fix_expect() {
     assert!(!out.lines().any(|l| (l.starts_with("$ ") || l.starts_with('+')) && l.contains("16509")), "{out}");
     assert!(out.contains("libvirt.listen: transport tls: not fixed by migready yet"), "{out}");
     assert_eq!((snap(&open), snap(&walled)), before, "--dry-run changed a host");
+}
+
+/// Runs `cmd` on `host` with `input` on its stdin (key material goes this way, never on
+/// a command line).
+fn ssh_in(host: &str, cmd: &str, input: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab.sh"))
+        .args(["ssh", host, cmd])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+}
+
+/// Takes the TLS listener and the certificates off again, also when the test fails.
+struct TlsCleanup(String, String);
+impl Drop for TlsCleanup {
+    fn drop(&mut self) {
+        ssh_in(&self.0, "systemctl stop libvirtd-tls.socket libvirtd.service; rm -rf /etc/pki/CA /etc/pki/libvirt; rmdir /etc/pki 2>/dev/null; true", "");
+        ssh_in(&self.1, "rm -rf /etc/pki/CA /etc/pki/libvirt; rmdir /etc/pki 2>/dev/null; true", "");
+    }
+}
+
+#[test]
+#[ignore = "needs the lab: tests/run.sh"]
+fn c_certificates_migready_issues_are_what_libvirt_accepts() {
+    // The CA of `migready ca init` and the certificates src/ca.rs issues, placed by hand
+    // where libvirt reads them (fix does not install them yet), on a socket-activated
+    // server: qemu+tls from the other host answers; a server certificate without the
+    // name the client uses is refused, and GnuTLS says why.
+    let (server, client) = hosts();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = migready(&["ca", "init", "--dir", dir.path().join("ca").to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let ca = migready::ca::Ca::load(&dir.path().join("ca/cacert.pem"), &dir.path().join("ca/cakey.pem")).unwrap();
+    let _cleanup = TlsCleanup(server.clone(), client.clone());
+    let put = |host: &str, path: &str, mode: &str, text: &str| {
+        let (ok, out) = ssh_in(host, &format!("mkdir -p \"$(dirname {path})\" && umask 077 && cat > {path} && chmod {mode} {path}"), text);
+        assert!(ok, "{host}: {path}: {out}");
+    };
+    let install_server = |names: &[String]| {
+        let s = ca.issue(&server, names, migready::ca::Kind::Server, migready::ca::HOST_DAYS).unwrap();
+        put(&server, "/etc/pki/CA/cacert.pem", "644", &ca.cert_pem);
+        put(&server, "/etc/pki/libvirt/servercert.pem", "644", &s.cert_pem);
+        put(&server, "/etc/pki/libvirt/private/serverkey.pem", "600", &s.key_pem);
+        // Socket activation: the service takes the new socket when it starts again.
+        let (ok, out) = ssh_in(&server, "systemctl stop libvirtd.service && systemctl restart libvirtd-tls.socket && systemctl is-active libvirtd-tls.socket", "");
+        assert!(ok, "{out}");
+    };
+    let c = ca.issue(&client, std::slice::from_ref(&client), migready::ca::Kind::Client, migready::ca::HOST_DAYS).unwrap();
+    put(&client, "/etc/pki/CA/cacert.pem", "644", &ca.cert_pem);
+    put(&client, "/etc/pki/libvirt/clientcert.pem", "644", &c.cert_pem);
+    put(&client, "/etc/pki/libvirt/private/clientkey.pem", "600", &c.key_pem);
+
+    // Names as src/ca.rs takes them from the inventory and the facts.
+    let inv = inventory(dir.path(), &[&server]);
+    let inv = migready::inventory::load(&inv, &migready::check_ids()).unwrap();
+    let gathered = migready::audit::gather_all(&inv, 1, migready::audit::Keep { sessions: false, texts: false }, |_| {});
+    let facts = &gathered[0].result.as_ref().expect("the server was reached").0;
+    let names = migready::ca::host_names(&inv.hosts[0], facts);
+    assert!(names.contains(&server) && names.contains(&address(&server)), "{names:?}");
+    install_server(&names);
+    let uri = format!("qemu+tls://{server}/system");
+    let (ok, out) = ssh_in(&client, &format!("virsh -c {uri} hostname"), "");
+    assert!(ok && out.trim() == server, "{uri} from {client}: {out}");
+    // By address too (the address is in the certificate).
+    let (ok, out) = ssh_in(&client, &format!("virsh -c qemu+tls://{}/system hostname", address(&server)), "");
+    assert!(ok && out.trim() == server, "{out}");
+
+    // A wrong name: the certificate holds neither the name nor the address.
+    install_server(&["wrong.example.org".to_string()]);
+    let (ok, out) = ssh_in(&client, &format!("virsh -c {uri} hostname"), "");
+    assert!(!ok, "a certificate without {server} must be refused: {out}");
+    assert!(out.contains("owner does not match the hostname") && out.contains("Failed to verify peer's certificate"), "{out}");
 }

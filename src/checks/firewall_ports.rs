@@ -71,8 +71,8 @@ const OUTSIDERS_V4: &[&str] = &["203.0.113.1", "198.51.100.1", "192.0.2.1"];
 const OUTSIDERS_V6: &[&str] = &["2001:db8::1", "2001:db8:ffff::1"];
 
 /// From which sources beyond the peers (and the allow-list) `lo..=hi` is reachable on
-/// this host: probes an address that is neither through every firewall the host has
-/// (IPv4 always; IPv6 when the host has a global IPv6 address).
+/// this host: an address that is neither, judged through every firewall the host has
+/// (IPv4 always; IPv6 too when the host has a global IPv6 address), each family alone.
 pub fn reach_from_outside(ctx: &Ctx, lo: u16, hi: u16) -> Reach {
     let f = ctx.facts();
     let peers: Vec<IpAddr> = ctx.peer_sources().into_iter().map(|(_, a)| a).collect();
@@ -91,21 +91,32 @@ pub fn reach_from_outside(ctx: &Ctx, lo: u16, hi: u16) -> Reach {
     if outsiders.is_empty() {
         return Reach::Unknown { why: "every probe address is a peer's or an allowed source".into(), evidence: Vec::new() };
     }
-    let probed = outsiders.iter().map(|(_, a)| a.to_string()).collect::<Vec<_>>().join(", ");
-    let mut out = judge(ctx, lo, hi, "any", None, &outsiders);
-    out.evidence.insert(0, format!("probed from {probed}: no peer's address, in no allowed source"));
-    match out.status {
-        Status::Pass => {
-            let none = matches!(&f.iptables, Some(Firewall::Rules(r)) if r.is_empty())
-                && !matches!(&f.ip6tables, Some(Firewall::Rules(r)) if !r.is_empty())
-                // An empty table (iptables-nft's `ip filter` after iptables -F) filters nothing.
-                && f.nft_rules().is_none_or(|r| r.tables.iter().all(|t| t.chains.iter().all(|c| c.rules.is_empty() && c.hook.as_ref().is_none_or(|h| !h.policy_drop))))
-                && !matches!(&f.firewalld, Some(Firewalld::Running(_) | Firewalld::Unreadable(_)));
-            let why = if none { "nothing filters it: no firewall rules at all".to_string() } else { format!("the firewall rules accept it from {probed}, which is no peer") };
-            Reach::Any { why, evidence: out.evidence }
+    // Each family on its own: open to anyone over IPv4 is open, whatever IPv6 does.
+    let mut open: Vec<String> = Vec::new();
+    let mut unknown: Option<String> = None;
+    let mut evidence = Vec::new();
+    for o in &outsiders {
+        let out = judge(ctx, lo, hi, "any", None, std::slice::from_ref(o));
+        evidence.push(format!("probed from {}: no peer's address, in no allowed source", o.1));
+        evidence.extend(out.evidence);
+        match out.status {
+            Status::Pass => open.push(o.1.to_string()),
+            Status::Fail => {}
+            _ => unknown = unknown.or(Some(out.message)),
         }
-        Status::Fail => Reach::Filtered { evidence: out.evidence },
-        _ => Reach::Unknown { why: out.message, evidence: out.evidence },
+    }
+    if !open.is_empty() {
+        let none = matches!(&f.iptables, Some(Firewall::Rules(r)) if r.is_empty())
+            && !matches!(&f.ip6tables, Some(Firewall::Rules(r)) if !r.is_empty())
+            // An empty table (iptables-nft's `ip filter` after iptables -F) filters nothing.
+            && f.nft_rules().is_none_or(|r| r.tables.iter().all(|t| t.chains.iter().all(|c| c.rules.is_empty() && c.hook.as_ref().is_none_or(|h| !h.policy_drop))))
+            && !matches!(&f.firewalld, Some(Firewalld::Running(_) | Firewalld::Unreadable(_)));
+        let why = if none { "nothing filters it: no firewall rules at all".to_string() } else { format!("the firewall rules accept it from {}, which is no peer", open.join(", ")) };
+        return Reach::Any { why, evidence };
+    }
+    match unknown {
+        Some(why) => Reach::Unknown { why, evidence },
+        None => Reach::Filtered { evidence },
     }
 }
 

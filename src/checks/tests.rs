@@ -574,3 +574,16 @@ fn exposure_after_iptables_rules_were_flushed_is_still_nothing_filters() {
     let fleet = Fleet::new(vec![("cmp1", "198.18.42.11", r), ("cmp3", "198.18.42.13", raw("bookworm-traditional-reject"))]);
     assert_finding(&fleet.finding(0, "libvirt.exposure"), Fail, "TCP 16509 is open to any address (nothing filters it: no firewall rules at all)");
 }
+
+#[test]
+fn exposure_over_one_family_is_exposure() {
+    // ip6tables rejects, iptables has nothing: open to anyone over IPv4.
+    let mut r = raw("bookworm-seed");
+    raw_failed(&mut r, "firewalld_state", 127, "sh: 1: firewall-cmd: not found");
+    set(&mut r, "ip6tables_save", "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\n-A INPUT -j REJECT\nCOMMIT\n");
+    let mut fleet = Fleet::new(vec![("cmp5", "198.18.42.15", r), ("cmp3", "198.18.42.13", raw("bookworm-traditional-reject"))]);
+    fleet.hosts[0].1.addresses.push("2001:db8:42::15".parse().unwrap());
+    let f = fleet.finding(0, "libvirt.exposure");
+    assert_finding(&f, Fail, "TCP 16509 is open to any address (the firewall rules accept it from 203.0.113.1, which is no peer)");
+    assert!(f.evidence.iter().any(|e| e.contains("probed from 2001:db8::1")), "{:?}", f.evidence);
+}

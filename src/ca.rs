@@ -128,6 +128,12 @@ impl Ca {
     /// A certificate for `host` (its CN) covering `names` (DNS names and IP addresses),
     /// valid from an hour ago for `days`, signed by this CA, with a fresh key.
     pub fn issue(&self, host: &str, names: &[String], kind: Kind, days: u64) -> Result<Issued, String> {
+        let now = time::OffsetDateTime::now_utc();
+        self.issue_valid(host, names, kind, now - Duration::from_secs(3600), now_plus(days))
+    }
+
+    /// [`Ca::issue`] with the validity given (tests make expired certificates with it).
+    pub fn issue_valid(&self, host: &str, names: &[String], kind: Kind, not_before: time::OffsetDateTime, not_after: time::OffsetDateTime) -> Result<Issued, String> {
         let issuer = Issuer::from_ca_cert_pem(&self.cert_pem, &self.key).map_err(|e| format!("the CA certificate: {e}"))?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
@@ -148,8 +154,8 @@ impl Ca {
             Kind::Client => ExtendedKeyUsagePurpose::ClientAuth,
         }];
         params.use_authority_key_identifier_extension = true;
-        params.not_before = time::OffsetDateTime::now_utc() - Duration::from_secs(3600);
-        params.not_after = now_plus(days);
+        params.not_before = not_before;
+        params.not_after = not_after;
         let key = KeyPair::generate().map_err(|e| format!("generating a key for {host}: {e}"))?;
         let cert = params.signed_by(&key, &issuer).map_err(|e| format!("signing {host}'s certificate: {e}"))?;
         Ok(Issued { cert_pem: cert.pem(), key_pem: key.serialize_pem() })

@@ -196,12 +196,32 @@ fn ssh_in(host: &str, cmd: &str, input: &str) -> (bool, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
 }
 
-/// Takes the TLS listener and the certificates off again, also when the test fails.
-struct TlsCleanup(String, String);
+/// The libvirt sockets active on `host` now.
+fn active_sockets(host: &str) -> Vec<String> {
+    let (_, out) = ssh_in(host, "systemctl list-units --state=active --plain --no-legend 'libvirtd*.socket' | cut -d' ' -f1", "");
+    out.split_whitespace().filter(|u| u.ends_with(".socket")).map(str::to_string).collect()
+}
+
+/// Takes the TLS listener and the certificates off the server again and brings its
+/// libvirt back as it was (an expired certificate makes libvirtd.service fail, and its
+/// sockets with it), also when the test fails. Returns what `virsh version` said.
+fn tls_cleanup(server: &str, client: &str, sockets: &[String]) -> (bool, String) {
+    ssh_in(client, "rm -rf /etc/pki/CA /etc/pki/libvirt; rmdir /etc/pki 2>/dev/null; true", "");
+    let units = sockets.join(" ");
+    ssh_in(
+        server,
+        &format!(
+            "systemctl stop libvirtd-tls.socket libvirtd.service; rm -rf /etc/pki/CA /etc/pki/libvirt; rmdir /etc/pki 2>/dev/null; \
+             systemctl reset-failed libvirtd.service 'libvirtd*.socket' 2>/dev/null; systemctl start {units} && virsh -q -c qemu:///system version >/dev/null && echo libvirt back"
+        ),
+        "",
+    )
+}
+
+struct TlsCleanup(String, String, Vec<String>);
 impl Drop for TlsCleanup {
     fn drop(&mut self) {
-        ssh_in(&self.0, "systemctl stop libvirtd-tls.socket libvirtd.service; rm -rf /etc/pki/CA /etc/pki/libvirt; rmdir /etc/pki 2>/dev/null; true", "");
-        ssh_in(&self.1, "rm -rf /etc/pki/CA /etc/pki/libvirt; rmdir /etc/pki 2>/dev/null; true", "");
+        tls_cleanup(&self.0, &self.1, &self.2);
     }
 }
 
@@ -217,13 +237,14 @@ fn c_certificates_migready_issues_are_what_libvirt_accepts() {
     let (code, _, err) = migready(&["ca", "init", "--dir", dir.path().join("ca").to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let ca = migready::ca::Ca::load(&dir.path().join("ca/cacert.pem"), &dir.path().join("ca/cakey.pem")).unwrap();
-    let _cleanup = TlsCleanup(server.clone(), client.clone());
+    let sockets = active_sockets(&server);
+    assert!(sockets.iter().any(|u| u == "libvirtd.socket"), "{server}: {sockets:?}");
+    let _cleanup = TlsCleanup(server.clone(), client.clone(), sockets.clone());
     let put = |host: &str, path: &str, mode: &str, text: &str| {
         let (ok, out) = ssh_in(host, &format!("mkdir -p \"$(dirname {path})\" && umask 077 && cat > {path} && chmod {mode} {path}"), text);
         assert!(ok, "{host}: {path}: {out}");
     };
-    let install_server = |names: &[String]| {
-        let s = ca.issue(&server, names, migready::ca::Kind::Server, migready::ca::HOST_DAYS).unwrap();
+    let install_server = |s: migready::ca::Issued| {
         put(&server, "/etc/pki/CA/cacert.pem", "644", &ca.cert_pem);
         put(&server, "/etc/pki/libvirt/servercert.pem", "644", &s.cert_pem);
         put(&server, "/etc/pki/libvirt/private/serverkey.pem", "600", &s.key_pem);
@@ -243,7 +264,21 @@ fn c_certificates_migready_issues_are_what_libvirt_accepts() {
     let facts = &gathered[0].result.as_ref().expect("the server was reached").0;
     let names = migready::ca::host_names(&inv.hosts[0], facts);
     assert!(names.contains(&server) && names.contains(&address(&server)), "{names:?}");
-    install_server(&names);
+    let sc = ca.issue(&server, std::slice::from_ref(&server), migready::ca::Kind::Client, migready::ca::HOST_DAYS).unwrap();
+    put(&server, "/etc/pki/libvirt/clientcert.pem", "644", &sc.cert_pem);
+    put(&server, "/etc/pki/libvirt/private/clientkey.pem", "600", &sc.key_pem);
+    install_server(ca.issue(&server, &names, migready::ca::Kind::Server, migready::ca::HOST_DAYS).unwrap());
+    // doctor under transport tls reads them (certificates only) and judges them.
+    let tls_inv = dir.path().join("tls.toml");
+    std::fs::write(&tls_inv, std::fs::read_to_string(dir.path().join("inventory.toml")).unwrap() + "\n[policy]\ntransport = \"tls\"\n").unwrap();
+    let tls_inv = tls_inv.to_str().unwrap().to_string();
+    let doctor = || {
+        let (_, out, err) = migready(&["doctor", "--mesh", "none", "--format", "json", "-i", &tls_inv]);
+        let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+        assert!(!out.contains("PRIVATE KEY"), "{out}");
+        r
+    };
+    expect(&doctor(), &server, "tls.certificates", "pass", "server and client certificates signed by the host's CA");
     let uri = format!("qemu+tls://{server}/system");
     let (ok, out) = ssh_in(&client, &format!("virsh -c {uri} hostname"), "");
     assert!(ok && out.trim() == server, "{uri} from {client}: {out}");
@@ -252,8 +287,23 @@ fn c_certificates_migready_issues_are_what_libvirt_accepts() {
     assert!(ok && out.trim() == server, "{out}");
 
     // A wrong name: the certificate holds neither the name nor the address.
-    install_server(&["wrong.example.org".to_string()]);
+    install_server(ca.issue(&server, &["wrong.example.org".to_string()], migready::ca::Kind::Server, migready::ca::HOST_DAYS).unwrap());
     let (ok, out) = ssh_in(&client, &format!("virsh -c {uri} hostname"), "");
     assert!(!ok, "a certificate without {server} must be refused: {out}");
     assert!(out.contains("owner does not match the hostname") && out.contains("Failed to verify peer's certificate"), "{out}");
+    expect(&doctor(), &server, "tls.certificates", "fail", &format!("/etc/pki/libvirt/servercert.pem does not name {server}"));
+
+    // Expired: refused by libvirt, and doctor says since when.
+    let now = time::OffsetDateTime::now_utc();
+    let old = ca.issue_valid(&server, &names, migready::ca::Kind::Server, now - time::Duration::days(30), now - time::Duration::days(1)).unwrap();
+    install_server(old);
+    let (ok, out) = ssh_in(&client, &format!("virsh -c {uri} hostname"), "");
+    // (libvirtd itself will not serve with it: the handshake fails on the client.)
+    assert!(!ok && out.contains("failed to connect to the hypervisor"), "an expired certificate must be refused: {out}");
+    expect(&doctor(), &server, "tls.certificates", "fail", &format!("/etc/pki/libvirt/servercert.pem expired on {}", (now - time::Duration::days(1)).date()));
+
+    // Taken off again: libvirt as it was (the later tests use this host).
+    let (ok, out) = tls_cleanup(&server, &client, &sockets);
+    assert!(ok && out.contains("libvirt back"), "{server}: {out}");
+    assert_eq!(active_sockets(&server), sockets);
 }

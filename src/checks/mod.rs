@@ -17,6 +17,7 @@ mod nova_flags;
 mod nova_migration_uri;
 mod nova_vnc;
 mod storage_instances;
+mod tls_certs;
 
 use crate::facts::HostFacts;
 use crate::inventory::{HostSpec, Policy};
@@ -189,6 +190,7 @@ pub const ALL: &[CheckDef] = &[
     CheckDef { id: "firewall.libvirt", summary: "TCP libvirt port accepted from the peer hosts ahead of any REJECT/DROP (iptables, ip6tables, native nftables chains and firewalld zones, all of them)", run: Some(firewall_ports::libvirt) },
     CheckDef { id: "firewall.migration", summary: "QEMU migration port range (qemu.conf) accepted from the peer hosts (the same firewalls)", run: Some(firewall_ports::migration) },
     CheckDef { id: "libvirt.exposure", summary: "who besides the peers reaches the libvirt port and the migration range; auth_tcp \"none\" open to any address fails", run: Some(exposure::check) },
+    CheckDef { id: "tls.certificates", summary: "transport tls: libvirt's CA, server and client certificates verify, are for their purpose, name what peers use, are valid (warn 30 days before); clock skew", run: Some(tls_certs::check) },
     CheckDef { id: "nova.flags", summary: "release-aware migration flags in nova.conf; not tunnelled", run: Some(nova_flags::check) },
     CheckDef { id: "nova.migration-uri", summary: "Nova migrates over the policy's transport: qemu+tcp, or qemu+tls with native TLS (live_migration_uri / scheme / with_native_tls)", run: Some(nova_migration_uri::check) },
     CheckDef { id: "nova.vnc-listen", summary: "VNC listens on an address that exists on every host (0.0.0.0, ::, loopback)", run: Some(nova_vnc::check) },

@@ -587,3 +587,64 @@ fn exposure_over_one_family_is_exposure() {
     assert_finding(&f, Fail, "TCP 16509 is open to any address (the firewall rules accept it from 203.0.113.1, which is no peer)");
     assert!(f.evidence.iter().any(|e| e.contains("probed from 2001:db8::1")), "{:?}", f.evidence);
 }
+
+mod tls_certificates {
+    use super::*;
+    use crate::ca::{Ca, Kind};
+    use crate::inventory::Transport;
+
+    fn new_ca() -> (tempfile::TempDir, Ca) {
+        let d = tempfile::tempdir().unwrap();
+        let (c, k) = crate::ca::init(d.path()).unwrap();
+        let ca = Ca::load(&c, &k).unwrap();
+        (d, ca)
+    }
+
+    /// cmp1 (bookworm socket, hostname cmp1) with the given server certificate names and
+    /// validity, a client certificate, and the CA.
+    fn finding(ca: &Ca, names: &[&str], not_after_days: i64, tls: bool) -> Finding {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let now = time::OffsetDateTime::now_utc();
+        let s = ca.issue_valid("cmp1", &names, Kind::Server, now - time::Duration::days(400), now + time::Duration::days(not_after_days)).unwrap();
+        let c = ca.issue("cmp1", &names, Kind::Client, 365).unwrap();
+        let mut r = raw("bookworm-socket");
+        set(&mut r, crate::facts::PKI_CACERT, &ca.cert_pem);
+        set(&mut r, crate::facts::PKI_SERVERCERT, &s.cert_pem);
+        set(&mut r, crate::facts::PKI_CLIENTCERT, &c.cert_pem);
+        // The host's clock: now (the fixture's date is from when it was captured).
+        set(&mut r, "date", &format!("{}\n", now.unix_timestamp()));
+        let mut fleet = Fleet::new(vec![("cmp1", "198.18.42.11", r)]);
+        if tls {
+            fleet.policy.transport = Transport::Tls;
+        }
+        fleet.finding(0, "tls.certificates")
+    }
+
+    #[test]
+    fn good_expired_expiring_wrong_name_other_ca() {
+        let (_d, ca) = new_ca();
+        assert_finding(&finding(&ca, &["cmp1"], 100, false), Skip, "transport tcp");
+        let f = finding(&ca, &["cmp1", "198.18.42.11"], 100, true);
+        assert_finding(&f, Pass, "server and client certificates signed by the host's CA");
+        assert!(f.evidence.iter().any(|e| e.contains("names cmp1, 198.18.42.11")), "{:?}", f.evidence);
+        assert_finding(&finding(&ca, &["cmp1"], -1, true), Fail, "/etc/pki/libvirt/servercert.pem expired on");
+        assert_finding(&finding(&ca, &["cmp1"], 10, true), Warn, "/etc/pki/libvirt/servercert.pem expires on");
+        assert_finding(&finding(&ca, &["wrong.example.org"], 100, true), Fail, "/etc/pki/libvirt/servercert.pem does not name cmp1 (peers connect to it so; it names wrong.example.org)");
+        // Signed by another CA than the host's.
+        let (_e, other) = new_ca();
+        let now = time::OffsetDateTime::now_utc();
+        let s = other.issue_valid("cmp1", &["cmp1".into()], Kind::Server, now - time::Duration::days(1), now + time::Duration::days(100)).unwrap();
+        let mut r = raw("bookworm-socket");
+        set(&mut r, crate::facts::PKI_CACERT, &ca.cert_pem);
+        set(&mut r, crate::facts::PKI_SERVERCERT, &s.cert_pem);
+        let mut fleet = Fleet::new(vec![("cmp1", "198.18.42.11", r)]);
+        fleet.policy.transport = Transport::Tls;
+        let f = fleet.finding(0, "tls.certificates");
+        assert_finding(&f, Fail, "servercert.pem does not verify against /etc/pki/CA/cacert.pem");
+        assert!(f.message.contains("no /etc/pki/libvirt/clientcert.pem"), "{}", f.message);
+        // No CA at all.
+        let mut fleet = Fleet::new(vec![("cmp1", "198.18.42.11", raw("bookworm-socket"))]);
+        fleet.policy.transport = Transport::Tls;
+        assert_finding(&fleet.finding(0, "tls.certificates"), Fail, "no /etc/pki/CA/cacert.pem");
+    }
+}

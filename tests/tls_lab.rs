@@ -160,7 +160,8 @@ fn b_transport_tls_is_what_doctor_and_fix_expect() {
     for (from, to) in [(&open, &walled), (&walled, &open)] {
         let p = r["pairs"].as_array().unwrap().iter().find(|p| &p["from"] == from && &p["to"] == to).unwrap();
         let c = p["checks"].as_array().unwrap().iter().find(|c| c["id"] == "mesh.qemu-tcp").unwrap();
-        assert!(c["status"] == "skip" && c["message"].as_str().unwrap().contains("qemu+tls probe is not implemented yet"), "{c}");
+        // Probed over qemu+tls, which nothing serves yet.
+        assert!(c["status"] == "fail" && c["message"].as_str().unwrap().contains(&format!("qemu+tls://{to}/system from {from} failed")), "{c}");
     }
     let snap = |h: &str| {
         let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab.sh"))
@@ -279,6 +280,22 @@ fn c_certificates_migready_issues_are_what_libvirt_accepts() {
         r
     };
     expect(&doctor(), &server, "tls.certificates", "pass", "server and client certificates signed by the host's CA");
+    // The mesh probes qemu+tls from the client, with both engines (Python, sh).
+    let pair_inv = dir.path().join("pair.toml");
+    let both = inventory(dir.path(), &[&server, &client]);
+    std::fs::write(&pair_inv, std::fs::read_to_string(&both).unwrap() + "\n[policy]\ntransport = \"tls\"\n").unwrap();
+    for engine in ["auto", "sh"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_migready"))
+            .args(["doctor", "--format", "json", "-i", pair_inv.to_str().unwrap()])
+            .env("MIGREADY_MESH_ENGINE", engine)
+            .output()
+            .unwrap();
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let p = r["pairs"].as_array().unwrap().iter().find(|p| p["from"] == client.as_str() && p["to"] == server.as_str()).unwrap();
+        let c = p["checks"].as_array().unwrap().iter().find(|c| c["id"] == "mesh.qemu-tcp").unwrap();
+        assert_eq!(c["status"], "pass", "{engine}: {c}");
+        assert!(c["message"].as_str().unwrap().contains(&format!("qemu+tls://{server}/system from {client} answers as {server}")), "{engine}: {c}");
+    }
     let uri = format!("qemu+tls://{server}/system");
     let (ok, out) = ssh_in(&client, &format!("virsh -c {uri} hostname"), "");
     assert!(ok && out.trim() == server, "{uri} from {client}: {out}");

@@ -91,6 +91,14 @@ pub fn script_for(peers: &[(String, Vec<u16>)], libvirt_port: u16) -> String {
 /// whitespace or a control character; the inventory refuses them all) is left
 /// out, and its pair reported as not probed.
 pub fn script_with(peers: &[(String, Vec<u16>)], libvirt_port: u16, engine: &str) -> String {
+    script_tls(peers, libvirt_port, engine, &[])
+}
+
+/// [`script_with`], where the peers named in `tls` (their transport is tls) are opened
+/// as `qemu+tls://PEER/system` (libvirt's TLS port, the client certificate under
+/// /etc/pki/libvirt), in `MESH_TLS_PEERS`.
+pub fn script_tls(peers: &[(String, Vec<u16>)], libvirt_port: u16, engine: &str, tls: &[String]) -> String {
+    let tls: Vec<&str> = tls.iter().map(String::as_str).filter(|n| !n.is_empty() && !n.chars().any(|c| c.is_whitespace() || c.is_control())).collect();
     let lines: Vec<String> = peers
         .iter()
         .filter(|(name, _)| !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c.is_control()))
@@ -100,11 +108,16 @@ pub fn script_with(peers: &[(String, Vec<u16>)], libvirt_port: u16, engine: &str
         })
         .collect();
     format!(
-        "MESH_TIMEOUT={PROBE_TIMEOUT_SECS}\nMESH_LIBVIRT_PORT={libvirt_port}\nMESH_ENGINE={}\nMESH_PEERS={}\n{}",
+        "MESH_TIMEOUT={PROBE_TIMEOUT_SECS}\nMESH_LIBVIRT_PORT={libvirt_port}\nMESH_ENGINE={}\nMESH_PEERS={}\nMESH_TLS_PEERS={}\n{}",
         crate::shell::quote(engine),
         crate::shell::quote(&lines.join("\n")),
+        crate::shell::quote(&tls.join(" ")),
         SCRIPT.replace("@@MESH_PY@@", PYTHON.trim_end())
     )
+}
+
+fn is_tls(inv: &Inventory, h: &HostSpec) -> bool {
+    h.transport.unwrap_or(inv.policy.transport) == crate::inventory::Transport::Tls
 }
 
 /// Run the probe script on one host, over `session` if the facts gathering kept it
@@ -225,7 +238,17 @@ pub fn judge(from: &HostView, to: &HostView, raw: &RawFacts, libvirt_port: u16, 
 
     // mesh.qemu-tcp
     let uri = format!("qemu+tcp://{peer}:{libvirt_port}/system");
-    let qemu = match raw.get(&format!("qemu-tcp:{peer}")) {
+    out.push(label(QEMU_TCP, judge_qemu(from, to, raw, &uri, libvirt_port)));
+    mesh_ports(from, to, raw, out)
+}
+
+/// `mesh.qemu-tcp` from the probe's `qemu-tcp:PEER` record, which opened `uri` (qemu+tcp,
+/// or qemu+tls towards a host whose transport is tls).
+pub fn judge_qemu(from: &HostView, to: &HostView, raw: &RawFacts, uri: &str, libvirt_port: u16) -> Outcome {
+    let peer = to.name();
+    let me = from.name();
+    let missing = |what: &str| Outcome::fail(format!("the mesh probe on {me} printed no {what} record for {peer}"));
+    match raw.get(&format!("qemu-tcp:{peer}")) {
         None => missing("qemu-tcp"),
         Some(r) if r.status == 124 => {
             Outcome::fail(format!("{uri} from {me} timed out after {PROBE_TIMEOUT_SECS} s (TCP {libvirt_port} filtered, or libvirtd hangs)"))
@@ -249,9 +272,14 @@ pub fn judge(from: &HostView, to: &HostView, raw: &RawFacts, libvirt_port: u16, 
                 .with(ev)
             }
         }
-    };
-    out.push(label(QEMU_TCP, qemu));
+    }
+}
 
+/// `mesh.migration-ports`, appended to `out`.
+fn mesh_ports(from: &HostView, to: &HostView, raw: &RawFacts, mut out: Vec<Finding>) -> Vec<Finding> {
+    let peer = to.name();
+    let me = from.name();
+    let missing = |what: &str| Outcome::fail(format!("the mesh probe on {me} printed no {what} record for {peer}"));
     // mesh.migration-ports
     let (lo, hi, range_ev) = to.facts.migration_ports();
     let mut reachable = Vec::new();
@@ -382,7 +410,8 @@ pub fn run(inv: &Inventory, gathered: &[Gathered], mode: Pairs, parallel: usize)
             if peers.is_empty() {
                 return Ok(RawFacts::default());
             }
-            probe(&inv.hosts[a], session, &script_for(&peers, libvirt_port)).map_err(|e| format!("the mesh probe on {} failed: {e}", inv.hosts[a].name))
+            let tls: Vec<String> = peers.iter().filter(|(n, _)| inv.hosts.iter().any(|h| &h.name == n && is_tls(inv, h))).map(|(n, _)| n.clone()).collect();
+            probe(&inv.hosts[a], session, &script_tls(&peers, libvirt_port, engine(), &tls)).map_err(|e| format!("the mesh probe on {} failed: {e}", inv.hosts[a].name))
         },
         |_| {},
     );
@@ -391,11 +420,13 @@ pub fn run(inv: &Inventory, gathered: &[Gathered], mode: Pairs, parallel: usize)
         .map(|&(a, b)| {
             let probed = &probes[sources.iter().position(|s| *s == a).expect("source probed")];
             let mut checks = pair_checks((&inv.hosts[a].name, &inv.hosts[b].name), views[a], views[b], probed, libvirt_port, &reached);
-            // A destination whose transport is tls is not reached over qemu+tcp; the
-            // qemu+tls probe is not there yet: said, not judged by the TCP probe.
-            if inv.hosts[b].transport.unwrap_or(inv.policy.transport) == crate::inventory::Transport::Tls {
+            // A destination whose transport is tls was opened over qemu+tls.
+            if is_tls(inv, &inv.hosts[b])
+                && let (Some(from), Some(to), Ok(raw)) = (views[a], views[b], probed)
+            {
+                let uri = format!("qemu+tls://{}/system", inv.hosts[b].name);
                 for c in checks.iter_mut().filter(|c| c.id == QEMU_TCP && c.status != Status::Skip) {
-                    *c = Outcome::skip(format!("transport tls on {}: the qemu+tls probe is not implemented yet (qemu+tcp is not what peers use)", inv.hosts[b].name)).label_as(QEMU_TCP);
+                    *c = judge_qemu(&from, &to, raw, &uri, crate::inventory::LIBVIRT_TLS_PORT).label_as(QEMU_TCP);
                 }
             }
             apply_skip(&mut checks, &inv.skip);

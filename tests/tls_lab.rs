@@ -207,12 +207,12 @@ fn active_sockets(host: &str) -> Vec<String> {
 /// libvirt back as it was (an expired certificate makes libvirtd.service fail, and its
 /// sockets with it), also when the test fails. Returns what `virsh version` said.
 fn tls_cleanup(server: &str, client: &str, sockets: &[String]) -> (bool, String) {
-    ssh_in(client, "rm -rf /etc/pki/CA /etc/pki/libvirt; rmdir /etc/pki 2>/dev/null; true", "");
+    ssh_in(client, "rm -rf /etc/pki/CA /etc/pki/libvirt /etc/pki/qemu; rmdir /etc/pki 2>/dev/null; systemctl restart libvirtd.service; true", "");
     let units = sockets.join(" ");
     ssh_in(
         server,
         &format!(
-            "systemctl stop libvirtd-tls.socket libvirtd.service; rm -rf /etc/pki/CA /etc/pki/libvirt; rmdir /etc/pki 2>/dev/null; \
+            "systemctl stop libvirtd-tls.socket libvirtd.service; rm -rf /etc/pki/CA /etc/pki/libvirt /etc/pki/qemu; rmdir /etc/pki 2>/dev/null; \
              systemctl reset-failed libvirtd.service 'libvirtd*.socket' 2>/dev/null; systemctl start {units} && virsh -q -c qemu:///system version >/dev/null && echo libvirt back"
         ),
         "",
@@ -302,6 +302,58 @@ fn c_certificates_migready_issues_are_what_libvirt_accepts() {
     // By address too (the address is in the certificate).
     let (ok, out) = ssh_in(&client, &format!("virsh -c qemu+tls://{}/system hostname", address(&server)), "");
     assert!(ok && out.trim() == server, "{out}");
+
+    // A test live block migration client -> server with TLS (validate: qemu+tls and
+    // VIR_MIGRATE_TLS, the server's transport tls by its own inventory entry). QEMU
+    // reads its certificates under /etc/pki/qemu (the keys readable by its group).
+    let qemu_certs = |host: &str, names: &[String]| {
+        let s = ca.issue(host, names, migready::ca::Kind::Server, migready::ca::HOST_DAYS).unwrap();
+        let c = ca.issue(host, names, migready::ca::Kind::Client, migready::ca::HOST_DAYS).unwrap();
+        put(host, "/etc/pki/qemu/ca-cert.pem", "644", &ca.cert_pem);
+        put(host, "/etc/pki/qemu/server-cert.pem", "644", &s.cert_pem);
+        put(host, "/etc/pki/qemu/server-key.pem", "640", &s.key_pem);
+        put(host, "/etc/pki/qemu/client-cert.pem", "644", &c.cert_pem);
+        put(host, "/etc/pki/qemu/client-key.pem", "640", &c.key_pem);
+        let (ok, out) = ssh_in(host, "chgrp libvirt-qemu /etc/pki/qemu/server-key.pem /etc/pki/qemu/client-key.pem && chmod 755 /etc/pki/qemu", "");
+        assert!(ok, "{host}: {out}");
+    };
+    qemu_certs(&server, &names);
+    qemu_certs(&client, &[client.clone(), address(&client)]);
+    // libvirt reads qemu.conf's TLS directory when it starts.
+    let (ok, out) = ssh_in(&client, "systemctl restart libvirtd.service", "");
+    assert!(ok, "{out}");
+    let (ok, out) = ssh_in(&server, "systemctl stop libvirtd.service", "");
+    assert!(ok, "{out}");
+    let mig_inv = dir.path().join("mig.toml");
+    let text = std::fs::read_to_string(inventory(dir.path(), &[&client, &server])).unwrap();
+    // The server's entry (the last) gets transport = "tls"; the client stays tcp.
+    std::fs::write(&mig_inv, format!("{text}transport = \"tls\"\n")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_migready"))
+        .args(["validate", "--format", "json", "--mesh", "none", "-i", mig_inv.to_str().unwrap(), "--pair", &format!("{client}:{server}")])
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let p = r["pairs"].as_array().unwrap().iter().find(|p| p["from"] == client.as_str() && p["to"] == server.as_str()).unwrap();
+    let c = p["checks"].as_array().unwrap().iter().find(|c| c["id"] == "migration.live-block").unwrap();
+    assert_eq!(c["status"], "pass", "{}\n{c:#}", String::from_utf8_lossy(&out.stderr));
+    let ev = c["evidence"].to_string();
+    assert!(ev.contains("|TLS (VIR_MIGRATE_TLS") && ev.contains(&format!("qemu+tls://{server}/system")), "{ev}");
+    eprintln!("TLS migration {client} -> {server}: {}", c["message"]);
+    // The streams really are in TLS: without QEMU's certificates on the destination
+    // the same migration fails.
+    let (ok, out) = ssh_in(&server, "mv /etc/pki/qemu /etc/pki/qemu.off", "");
+    assert!(ok, "{out}");
+    let out = Command::new(env!("CARGO_BIN_EXE_migready"))
+        .args(["validate", "--format", "json", "--mesh", "none", "-i", mig_inv.to_str().unwrap(), "--pair", &format!("{client}:{server}")])
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let p = r["pairs"].as_array().unwrap().iter().find(|p| p["from"] == client.as_str() && p["to"] == server.as_str()).unwrap();
+    let c = p["checks"].as_array().unwrap().iter().find(|c| c["id"] == "migration.live-block").unwrap();
+    eprintln!("without /etc/pki/qemu on {server}: {}", c["message"]);
+    assert_eq!(c["status"], "fail", "{c:#}");
+    let (ok, out) = ssh_in(&server, "rm -rf /etc/pki/qemu.off", "");
+    assert!(ok, "{out}");
 
     // A wrong name: the certificate holds neither the name nor the address.
     install_server(ca.issue(&server, &["wrong.example.org".to_string()], migready::ca::Kind::Server, migready::ca::HOST_DAYS).unwrap());

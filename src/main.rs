@@ -95,7 +95,7 @@ enum Command {
     /// Reachability mesh and a test live block migration between hosts.
     ///
     /// Audits like doctor, probes from each host to its peers (name resolution,
-    /// qemu+tcp, migration ports), then per pair runs the seed's prechecks and
+    /// qemu+tcp or qemu+tls, migration ports), then per pair runs the seed's prechecks and
     /// live-migrates a throwaway guest (migready-test-*) laid out like a Nova
     /// instance, with Nova's flags, verifies it on both hosts and removes it
     /// from both hosts whatever happens (also on timeout and Ctrl-C).

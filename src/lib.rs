@@ -6,6 +6,7 @@
 //! format-preserving parsers of the files the tool reads and, later, edits.
 
 pub mod audit;
+pub mod ca;
 pub mod checks;
 pub mod doctor;
 pub mod exit;

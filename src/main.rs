@@ -109,11 +109,16 @@ enum Command {
     /// Reachability mesh and a test live block migration between hosts.
     ///
     /// Audits like doctor, probes from each host to its peers (name resolution,
-    /// qemu+tcp, migration ports), then per pair runs the seed's prechecks and
+    /// qemu+tcp or qemu+tls, migration ports), then per pair runs the seed's prechecks and
     /// live-migrates a throwaway guest (migready-test-*) laid out like a Nova
     /// instance, with Nova's flags, verifies it on both hosts and removes it
     /// from both hosts whatever happens (also on timeout and Ctrl-C).
     Validate(migready::validate::cli::Args),
+    /// The certificate authority for `[policy] transport = "tls"`.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
     /// List the checks with their IDs.
     Checks,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -128,9 +133,32 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Make a CA: an ECDSA P-256 key (cakey.pem, mode 0600, in a directory of mode
+    /// 0700) and a self-signed CA certificate valid ten years (cacert.pem).
+    ///
+    /// The key stays on this machine: migready never sends it to a host. Refuses
+    /// when either file exists. Prints the two paths.
+    Init {
+        /// Where to write them (default ~/.config/migready/ca).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
+        Command::Ca { command: CaCommand::Init { dir } } => {
+            match dir.or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/migready/ca"))) {
+                None => {
+                    eprintln!("error: no --dir and no HOME to put the CA under");
+                    exit::USAGE
+                }
+                Some(dir) => ca_init(&dir),
+            }
+        }
         Command::Checks => {
             for c in checks::ALL {
                 println!("{:<24} {}", c.id, c.summary);
@@ -196,4 +224,19 @@ fn main() {
         Command::Validate(args) => migready::validate::cli::main(args),
     };
     std::process::exit(code);
+}
+
+/// `migready ca init`: the paths on stdout, an error on stderr (exit 1).
+fn ca_init(dir: &std::path::Path) -> i32 {
+    match migready::ca::init(dir) {
+        Ok((cert, key)) => {
+            println!("CA certificate: {}", for_terminal(&cert.display().to_string()));
+            println!("CA key (mode 0600, keep it here): {}", for_terminal(&key.display().to_string()));
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: {}", for_terminal(&e));
+            exit::FAILED
+        }
+    }
 }

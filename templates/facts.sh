@@ -60,6 +60,10 @@ fact units systemctl show --no-pager \
 file libvirtd_conf /etc/libvirt/libvirtd.conf
 file virtproxyd_conf /etc/libvirt/virtproxyd.conf
 file qemu_conf /etc/libvirt/qemu.conf
+# transport tls: the certificates libvirt reads (never a private key).
+file pki_cacert /etc/pki/CA/cacert.pem
+file pki_servercert /etc/pki/libvirt/servercert.pem
+file pki_clientcert /etc/pki/libvirt/clientcert.pem
 # The environment files the libvirt daemons really read, as systemd reports them.
 # (Read from a file, not a pipe: a piped loop runs in a subshell, and its facts would
 # not be counted.)

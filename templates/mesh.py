@@ -9,6 +9,7 @@
 # and prints the same records:
 #   @@MIGREADY@@ <name> <exit status> <stdout in base64 or -> <stderr in base64 or ->
 # Input (environment): MESH_TIMEOUT, MESH_LIBVIRT_PORT, MESH_PEERS (NAME PORT... lines),
+# MESH_TLS_PEERS (names opened as qemu+tls://NAME/system instead),
 # MESH_PARALLEL (bound on live qemu+tcp probes; name lookups run in a thread each).
 # Nothing here changes the host. No shell is involved: a peer name goes to
 # getaddrinfo(), into the qemu+tcp URI, and to virsh as one argv element after -c.
@@ -106,8 +107,12 @@ except Exception:  # noqa: BLE001
 qemu_done = {}
 
 
+TLS_PEERS = set(os.environ.get("MESH_TLS_PEERS", "").split())
+
+
 def qemu_tcp(peer):
-    uri = "qemu+tcp://%s:%s/system" % (peer, LIBVIRT_PORT)
+    # A peer whose transport is tls: qemu+tls on libvirt's TLS port.
+    uri = ("qemu+tls://%s/system" % peer) if peer in TLS_PEERS else ("qemu+tcp://%s:%s/system" % (peer, LIBVIRT_PORT))
     if libvirt is not None:
         try:
             conn = libvirt.open(uri)

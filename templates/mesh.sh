@@ -1,9 +1,10 @@
 # migready mesh probe: run on a compute host as root with `sh -s` (POSIX sh).
-# migready prepends MESH_TIMEOUT, MESH_LIBVIRT_PORT and MESH_PEERS (quoted; one line per
-# peer: NAME PORT...) to this script. From this host, to every peer, at most
+# migready prepends MESH_TIMEOUT, MESH_LIBVIRT_PORT, MESH_PEERS (quoted; one line per
+# peer: NAME PORT...) and MESH_TLS_PEERS (names whose transport is tls: probed over
+# qemu+tls://NAME/system) to this script. From this host, to every peer, at most
 # MESH_PARALLEL (default 48) probes at a time:
 #   resolve:NAME        getent ahosts -- NAME
-#   qemu-tcp:NAME       virsh -c qemu+tcp://NAME:PORT/system hostname
+#   qemu-tcp:NAME       virsh -c qemu+tcp://NAME:PORT/system hostname (qemu+tls for TLS peers)
 #   port:NAME:PORT      nc -z -v -w TIMEOUT -- NAME PORT (refused = reachable)
 # A name is always one word ("$peer"), after `--` where it is an operand, so that
 # no name can become an option (migready refuses such names anyway).
@@ -18,7 +19,7 @@ export LC_ALL
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 if [ "${MESH_ENGINE:-auto}" != sh ] && command -v python3 >/dev/null 2>&1; then
-    export MESH_TIMEOUT MESH_LIBVIRT_PORT MESH_PEERS MESH_PARALLEL
+    export MESH_TIMEOUT MESH_LIBVIRT_PORT MESH_PEERS MESH_TLS_PEERS MESH_PARALLEL
     # If Python fails (non-zero exit), the sh engine below runs; its records win.
     python3 - <<'MIGREADY_MESH_PY' && exit 0
 @@MESH_PY@@
@@ -48,7 +49,11 @@ if command -v nc >/dev/null 2>&1; then nc=nc; else nc=nc_missing; fi
 while read -r peer ports; do
     [ -n "$peer" ] || continue
     probe "resolve:$peer" getent ahosts -- "$peer"
-    probe "qemu-tcp:$peer" timeout "$MESH_TIMEOUT" virsh -c "qemu+tcp://$peer:$MESH_LIBVIRT_PORT/system" hostname
+    case " ${MESH_TLS_PEERS:-} " in
+    *" $peer "*) uri="qemu+tls://$peer/system" ;;
+    *) uri="qemu+tcp://$peer:$MESH_LIBVIRT_PORT/system" ;;
+    esac
+    probe "qemu-tcp:$peer" timeout "$MESH_TIMEOUT" virsh -c "$uri" hostname
     for p in $ports; do
         probe "port:$peer:$p" timeout $((MESH_TIMEOUT + 1)) $nc -z -v -w "$MESH_TIMEOUT" -- "$peer" "$p"
     done

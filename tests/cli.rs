@@ -274,3 +274,21 @@ fn ansible_inventory_errors_and_empty_limits_exit_2() {
         assert!(stderr.contains("\"computes\" matches no group and no host"), "{stderr}");
     }
 }
+
+#[test]
+fn ca_init_makes_a_ca_whose_key_only_the_owner_reads() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    let (code, out, err) = migready(&["ca", "init", "--dir", ca.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("CA certificate: {}/cacert.pem", ca.display())) && out.contains("cakey.pem"), "{out}");
+    assert!(!out.contains("PRIVATE KEY") && !err.contains("PRIVATE KEY"));
+    assert_eq!(std::fs::metadata(ca.join("cakey.pem")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read_to_string(ca.join("cacert.pem")).unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+    let key = std::fs::read(ca.join("cakey.pem")).unwrap();
+    let (code, _, err) = migready(&["ca", "init", "--dir", ca.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cacert.pem exists: a CA is already there"), "{err}");
+    assert_eq!(std::fs::read(ca.join("cakey.pem")).unwrap(), key);
+}

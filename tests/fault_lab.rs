@@ -48,6 +48,9 @@ fn reset() -> String {
     snapshot()
 }
 
+/// cmp1 and the host under test. cmp1 has no firewall: with auth_tcp = "none" it is open
+/// to any address and libvirt.exposure fails (judged in tests/fix_lab.rs and
+/// tests/tls_lab.rs); not this test's subject, so skipped here.
 fn inventory(dir: &Path) -> PathBuf {
     let p = dir.join("inventory.toml");
     let s = lab_state();
@@ -55,7 +58,7 @@ fn inventory(dir: &Path) -> PathBuf {
     std::fs::write(
         &p,
         format!(
-            "[defaults]\nuser = \"root\"\nidentity_file = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = {CONNECT_TIMEOUT}\ncommand_timeout = {COMMAND_TIMEOUT}\n{hosts}",
+            "[defaults]\nuser = \"root\"\nidentity_file = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = {CONNECT_TIMEOUT}\ncommand_timeout = {COMMAND_TIMEOUT}\n\n[checks]\nskip = [\"libvirt.exposure\"]\n{hosts}",
             s.join("id_ed25519").display(),
             s.join("known_hosts").display()
         ),

@@ -13,7 +13,7 @@ use std::process::Command;
 const HOSTS: [&str; 6] = ["cmp1", "cmp2", "cmp3", "cmp4", "cmp5", "cmp6"];
 
 mod common;
-use common::{address, lab_state, ssh};
+use common::{address, lab_state, only_exposure_fails, only_exposure_fails_json, ssh};
 
 fn inventory_path() -> PathBuf {
     lab_state().join("inventory.toml")
@@ -137,6 +137,14 @@ fn b_fix_end_to_end() {
     assert!(out.contains(&format!("+\t\tip saddr {a1} tcp dport 49152-49215 accept comment \"migready: migration from cmp1 {a1}\"\n")) && out.contains("+++ b/etc/nftables.conf"), "{out}");
     assert!(!out.contains("--reload") && !out.contains("not done by migready"), "{out}");
     assert!(out.contains("auth_tcp = \"none\": anyone who reaches TCP 16509"), "{out}");
+    // ... and what it really exposes, host by host: the hosts without a firewall stay open
+    // to any address; the others admit the peers only.
+    for h in ["cmp1", "cmp5"] {
+        assert!(out.contains(&format!("  {h}: TCP 16509 is open to any address (nothing filters it: no firewall rules at all)")), "{out}");
+    }
+    for h in ["cmp2", "cmp3", "cmp4", "cmp6"] {
+        assert!(out.contains(&format!("  {h}: the firewall rules above admit only the peers\n")), "{h}: {out}");
+    }
     let after: Vec<String> = HOSTS.iter().map(|h| snapshot(h)).collect();
     assert_eq!(before, after, "--dry-run changed a host");
     // The same plan as one JSON document: per host the steps (diffs, argv), and the
@@ -190,13 +198,22 @@ fn b_fix_end_to_end() {
         }
         assert_eq!(status(&r, h, "libvirt.auth"), "warn", "{h}");
     }
+    // auth_tcp = "none" on a host without firewall: open to anyone, and said so.
+    for h in ["cmp1", "cmp5"] {
+        assert_eq!(status(&r, h, "libvirt.exposure"), "fail", "{h}: {r}");
+    }
+    for h in ["cmp3", "cmp4", "cmp6"] {
+        assert_eq!(status(&r, h, "libvirt.exposure"), "pass", "{h}: {r}");
+    }
     assert_eq!(status(&r, "cmp2", "libvirt.listen"), "fail");
 
     // Now cmp2 too.
     let t = std::time::Instant::now();
     let (code, out) = migready(&["fix", "--yes", "-i", inv]);
     eprintln!("fix --yes on cmp2 (libvirt + firewalld) took {:?}", t.elapsed());
-    assert_eq!(code, 0, "{out}");
+    // Everything fixed; what still fails is cmp1's and cmp5's exposure (no firewall).
+    assert_eq!(code, 1, "{out}");
+    only_exposure_fails(&out, &["cmp1", "cmp5"]);
     assert!(out.contains("cmp2   libvirt.listen       fail -> pass"), "{out}");
     // Pair checks fix repaired are in before -> after too, and a summary line counts.
     assert!(out.contains("cmp1 -> cmp2") && out.contains("mesh.qemu-tcp") && out.contains("fail -> pass"), "{out}");
@@ -266,7 +283,8 @@ fn b_fix_end_to_end() {
     let before: Vec<String> = HOSTS.iter().map(|h| snapshot(h)).collect();
     let pids: Vec<String> = HOSTS.iter().map(|h| libvirtd_pid(h)).collect();
     let (code, v) = migready_json(&["fix", "--yes", "-i", inv]);
-    assert_eq!(code, 0, "{v}");
+    assert_eq!(code, 1, "{v}");
+    only_exposure_fails_json(&v, &["cmp1", "cmp5"]);
     assert_eq!(v["fix"]["changes"]["planned"], 0, "{v}");
     assert!(v["fix"]["hosts"].as_array().unwrap().iter().all(|h| h["applied"].is_null() && h["plan"]["steps"].as_array().unwrap().is_empty()), "{v}");
     let after: Vec<String> = HOSTS.iter().map(|h| snapshot(h)).collect();
@@ -346,8 +364,11 @@ fn c_ipv6_peer_through_ip6tables() {
     // The mesh stays out of this one: cmp1 reaches cmp3 by name over IPv4, which this
     // inventory (cmp1 known by its IPv6 address only) does not open; with the mesh, fix
     // says so (mesh.qemu-tcp cmp1 -> cmp3 fails) and exits 1.
+    // cmp1 has no firewall (IPv4 or IPv6): with auth_tcp = "none" it is open to anyone,
+    // the one failure left.
     let (code, out) = migready(&["fix", "--yes", "--mesh", "none", "-i", inv]);
-    assert_eq!(code, 0, "{out}");
+    assert_eq!(code, 1, "{out}");
+    only_exposure_fails(&out, &["cmp1"]);
     assert!(out.contains("cmp3   firewall.libvirt     fail -> pass"), "{out}");
     assert_eq!(ssh("cmp1", &format!("virsh -c 'qemu+tcp://[{}]/system' hostname", v6(13))).trim(), "cmp3");
     let saved = ssh("cmp3", "grep -c -- '-s .*/128 .*migready: ' /etc/sysconfig/ip6tables");
@@ -359,8 +380,8 @@ fn c_ipv6_peer_through_ip6tables() {
 
     // A second run changes nothing.
     let (code, out) = migready(&["fix", "--yes", "--mesh", "none", "-i", inv]);
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains("nothing to change"), "{out}");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("nothing to change") && out.contains(", 1 fail, "), "{out}");
     assert_eq!(ip6(), live);
     ssh("cmp3", "ip6tables -F INPUT && ip6tables -F FORWARD && rm -f /etc/sysconfig/ip6tables /etc/sysconfig/ip6tables.migready-*.bak");
     ssh("cmp1", &format!("ip -6 addr del {}/64 dev eth0", v6(11)));

@@ -120,6 +120,14 @@ fn doctor_on_both_images_and_all_profiles() {
     // The seed's recipe on a socket-activated libvirt: libvirtd cannot start.
     expect(&r, "cmp5", "libvirt.mode", "fail", "--listen parameter not permitted");
     expect(&r, "cmp5", "libvirt.auth", "warn", "controls every guest");
+    // The seed's auth_tcp = "none" on a host without any firewall: open to every address.
+    expect(&r, "cmp5", "libvirt.exposure", "fail", "TCP 16509 is open to any address (nothing filters it: no firewall rules at all) and auth_tcp = \"none\"");
+    expect(&r, "cmp5", "firewall.libvirt", "pass", "and from any address (nothing filters it");
+    // No firewall either, auth_tcp still "sasl": said before fix makes it "none".
+    expect(&r, "cmp1", "libvirt.exposure", "warn", "TCP 16509 is open to any address (nothing filters it: no firewall rules at all); with the policy's auth_tcp = \"none\"");
+    for h in ["cmp2", "cmp3", "cmp4", "cmp6"] {
+        expect(&r, h, "libvirt.exposure", "pass", "TCP 16509 is not open beyond the peers (an address outside them is refused)");
+    }
     expect(&r, "cmp5", "libvirt.host-uuid", "warn", "did not report");
     // Native nftables (iptables-save shows nothing): dropped by the policy of chain input
     // of table inet filter, not "ACCEPT by policy of INPUT".

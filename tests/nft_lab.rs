@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
-use common::{address, lab, lab_state, ssh};
+use common::{address, lab, lab_state, only_exposure_fails, ssh};
 
 const HOST: &str = "cmp6";
 const PEERS: [&str; 5] = ["cmp1", "cmp2", "cmp3", "cmp4", "cmp5"];
@@ -136,7 +136,9 @@ fn a_judged_opened_to_peers_persisted_and_rolled_back() {
 
     // Fixed: the peers' accepts, live and in the file, and nothing else.
     let (code, out) = migready(&["fix", "--yes", "-i", inv], &[]);
-    assert_eq!(code, 0, "{out}");
+    // What still fails is the exposure of the lab's hosts without a firewall.
+    assert_eq!(code, 1, "{out}");
+    only_exposure_fails(&out, &["cmp1", "cmp5"]);
     assert!(out.contains(&format!("{HOST}   firewall.libvirt     fail -> pass")) && out.contains(&format!("{HOST}   firewall.migration   fail -> pass")), "{out}");
     assert_eq!(live_rules(), wanted());
     let d = ssh(HOST, "cd /etc && diff $(ls nftables.conf.migready-*.bak | head -1) nftables.conf; true");
@@ -164,8 +166,8 @@ fn a_judged_opened_to_peers_persisted_and_rolled_back() {
     // A second run changes nothing.
     let before = snapshot();
     let (code, out) = migready(&["fix", "--yes", "-i", inv], &[]);
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains(&format!("== {HOST}: nothing to change")), "{out}");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("== {HOST}: nothing to change")) && out.contains(", 2 fail, "), "{out}");
     assert_eq!(snapshot(), before);
 }
 
@@ -191,7 +193,13 @@ fn b_both_mesh_engines_judge_it_alike() {
 
 fn validate_inventory(dir: &Path, names: &[&str]) -> PathBuf {
     let state = lab_state();
-    let mut text = format!("[defaults]\nuser = \"root\"\nidentity_file = \"{0}/id_ed25519\"\nknown_hosts = \"{0}/known_hosts\"\nconnect_timeout = 60\n", state.display());
+    // cmp1 has no firewall: with auth_tcp = "none" it is open to any address and
+    // libvirt.exposure fails (judged in tests/fix_lab.rs and tests/tls_lab.rs); not this
+    // test's subject, so skipped here.
+    let mut text = format!(
+        "[defaults]\nuser = \"root\"\nidentity_file = \"{0}/id_ed25519\"\nknown_hosts = \"{0}/known_hosts\"\nconnect_timeout = 60\n\n[checks]\nskip = [\"libvirt.exposure\"]\n",
+        state.display()
+    );
     for n in names {
         text.push_str(&format!("\n[[hosts]]\nname = \"{n}\"\naddress = \"{}\"\n", address(n)));
     }

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 . tests/lab/cargo-env.sh
 # One line per step on stderr: what, how far, seconds since the start.
-steps=14 step=0
+steps=15 step=0
 step() { step=$((step + 1)); echo "run.sh: [$step/$steps] $* ($SECONDS s)" >&2; }
 step "Debian packages the build and the lab need"
 tests/lab/deps.sh
@@ -65,6 +65,11 @@ cargo test --locked --test jump_lab -- --ignored --test-threads=1
 # fix changes the lab: it runs after the read-only doctor tests.
 step "tests/fix_lab.rs"
 cargo test --locked --test fix_lab -- --ignored --test-threads=1
+step "tests/tls_lab.rs"
+# Transport (issue 12) on cmp1 (no firewall) and cmp3: who besides the peers reaches
+# libvirt; transport tls in doctor and fix --dry-run; migready's certificates in libvirt
+# (qemu+tls cmp3 -> cmp1, a wrong name refused; taken off again after).
+cargo test --locked --test tls_lab -- --ignored --test-threads=1
 # The native nftables host cmp6 in depth (reset first; the others are fixed by now).
 step "tests/nft_lab.rs"
 cargo test --locked --test nft_lab -- --ignored --test-threads=1

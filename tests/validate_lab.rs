@@ -46,10 +46,13 @@ fn fix(inv: &Path) {
     assert!(out.status.success(), "migready fix: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
 
-/// The lab inventory restricted to `names`, with a patient SSH connect timeout.
+/// The lab inventory restricted to `names`, with a patient SSH connect timeout. The
+/// bookworm host has no firewall: with auth_tcp = "none" it is open to any address and
+/// libvirt.exposure fails (judged in tests/fix_lab.rs and tests/tls_lab.rs); not this
+/// test's subject, so skipped here.
 fn inventory(dir: &Path, names: &[&str]) -> PathBuf {
     let mut text = format!(
-        "[defaults]\nuser = \"root\"\nidentity_file = \"{0}/id_ed25519\"\nknown_hosts = \"{0}/known_hosts\"\nconnect_timeout = 60\n",
+        "[defaults]\nuser = \"root\"\nidentity_file = \"{0}/id_ed25519\"\nknown_hosts = \"{0}/known_hosts\"\nconnect_timeout = 60\n\n[checks]\nskip = [\"libvirt.exposure\"]\n",
         state().display()
     );
     for n in names {

@@ -9,7 +9,7 @@
 //! tables are judged once, from iptables-save) and firewalld's zones. A connection is
 //! accepted only if all of them accept it.
 
-use super::{Ctx, Outcome};
+use super::{Ctx, Outcome, Status};
 use crate::facts::{Firewall, Firewalld, HostFacts, Nft};
 use crate::firewall::Verdict;
 use crate::firewalld::{self as fwd, Config};
@@ -20,7 +20,7 @@ use std::net::IpAddr;
 const ANY_REMOTE: &str = "203.0.113.1";
 
 pub fn libvirt(ctx: &Ctx) -> Outcome {
-    let port = ctx.policy.libvirt_port;
+    let port = ctx.libvirt_port();
     ports(ctx, port, port, "libvirt", None)
 }
 
@@ -33,8 +33,6 @@ pub fn migration(ctx: &Ctx) -> Outcome {
 }
 
 fn ports(ctx: &Ctx, lo: u16, hi: u16, what: &str, extra: Option<String>) -> Outcome {
-    let f = ctx.facts();
-    let range = if lo == hi { format!("TCP {lo}") } else { format!("TCP {lo}-{hi}") };
     let mut sources = ctx.peer_sources();
     for cidr in &ctx.policy.allowed_sources {
         if let Ok(ip) = cidr.split('/').next().unwrap_or("").parse::<IpAddr>() {
@@ -44,8 +42,90 @@ fn ports(ctx: &Ctx, lo: u16, hi: u16, what: &str, extra: Option<String>) -> Outc
     if sources.is_empty() {
         sources.push(("any remote host".into(), ANY_REMOTE.parse().unwrap()));
     }
+    let out = judge(ctx, lo, hi, what, extra, &sources);
+    if out.status != Status::Pass {
+        return out;
+    }
+    // Accepted from the peers: say too whether it is from any address as well.
+    match reach_from_outside(ctx, lo, hi) {
+        Reach::Any { why, .. } => Outcome { message: format!("{}, and from any address ({why})", out.message), ..out },
+        _ => out,
+    }
+}
+
+/// Who besides the peers and `policy.allowed_sources` reaches a port range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// Any address: nothing filters it. `why` says what lets it through (no firewall
+    /// at all, or the rules accept it); `evidence` the deciding lines.
+    Any { why: String, evidence: Vec<String> },
+    /// An address outside them is rejected or dropped.
+    Filtered { evidence: Vec<String> },
+    /// Could not be told (rules not evaluated, firewalld unreadable, ...): why.
+    Unknown { why: String, evidence: Vec<String> },
+}
+
+/// Addresses standing for "anyone else" (documentation ranges, RFC 5737 and 3849): the
+/// first that is no peer's and inside no allowed source.
+const OUTSIDERS_V4: &[&str] = &["203.0.113.1", "198.51.100.1", "192.0.2.1"];
+const OUTSIDERS_V6: &[&str] = &["2001:db8::1", "2001:db8:ffff::1"];
+
+/// From which sources beyond the peers (and the allow-list) `lo..=hi` is reachable on
+/// this host: an address that is neither, judged through every firewall the host has
+/// (IPv4 always; IPv6 too when the host has a global IPv6 address), each family alone.
+pub fn reach_from_outside(ctx: &Ctx, lo: u16, hi: u16) -> Reach {
+    let f = ctx.facts();
+    let peers: Vec<IpAddr> = ctx.peer_sources().into_iter().map(|(_, a)| a).collect();
+    let allowed: Vec<crate::firewall::Net> = ctx.policy.allowed_sources.iter().filter_map(|c| crate::firewall::parse_net(c)).collect();
+    let pick = |list: &[&str]| -> Option<IpAddr> {
+        list.iter().filter_map(|a| a.parse::<IpAddr>().ok()).find(|ip| !peers.contains(ip) && !allowed.iter().any(|n| n.contains(*ip)))
+    };
+    let mut outsiders: Vec<(String, IpAddr)> = Vec::new();
+    if let Some(ip) = pick(OUTSIDERS_V4) {
+        outsiders.push(("an address outside the peers".into(), ip));
+    }
+    let global_v6 = f.addresses.iter().any(|a| matches!(a, IpAddr::V6(v) if !v.is_loopback() && (v.segments()[0] & 0xffc0) != 0xfe80));
+    if global_v6 && let Some(ip) = pick(OUTSIDERS_V6) {
+        outsiders.push(("an address outside the peers".into(), ip));
+    }
+    if outsiders.is_empty() {
+        return Reach::Unknown { why: "every probe address is a peer's or an allowed source".into(), evidence: Vec::new() };
+    }
+    // Each family on its own: open to anyone over IPv4 is open, whatever IPv6 does.
+    let mut open: Vec<String> = Vec::new();
+    let mut unknown: Option<String> = None;
+    let mut evidence = Vec::new();
+    for o in &outsiders {
+        let out = judge(ctx, lo, hi, "any", None, std::slice::from_ref(o));
+        evidence.push(format!("probed from {}: no peer's address, in no allowed source", o.1));
+        evidence.extend(out.evidence);
+        match out.status {
+            Status::Pass => open.push(o.1.to_string()),
+            Status::Fail => {}
+            _ => unknown = unknown.or(Some(out.message)),
+        }
+    }
+    if !open.is_empty() {
+        let none = matches!(&f.iptables, Some(Firewall::Rules(r)) if r.is_empty())
+            && !matches!(&f.ip6tables, Some(Firewall::Rules(r)) if !r.is_empty())
+            // An empty table (iptables-nft's `ip filter` after iptables -F) filters nothing.
+            && f.nft_rules().is_none_or(|r| r.tables.iter().all(|t| t.chains.iter().all(|c| c.rules.is_empty() && c.hook.as_ref().is_none_or(|h| !h.policy_drop))))
+            && !matches!(&f.firewalld, Some(Firewalld::Running(_) | Firewalld::Unreadable(_)));
+        let why = if none { "nothing filters it: no firewall rules at all".to_string() } else { format!("the firewall rules accept it from {}, which is no peer", open.join(", ")) };
+        return Reach::Any { why, evidence };
+    }
+    match unknown {
+        Some(why) => Reach::Unknown { why, evidence },
+        None => Reach::Filtered { evidence },
+    }
+}
+
+/// Judge `lo..=hi` for each of `sources` through every firewall of the host.
+fn judge(ctx: &Ctx, lo: u16, hi: u16, what: &str, extra: Option<String>, sources: &[(String, IpAddr)]) -> Outcome {
+    let f = ctx.facts();
+    let range = if lo == hi { format!("TCP {lo}") } else { format!("TCP {lo}-{hi}") };
     match &f.firewalld {
-        Some(Firewalld::Running(cfg)) => return by_firewalld(ctx, cfg, lo, hi, what, &range, &sources, extra),
+        Some(Firewalld::Running(cfg)) => return by_firewalld(ctx, cfg, lo, hi, what, &range, sources, extra),
         Some(Firewalld::Unreadable(why)) => {
             return Outcome::warn(format!("firewalld runs but its zones could not be read: {why}")).with_all(extra);
         }
@@ -59,7 +139,7 @@ fn ports(ctx: &Ctx, lo: u16, hi: u16, what: &str, extra: Option<String>) -> Outc
     let mut unreadable = None;
     let nft_listed = f.nft_rules().is_some_and(|r| !r.tables.is_empty());
     let skip = f.nft_skip();
-    for (name, src) in &sources {
+    for (name, src) in sources {
         let fam = if src.is_ipv4() { "iptables-save" } else { "ip6tables-save" };
         let who = format!("{name} ({src})");
         match f.firewall_for(*src) {

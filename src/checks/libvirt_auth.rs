@@ -4,9 +4,12 @@
 use super::{Ctx, Outcome};
 use crate::facts::HostFacts;
 use crate::formats::libvirt_conf::Value;
-use crate::inventory::AuthTcp;
+use crate::inventory::{AuthTcp, Transport};
 
 pub fn check(ctx: &Ctx) -> Outcome {
+    if ctx.transport() == Transport::Tls {
+        return tls(ctx);
+    }
     let (daemon, conf, _, _) = ctx.facts().remote_daemon();
     let (value, evidence) = match HostFacts::conf_value(conf, "auth_tcp") {
         Some((Value::Str(s), ev)) => (s, ev),
@@ -27,5 +30,39 @@ pub fn check(ctx: &Ctx) -> Outcome {
             if have == "sasl" { ": peers connecting over qemu+tcp without SASL credentials are refused" } else { "" }
         ))
         .with(evidence),
+    }
+}
+
+/// `transport = "tls"`: `auth_tls` (default "none": the client's x509 certificate, checked
+/// against the CA, is the authentication), and certificates really verified
+/// (`tls_no_verify_certificate` not 1).
+fn tls(ctx: &Ctx) -> Outcome {
+    let (daemon, conf, _, _) = ctx.facts().remote_daemon();
+    let port = ctx.libvirt_port();
+    let mut evidence = Vec::new();
+    let auth = match HostFacts::conf_value(conf, "auth_tls") {
+        Some((Value::Str(s), ev)) => {
+            evidence.push(ev);
+            s
+        }
+        Some((_, ev)) => return Outcome::fail("auth_tls is not a string").with(ev),
+        None => {
+            evidence.push(format!("/etc/libvirt/{daemon}.conf: auth_tls not set (default \"none\")"));
+            "none".to_string()
+        }
+    };
+    if let Some((v, ev)) = HostFacts::conf_value(conf, "tls_no_verify_certificate") {
+        evidence.push(ev);
+        if v == Value::Int(1) && auth == "none" {
+            return Outcome::fail(format!(
+                "tls_no_verify_certificate = 1 with auth_tls = \"none\": any client that reaches TCP {port} controls every guest on this host, certificate or not"
+            ))
+            .with_all(evidence);
+        }
+    }
+    match auth.as_str() {
+        "none" => Outcome::pass(format!("auth_tls = \"none\": a client on TCP {port} needs a certificate the CA signed (transport tls)")).with_all(evidence),
+        "sasl" => Outcome::pass("auth_tls = \"sasl\": a client needs a certificate the CA signed and SASL credentials (transport tls)").with_all(evidence),
+        other => Outcome::fail(format!("auth_tls = \"{other}\": expected \"none\" (the certificate authenticates) or \"sasl\"")).with_all(evidence),
     }
 }

@@ -6,8 +6,12 @@
 use super::{Ctx, Outcome};
 use crate::facts::{DaemonMode, HostFacts};
 use crate::formats::libvirt_conf::Value;
+use crate::inventory::Transport;
 
 pub fn check(ctx: &Ctx) -> Outcome {
+    if ctx.transport() == Transport::Tls {
+        return tls(ctx);
+    }
     let f = ctx.facts();
     let port = ctx.policy.libvirt_port;
     let mode = f.daemon_mode();
@@ -91,5 +95,74 @@ pub fn check(ctx: &Ctx) -> Outcome {
         Outcome::pass(format!("TCP {port} is served by {how}")).with_all(evidence)
     } else {
         Outcome::fail(problems.join("; ")).with_all(evidence)
+    }
+}
+
+/// `transport = "tls"`: libvirt's TLS listener on 16514. Socket mode: the TLS socket
+/// (`libvirtd-tls.socket`, `virtproxyd-tls.socket`) enabled and active; traditional:
+/// `listen_tls` 1 (its default) and `--listen`; something listens on 16514.
+fn tls(ctx: &Ctx) -> Outcome {
+    let f = ctx.facts();
+    let port = ctx.libvirt_port();
+    let mode = f.daemon_mode();
+    let (daemon, conf, _, tls_socket) = f.remote_daemon();
+    let mut problems: Vec<String> = Vec::new();
+    let mut evidence: Vec<String> = Vec::new();
+    match mode {
+        DaemonMode::Absent => return Outcome::fail("no libvirt daemon installed"),
+        DaemonMode::Socket | DaemonMode::Modular => match f.units.get(tls_socket).filter(|u| u.exists()) {
+            None => problems.push(format!("{tls_socket} is not installed")),
+            Some(u) => {
+                evidence.push(format!("{tls_socket}: {}", u.describe()));
+                if u.is_masked() {
+                    problems.push(format!("{tls_socket} is masked"));
+                } else if !u.is_enabled() {
+                    problems.push(format!("{tls_socket} is not enabled (it would not come back after a reboot)"));
+                }
+                if !u.is_masked() && !u.is_active() {
+                    problems.push(format!("{tls_socket} is not active"));
+                }
+                let ports = u.stream_ports();
+                if !ports.is_empty() && !ports.contains(&port) {
+                    problems.push(format!("{tls_socket} listens on {ports:?}, not {port}"));
+                }
+            }
+        },
+        DaemonMode::Traditional => {
+            match HostFacts::conf_value(conf, "listen_tls") {
+                Some((Value::Int(1), ev)) => evidence.push(ev),
+                Some((_, ev)) => {
+                    problems.push("listen_tls is not 1".into());
+                    evidence.push(ev);
+                }
+                None => evidence.push(format!("/etc/libvirt/{daemon}.conf: listen_tls not set (default 1)")),
+            }
+            if let Some((v, ev)) = HostFacts::conf_value(conf, "tls_port") {
+                if v != Value::Str(port.to_string()) {
+                    problems.push(format!("tls_port is set, not to \"{port}\""));
+                }
+                evidence.push(ev);
+            }
+            let (args, source) = f.daemon_args(daemon);
+            let src = source.unwrap_or_else(|| format!("{daemon}.service"));
+            evidence.push(format!("{src}: arguments {}", if args.is_empty() { "(none)".into() } else { args.join(" ") }));
+            if !args.iter().any(|a| a == "--listen" || a == "-l") {
+                problems.push(format!("{daemon} does not run with --listen (set LIBVIRTD_ARGS=\"--listen\" in the environment file the unit reads)"));
+            }
+        }
+    }
+    let listening = f.listens_on(port);
+    evidence.push(format!("ss -ltn: {}", if listening { format!("something listens on {port}") } else { format!("nothing listens on {port}") }));
+    if !listening {
+        problems.push(format!("nothing listens on TCP {port}"));
+    }
+    if problems.is_empty() {
+        let how = match mode {
+            DaemonMode::Traditional => format!("{daemon} --listen with listen_tls = 1"),
+            _ => tls_socket.to_string(),
+        };
+        Outcome::pass(format!("TLS on TCP {port} is served by {how} (transport tls)")).with_all(evidence)
+    } else {
+        Outcome::fail(format!("transport tls: {}", problems.join("; "))).with_all(evidence)
     }
 }

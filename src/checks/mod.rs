@@ -3,7 +3,8 @@
 //! a status, a one-line message and the evidence it used. Nothing here talks
 //! to a host; that is what lets the tests feed fixture facts.
 
-mod firewall_ports;
+pub mod exposure;
+pub mod firewall_ports;
 mod fix_transaction;
 mod hypervisor;
 mod libvirt_auth;
@@ -16,6 +17,7 @@ mod nova_flags;
 mod nova_migration_uri;
 mod nova_vnc;
 mod storage_instances;
+mod tls_certs;
 
 use crate::facts::HostFacts;
 use crate::inventory::{HostSpec, Policy};
@@ -143,6 +145,17 @@ impl Ctx<'_> {
         self.me.facts
     }
 
+    /// The migration transport of the judged host: its own `transport`, else the policy's.
+    pub fn transport(&self) -> crate::inventory::Transport {
+        self.me.spec.transport.unwrap_or(self.policy.transport)
+    }
+
+    /// The libvirt port peers connect to under [`Ctx::transport`] (16509 or
+    /// `libvirt_port` for tcp, 16514 for tls).
+    pub fn libvirt_port(&self) -> u16 {
+        self.transport().libvirt_port(self.policy)
+    }
+
     /// Where every other inventory host connects from: reached peers as their
     /// facts tell, unreached ones by their inventory address when it is an IP.
     pub fn peer_sources(&self) -> Vec<(String, IpAddr)> {
@@ -171,13 +184,15 @@ pub const ALL: &[CheckDef] = &[
     CheckDef { id: PRIVILEGE, summary: "commands run as root (directly or by passwordless sudo)", run: Some(privilege) },
     CheckDef { id: FACTS, summary: "the facts script (templates/facts.sh) ran to the end and its output parsed", run: None },
     CheckDef { id: "libvirt.mode", summary: "which libvirt daemon mode runs, and no --listen where socket activation refuses it", run: Some(libvirt_mode::check) },
-    CheckDef { id: "libvirt.listen", summary: "libvirt accepts TCP on its port the way its daemon mode requires", run: Some(libvirt_listen::check) },
-    CheckDef { id: "libvirt.auth", summary: "auth_tcp is what the inventory policy asks (default \"none\", as the seed)", run: Some(libvirt_auth::check) },
+    CheckDef { id: "libvirt.listen", summary: "libvirt listens on its port (TCP 16509, or TLS 16514 under transport tls) the way its daemon mode requires", run: Some(libvirt_listen::check) },
+    CheckDef { id: "libvirt.auth", summary: "auth_tcp is what the inventory policy asks (default \"none\", as the seed); auth_tls under transport tls", run: Some(libvirt_auth::check) },
     CheckDef { id: "libvirt.host-uuid", summary: "libvirt host UUID is unique across the inventory", run: Some(libvirt_host_uuid::check) },
     CheckDef { id: "firewall.libvirt", summary: "TCP libvirt port accepted from the peer hosts ahead of any REJECT/DROP (iptables, ip6tables, native nftables chains and firewalld zones, all of them)", run: Some(firewall_ports::libvirt) },
     CheckDef { id: "firewall.migration", summary: "QEMU migration port range (qemu.conf) accepted from the peer hosts (the same firewalls)", run: Some(firewall_ports::migration) },
+    CheckDef { id: "libvirt.exposure", summary: "who besides the peers reaches the libvirt port and the migration range; auth_tcp \"none\" open to any address fails", run: Some(exposure::check) },
+    CheckDef { id: "tls.certificates", summary: "transport tls: libvirt's CA, server and client certificates verify, are for their purpose, name what peers use, are valid (warn 30 days before); clock skew", run: Some(tls_certs::check) },
     CheckDef { id: "nova.flags", summary: "release-aware migration flags in nova.conf; not tunnelled", run: Some(nova_flags::check) },
-    CheckDef { id: "nova.migration-uri", summary: "Nova migrates over qemu+tcp (live_migration_uri / scheme)", run: Some(nova_migration_uri::check) },
+    CheckDef { id: "nova.migration-uri", summary: "Nova migrates over the policy's transport: qemu+tcp, or qemu+tls with native TLS (live_migration_uri / scheme / with_native_tls)", run: Some(nova_migration_uri::check) },
     CheckDef { id: "nova.vnc-listen", summary: "VNC listens on an address that exists on every host (0.0.0.0, ::, loopback)", run: Some(nova_vnc::check) },
     CheckDef { id: "nova.compute", summary: "nova-compute service state", run: Some(nova_compute::check) },
     CheckDef { id: "hypervisor.versions", summary: "libvirt and QEMU versions match across the inventory", run: Some(hypervisor::check) },

@@ -441,3 +441,210 @@ fn an_nftables_rule_not_understood_is_a_warning_naming_it() {
     assert_finding(&f, Warn, "TCP 16509 from cmp1 (198.18.42.11), cmp3 (198.18.42.13): nftables verdict unknown in chain input of table inet filter: rule handle 10 in chain input (fib daddr type local accept): expression {\"fib\"");
     assert!(f.evidence.iter().any(|e| e.starts_with("nft: TCP 16509 from 198.18.42.11: verdict unknown in chain input (table inet filter): rule handle 10")), "{:?}", f.evidence);
 }
+
+#[test]
+fn exposure_of_a_host_without_firewall_and_auth_none_fails() {
+    // The seed's recipe (auth_tcp = "none") on a host with no firewall at all (as the
+    // lab's hosts say it: firewall-cmd not installed).
+    let mut seed = raw("bookworm-seed");
+    raw_failed(&mut seed, "firewalld_state", 127, "sh: 1: firewall-cmd: not found");
+    let fleet = Fleet::new(vec![("cmp5", "198.18.42.15", seed), ("cmp3", "198.18.42.13", raw("bookworm-traditional-reject"))]);
+    let f = fleet.finding(0, "libvirt.exposure");
+    assert_finding(&f, Fail, "TCP 16509 is open to any address (nothing filters it: no firewall rules at all) and auth_tcp = \"none\"");
+    assert!(f.message.contains("controls every guest") && f.message.contains("the migration range TCP 49152-49215 is open to any address"), "{}", f.message);
+    assert!(f.evidence.iter().any(|e| e.contains("203.0.113.1") && e.contains("ACCEPT by policy of INPUT")), "{:?}", f.evidence);
+    // firewall.libvirt passes (the peers get through) and says anyone else does too.
+    assert_finding(&fleet.finding(0, "firewall.libvirt"), Pass, "TCP 16509 accepted from cmp3, and from any address (nothing filters it");
+    // The REJECT host: nothing beyond the peers (the peers themselves are refused too,
+    // which is firewall.libvirt's finding).
+    let f = fleet.finding(1, "libvirt.exposure");
+    assert_finding(&f, Pass, "TCP 16509 is not open beyond the peers (an address outside them is refused)");
+    assert!(f.message.contains("the migration range TCP 49152-49215 is not open beyond the peers"), "{}", f.message);
+    assert!(!fleet.finding(1, "firewall.libvirt").message.contains("any address"));
+}
+
+#[test]
+fn exposure_follows_auth_and_policy() {
+    // Stock socket host: no firewall, auth_tcp unset ("sasl"), policy "none": fix would
+    // make it exposed, which doctor says before.
+    let mut fleet = stock();
+    let f = fleet.finding(0, "libvirt.exposure");
+    assert_finding(&f, Warn, "TCP 16509 is open to any address (nothing filters it: no firewall rules at all); with the policy's auth_tcp = \"none\" (fix sets it) anyone");
+    fleet.policy.auth_tcp = crate::inventory::AuthTcp::Sasl;
+    assert_finding(&fleet.finding(0, "libvirt.exposure"), Pass, "auth_tcp = \"sasl\" asks for credentials");
+    // firewalld (rejects the rest) and DROP policy hosts: filtered.
+    let fleet = Fleet::new(vec![
+        ("cmp2", "198.18.42.12", raw("trixie-socket-firewalld")),
+        ("cmp4", "198.18.42.14", raw("trixie-traditional-drop")),
+        ("cmp6", "198.18.42.16", raw("bookworm-socket-nftables")),
+    ]);
+    for i in 0..3 {
+        assert_finding(&fleet.finding(i, "libvirt.exposure"), Pass, "TCP 16509 is not open beyond the peers");
+    }
+}
+
+#[test]
+fn exposure_through_rules_that_accept_everyone_and_allow_lists() {
+    // A ruleset that exists but accepts: ssh allowed, policy ACCEPT.
+    let mut r = raw("bookworm-seed");
+    set(&mut r, "iptables_save", "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n");
+    let fleet = Fleet::new(vec![("cmp5", "198.18.42.15", r), ("cmp3", "198.18.42.13", raw("bookworm-traditional-reject"))]);
+    assert_finding(&fleet.finding(0, "libvirt.exposure"), Fail, "TCP 16509 is open to any address (the firewall rules accept it from 203.0.113.1, which is no peer)");
+    // An allow-list covering the first outsider address: another one is probed, and the
+    // allow-list is named.
+    let mut r = raw("bookworm-traditional-reject");
+    edit(&mut r, "iptables_save", |s| s.replace("-A INPUT -j REJECT", "-A INPUT -s 203.0.113.0/24 -j ACCEPT\n-A INPUT -j REJECT"));
+    let mut fleet = Fleet::new(vec![("cmp3", "198.18.42.13", r)]);
+    // auth_tcp is unset ("sasl") there, the policy asks for "none": a warning.
+    assert_finding(&fleet.finding(0, "libvirt.exposure"), Warn, "open to any address");
+    fleet.policy.allowed_sources = vec!["203.0.113.0/24".into()];
+    let f = fleet.finding(0, "libvirt.exposure");
+    assert_finding(&f, Pass, "TCP 16509 is not open beyond the peers and policy.allowed_sources (203.0.113.0/24)");
+    assert!(f.evidence.iter().any(|e| e.contains("198.51.100.1")), "{:?}", f.evidence);
+}
+
+/// Replace (or add) one record with a failed command.
+fn raw_failed(raw: &mut crate::facts::RawFacts, name: &str, status: i32, stderr: &str) {
+    raw.records.insert(name.into(), crate::facts::Record { status, stdout: String::new(), stderr: stderr.into() });
+}
+
+#[test]
+fn transport_tls_is_what_the_libvirt_and_nova_checks_expect() {
+    use crate::inventory::Transport;
+    let mut fleet = stock();
+    fleet.policy.transport = Transport::Tls;
+    // cmp1 keeps qemu+tcp by its own entry; cmp2 and cmp3 follow the policy.
+    fleet.hosts[0].0.transport = Some(Transport::Tcp);
+    assert_finding(&fleet.finding(0, "libvirt.listen"), Fail, "libvirtd-tcp.socket is not enabled");
+    assert_finding(&fleet.finding(0, "nova.migration-uri"), Pass, "qemu+tcp");
+    let listen = fleet.finding(1, "libvirt.listen");
+    assert_finding(&listen, Fail, "transport tls: libvirtd-tls.socket is not enabled");
+    assert!(listen.message.contains("nothing listens on TCP 16514"), "{}", listen.message);
+    // Traditional: listen_tls defaults to 1, --listen is still needed.
+    let listen = fleet.finding(2, "libvirt.listen");
+    assert_finding(&listen, Fail, "transport tls: libvirtd does not run with --listen");
+    assert!(!listen.message.contains("listen_tls") && listen.evidence.iter().any(|e| e.contains("listen_tls not set (default 1)")), "{listen:?}");
+    // The firewall is judged on 16514.
+    assert_finding(&fleet.finding(2, "firewall.libvirt"), Fail, "TCP 16514 from cmp1 (198.18.42.11), cmp2 (198.18.42.12) is rejected");
+    // auth_tls: the certificate authenticates; unless libvirt verifies none.
+    assert_finding(&fleet.finding(1, "libvirt.auth"), Pass, "auth_tls = \"none\": a client on TCP 16514 needs a certificate the CA signed");
+    // Nova: native TLS passes, the scheme alone warns, the default (tcp) fails.
+    assert_finding(&fleet.finding(1, "nova.migration-uri"), Fail, "not the qemu+tls the transport policy asks");
+    let nova_with = |section: &str| {
+        let mut r = raw("trixie-socket");
+        edit(&mut r, "nova_conf", |t| t.replacen("[libvirt]\n", &format!("[libvirt]\n{section}"), 1));
+        let mut f = Fleet::new(vec![("cmp2", "198.18.42.12", r)]);
+        f.policy.transport = Transport::Tls;
+        f.finding(0, "nova.migration-uri")
+    };
+    assert_finding(&nova_with("live_migration_with_native_tls = true\n"), Pass, "the migration streams in TLS");
+    assert_finding(&nova_with("live_migration_scheme = tls\n"), Warn, "the migration streams not");
+    assert_finding(&nova_with("live_migration_uri = qemu+tcp://%s/system\n"), Fail, "Nova will not use qemu+tls");
+}
+
+#[test]
+fn transport_tls_exposure_and_auth_without_certificate_checks() {
+    use crate::inventory::Transport;
+    // The seed host (auth_tcp = "none", no firewall) under tls: 16514 is open to any
+    // address, but a client needs a certificate: a pass that says both.
+    let mut seed = raw("bookworm-seed");
+    raw_failed(&mut seed, "firewalld_state", 127, "sh: 1: firewall-cmd: not found");
+    let mut fleet = Fleet::new(vec![("cmp5", "198.18.42.15", seed.clone())]);
+    fleet.policy.transport = Transport::Tls;
+    assert_finding(&fleet.finding(0, "libvirt.exposure"), Pass, "TCP 16514 is open to any address (nothing filters it: no firewall rules at all); a client needs a certificate the CA signed");
+    // ... unless libvirt checks no certificate.
+    edit(&mut seed, "libvirtd_conf", |t| format!("{t}\ntls_no_verify_certificate = 1\n"));
+    let mut fleet = Fleet::new(vec![("cmp5", "198.18.42.15", seed)]);
+    fleet.policy.transport = Transport::Tls;
+    assert_finding(&fleet.finding(0, "libvirt.exposure"), Fail, "tls_no_verify_certificate = 1 with auth_tls = \"none\": anyone who reaches it controls every guest");
+    assert_finding(&fleet.finding(0, "libvirt.auth"), Fail, "any client that reaches TCP 16514 controls every guest on this host, certificate or not");
+}
+
+#[test]
+fn exposure_after_iptables_rules_were_flushed_is_still_nothing_filters() {
+    // iptables-nft leaves an empty `ip filter` table (ACCEPT policies, no rules) after
+    // its rules are deleted, as on the lab's cmp1 after tests/jump_lab.rs: nothing filters.
+    let mut r = raw("bookworm-seed");
+    raw_failed(&mut r, "firewalld_state", 127, "sh: 1: firewall-cmd: not found");
+    set(&mut r, "iptables_save", "# Generated by iptables-save v1.8.9 (nf_tables)\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n");
+    let nft = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "ip", "name": "filter", "handle": 1}}, {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}}, {"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "handle": 2, "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}}, {"chain": {"family": "ip", "table": "filter", "name": "OUTPUT", "handle": 3, "type": "filter", "hook": "output", "prio": 0, "policy": "accept"}}]}"#;
+    set(&mut r, "nft_json", nft);
+    let f = HostFacts::from_raw(r.clone());
+    assert!(f.nft_rules().is_some_and(|n| n.tables.len() == 1), "{:?}", f.nftables);
+    let fleet = Fleet::new(vec![("cmp1", "198.18.42.11", r), ("cmp3", "198.18.42.13", raw("bookworm-traditional-reject"))]);
+    assert_finding(&fleet.finding(0, "libvirt.exposure"), Fail, "TCP 16509 is open to any address (nothing filters it: no firewall rules at all)");
+}
+
+#[test]
+fn exposure_over_one_family_is_exposure() {
+    // ip6tables rejects, iptables has nothing: open to anyone over IPv4.
+    let mut r = raw("bookworm-seed");
+    raw_failed(&mut r, "firewalld_state", 127, "sh: 1: firewall-cmd: not found");
+    set(&mut r, "ip6tables_save", "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\n-A INPUT -j REJECT\nCOMMIT\n");
+    let mut fleet = Fleet::new(vec![("cmp5", "198.18.42.15", r), ("cmp3", "198.18.42.13", raw("bookworm-traditional-reject"))]);
+    fleet.hosts[0].1.addresses.push("2001:db8:42::15".parse().unwrap());
+    let f = fleet.finding(0, "libvirt.exposure");
+    assert_finding(&f, Fail, "TCP 16509 is open to any address (the firewall rules accept it from 203.0.113.1, which is no peer)");
+    assert!(f.evidence.iter().any(|e| e.contains("probed from 2001:db8::1")), "{:?}", f.evidence);
+}
+
+mod tls_certificates {
+    use super::*;
+    use crate::ca::{Ca, Kind};
+    use crate::inventory::Transport;
+
+    fn new_ca() -> (tempfile::TempDir, Ca) {
+        let d = tempfile::tempdir().unwrap();
+        let (c, k) = crate::ca::init(d.path()).unwrap();
+        let ca = Ca::load(&c, &k).unwrap();
+        (d, ca)
+    }
+
+    /// cmp1 (bookworm socket, hostname cmp1) with the given server certificate names and
+    /// validity, a client certificate, and the CA.
+    fn finding(ca: &Ca, names: &[&str], not_after_days: i64, tls: bool) -> Finding {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let now = time::OffsetDateTime::now_utc();
+        let s = ca.issue_valid("cmp1", &names, Kind::Server, now - time::Duration::days(400), now + time::Duration::days(not_after_days)).unwrap();
+        let c = ca.issue("cmp1", &names, Kind::Client, 365).unwrap();
+        let mut r = raw("bookworm-socket");
+        set(&mut r, crate::facts::PKI_CACERT, &ca.cert_pem);
+        set(&mut r, crate::facts::PKI_SERVERCERT, &s.cert_pem);
+        set(&mut r, crate::facts::PKI_CLIENTCERT, &c.cert_pem);
+        // The host's clock: now (the fixture's date is from when it was captured).
+        set(&mut r, "date", &format!("{}\n", now.unix_timestamp()));
+        let mut fleet = Fleet::new(vec![("cmp1", "198.18.42.11", r)]);
+        if tls {
+            fleet.policy.transport = Transport::Tls;
+        }
+        fleet.finding(0, "tls.certificates")
+    }
+
+    #[test]
+    fn good_expired_expiring_wrong_name_other_ca() {
+        let (_d, ca) = new_ca();
+        assert_finding(&finding(&ca, &["cmp1"], 100, false), Skip, "transport tcp");
+        let f = finding(&ca, &["cmp1", "198.18.42.11"], 100, true);
+        assert_finding(&f, Pass, "server and client certificates signed by the host's CA");
+        assert!(f.evidence.iter().any(|e| e.contains("names cmp1, 198.18.42.11")), "{:?}", f.evidence);
+        assert_finding(&finding(&ca, &["cmp1"], -1, true), Fail, "/etc/pki/libvirt/servercert.pem expired on");
+        assert_finding(&finding(&ca, &["cmp1"], 10, true), Warn, "/etc/pki/libvirt/servercert.pem expires on");
+        assert_finding(&finding(&ca, &["wrong.example.org"], 100, true), Fail, "/etc/pki/libvirt/servercert.pem does not name cmp1 (peers connect to it so; it names wrong.example.org)");
+        // Signed by another CA than the host's.
+        let (_e, other) = new_ca();
+        let now = time::OffsetDateTime::now_utc();
+        let s = other.issue_valid("cmp1", &["cmp1".into()], Kind::Server, now - time::Duration::days(1), now + time::Duration::days(100)).unwrap();
+        let mut r = raw("bookworm-socket");
+        set(&mut r, crate::facts::PKI_CACERT, &ca.cert_pem);
+        set(&mut r, crate::facts::PKI_SERVERCERT, &s.cert_pem);
+        let mut fleet = Fleet::new(vec![("cmp1", "198.18.42.11", r)]);
+        fleet.policy.transport = Transport::Tls;
+        let f = fleet.finding(0, "tls.certificates");
+        assert_finding(&f, Fail, "servercert.pem does not verify against /etc/pki/CA/cacert.pem");
+        assert!(f.message.contains("no /etc/pki/libvirt/clientcert.pem"), "{}", f.message);
+        // No CA at all.
+        let mut fleet = Fleet::new(vec![("cmp1", "198.18.42.11", raw("bookworm-socket"))]);
+        fleet.policy.transport = Transport::Tls;
+        assert_finding(&fleet.finding(0, "tls.certificates"), Fail, "no /etc/pki/CA/cacert.pem");
+    }
+}

@@ -18,6 +18,7 @@ pub fn spec(name: &str, address: &str) -> HostSpec {
         connect_timeout: Duration::from_secs(5),
         command_timeout: Duration::from_secs(60),
         nova_release: None,
+        transport: None,
         line: 1,
         groups: Vec::new(),
         ssh: Default::default(),

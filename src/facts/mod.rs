@@ -179,6 +179,12 @@ fn parse_firewalld(raw: &RawFacts) -> Option<Firewalld> {
     })))
 }
 
+/// The certificates libvirt reads under transport tls, as facts.sh records them (kept in
+/// `raw`; certificates only, never a key).
+pub const PKI_CACERT: &str = "pki_cacert";
+pub const PKI_SERVERCERT: &str = "pki_servercert";
+pub const PKI_CLIENTCERT: &str = "pki_clientcert";
+
 /// Records that are parsed into a `ConfigFile` and then dropped from `raw`.
 const PARSED_FILES: &[&str] = &[
     "libvirtd_conf",

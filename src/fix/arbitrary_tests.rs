@@ -179,7 +179,7 @@ proptest! {
         sasl in any::<bool>(),
         port in prop_oneof![Just(16509u16), Just(0u16), Just(65535u16)],
     ) {
-        let policy = Policy { auth_tcp: if sasl { AuthTcp::Sasl } else { AuthTcp::None }, libvirt_port: port, allowed_sources: allowed };
+        let policy = Policy { auth_tcp: if sasl { AuthTcp::Sasl } else { AuthTcp::None }, transport: Default::default(), libvirt_port: port, allowed_sources: allowed };
         let built: Vec<(crate::inventory::HostSpec, HostFacts)> = hosts
             .iter()
             .enumerate()

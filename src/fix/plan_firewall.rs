@@ -96,10 +96,13 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
         }
     }
     let (lo, hi, _) = f.migration_ports();
-    let port = ctx.policy.libvirt_port;
+    let port = ctx.libvirt_port();
     let mut wanted: Vec<Wanted> = Vec::new();
     if fix_libvirt {
-        wanted.push(Wanted { what: "libvirt", lo: port, hi: port });
+        // Its own comment under tls: the TCP port's rule may still be there (tcp -> tls),
+        // and nftables' undo finds a rule by its comment, unique in the chain.
+        let what = if ctx.transport() == crate::inventory::Transport::Tls { "libvirt-tls" } else { "libvirt" };
+        wanted.push(Wanted { what, lo: port, hi: port });
     }
     if fix_migration && lo > hi {
         notes.push(format!("firewall.migration: qemu.conf migration_port_min {lo} is above migration_port_max {hi}; correct qemu.conf by hand"));

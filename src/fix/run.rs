@@ -113,12 +113,7 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
     }
     if inv.policy.auth_tcp == crate::inventory::AuthTcp::None && plans.iter().flatten().any(|p| p.steps.iter().any(|s| matches!(s, super::Step::Edit { why, .. } if why.iter().any(|w| w.starts_with("auth_tcp")))))
     {
-        let warning = format!(
-            "warning: auth_tcp = \"none\": anyone who reaches TCP {} on these hosts controls every guest on them without a password; \
-             the firewall rules above admit only the peer hosts{}",
-            inv.policy.libvirt_port,
-            if inv.policy.allowed_sources.is_empty() { "" } else { " and policy.allowed_sources" }
-        );
+        let warning = auth_none_warning(inv, &gathered);
         if opts.json {
             eprintln!("{warning}");
         } else {
@@ -241,6 +236,30 @@ fn nova_after(inv: &Inventory, gathered: &[Gathered], report: Report, opts: &Opt
         }
         std::thread::sleep(std::time::Duration::from_secs(5));
     }
+}
+
+/// fix's closing warning for `auth_tcp = "none"`: what anyone reaches, host by host. Where
+/// the firewall refuses an address outside the peers, fix opens it to the peers (and the
+/// allow-list) only; where nothing filters, the port stays open to any address.
+fn auth_none_warning(inv: &Inventory, gathered: &[Gathered]) -> String {
+    use crate::checks::exposure;
+    use crate::checks::firewall_ports::Reach;
+    let port = inv.policy.libvirt_port;
+    let mut lines = vec![format!(
+        "warning: auth_tcp = \"none\": anyone who reaches TCP {port} on these hosts controls every guest on them without a password; on each host:"
+    )];
+    let views = audit::views(inv, gathered);
+    for i in 0..inv.hosts.len() {
+        let Some(ctx) = audit::ctx(inv, &views, i) else { continue };
+        let (text, reach) = exposure::describe(&ctx, &format!("TCP {port}"), port, port);
+        let line = match reach {
+            Reach::Filtered { .. } => format!("the firewall rules above admit only {}", exposure::admitted(&ctx)),
+            Reach::Any { .. } => format!("{text}: nothing here closes it; filter it to the peers or use auth_tcp = \"sasl\""),
+            Reach::Unknown { .. } => text,
+        };
+        lines.push(format!("  {}: {}", esc(&inv.hosts[i].name), esc(&line)));
+    }
+    lines.join("\n")
 }
 
 /// How many plan steps were planned, applied, rolled back, or lost with the connection.

@@ -665,3 +665,20 @@ fn nova_edit_goes_to_the_file_that_decides() {
     let p = plan_of(&fleet, 0);
     assert_eq!(edit_of(&p, "/etc/nova/nova.conf.d/50-migration.conf").1, "[libvirt]\nlive_migration_tunnelled = false\n");
 }
+
+#[test]
+fn transport_tls_plans_no_tcp_listener_and_opens_16514() {
+    let mut fleet = stock();
+    fleet.policy.transport = crate::inventory::Transport::Tls;
+    // Socket host: nothing planned for libvirt (TLS is not set up by fix yet), said so.
+    let p = plan_of(&fleet, 0);
+    assert!(commands(&p).is_empty() && p.steps.is_empty(), "{:#?}", p.steps);
+    assert!(p.notes.iter().any(|n| n.starts_with("libvirt.listen: transport tls: not fixed by migready yet")), "{:?}", p.notes);
+    // Traditional REJECT host: no libvirtd.conf or --listen edit, the firewall opened on
+    // 16514 (and the migration range) to the peers.
+    let p = plan_of(&fleet, 1);
+    assert!(!p.steps.iter().any(|s| matches!(s, Step::Edit { path, .. } if path.starts_with("/etc/libvirt") || path == "/etc/sysconfig/libvirtd")), "{:#?}", p.steps);
+    let cmds = commands(&p);
+    assert!(cmds.iter().any(|c| c.contains("--dport 16514") && c.contains("-s 198.18.42.11/32") && c.contains("migready: libvirt-tls from cmp1")), "{cmds:?}");
+    assert!(!cmds.iter().any(|c| c.contains("--dport 16509")), "{cmds:?}");
+}

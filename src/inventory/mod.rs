@@ -52,6 +52,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default libvirtd TCP port (`tcp_port` in libvirtd.conf).
 pub const DEFAULT_LIBVIRT_PORT: u16 = 16509;
+/// libvirt's TLS port (`libvirtd-tls.socket`, `tls_port`): what `transport = "tls"` uses.
+pub const LIBVIRT_TLS_PORT: u16 = 16514;
 /// Largest accepted timeout, in seconds (one day).
 pub const MAX_TIMEOUT_SECS: i64 = 86_400;
 /// Default OpenSSH client configuration read for every host (before `~` expansion).
@@ -108,6 +110,8 @@ pub struct HostSpec {
     pub command_timeout: Duration,
     /// Nova release set in the inventory, overriding detection.
     pub nova_release: Option<NovaRelease>,
+    /// `transport` of this host's entry, overriding `[policy] transport`.
+    pub transport: Option<Transport>,
     /// 1-based line of this host's `[[hosts]]` header (or, for a host of an
     /// Ansible inventory only, of its first line there), for messages.
     pub line: usize,
@@ -161,6 +165,8 @@ pub struct NovaConf {
 pub struct Policy {
     /// Authentication expected on libvirtd's TCP socket.
     pub auth_tcp: AuthTcp,
+    /// How peers reach libvirt and migrate: qemu+tcp (the seed's) or qemu+tls.
+    pub transport: Transport,
     /// libvirtd TCP port.
     pub libvirt_port: u16,
     /// Addresses or CIDRs allowed to reach libvirt and the migration ports.
@@ -172,8 +178,36 @@ impl Default for Policy {
     fn default() -> Self {
         Policy {
             auth_tcp: AuthTcp::None,
+            transport: Transport::Tcp,
             libvirt_port: DEFAULT_LIBVIRT_PORT,
             allowed_sources: Vec::new(),
+        }
+    }
+}
+
+/// The migration transport: libvirt over TCP (`qemu+tcp`, port `libvirt_port`, the seed's)
+/// or over TLS (`qemu+tls`, port 16514, x509 certificates; migration streams in TLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    #[default]
+    Tcp,
+    Tls,
+}
+
+impl Transport {
+    /// The inventory's spelling, also the URI scheme's tail: `"tcp"` or `"tls"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+
+    /// The libvirt port peers connect to under this transport.
+    pub fn libvirt_port(&self, policy: &Policy) -> u16 {
+        match self {
+            Transport::Tcp => policy.libvirt_port,
+            Transport::Tls => LIBVIRT_TLS_PORT,
         }
     }
 }
@@ -327,13 +361,13 @@ const DEFAULTS_KEYS: &[&str] = &[
 /// Keys allowed in `[defaults]` only.
 const DEFAULTS_ONLY_KEYS: &[&str] = &["ssh_config"];
 /// Keys allowed in a `[[hosts]]` entry besides [`DEFAULTS_KEYS`].
-const HOST_KEYS: &[&str] = &["name", "address", "nova_release", "groups"];
+const HOST_KEYS: &[&str] = &["name", "address", "nova_release", "groups", "transport"];
 /// Keys allowed in `[inventory]`.
 const INVENTORY_KEYS: &[&str] = &["ansible"];
 /// Keys allowed in `[checks]`.
 const CHECKS_KEYS: &[&str] = &["skip"];
 /// Keys allowed in `[policy]`.
-const POLICY_KEYS: &[&str] = &["auth_tcp", "libvirt_port", "allowed_sources"];
+const POLICY_KEYS: &[&str] = &["auth_tcp", "transport", "libvirt_port", "allowed_sources"];
 const NOVA_KEYS: &[&str] = &["cloud", "clouds_yaml", "image"];
 
 /// Connection settings that `[defaults]` and `[[hosts]]` share; `None` when
@@ -375,6 +409,7 @@ struct RawHost {
     name: String,
     address: Option<String>,
     nova_release: Option<NovaRelease>,
+    transport: Option<Transport>,
     connection: Connection,
     /// Span of the `[[hosts]]` header (or inline table).
     span: Option<Range<usize>>,
@@ -600,6 +635,7 @@ impl Parser<'_> {
                 name: host.name.clone(),
                 address,
                 nova_release: None,
+                transport: None,
                 connection,
                 span: None,
                 groups: host.groups.into_iter().filter(|g| g != "ungrouped").collect(),
@@ -699,11 +735,16 @@ impl Parser<'_> {
                 Some(item) => self.groups(item, Dotted(&prefix, "groups"))?,
                 None => Vec::new(),
             };
+            let transport = match table.get("transport") {
+                Some(item) => Some(self.transport(item, Dotted(&prefix, "transport"))?),
+                None => None,
+            };
             let connection = self.connection(table, &prefix)?;
             hosts.push(RawHost {
                 name,
                 address,
                 nova_release,
+                transport,
                 connection,
                 span,
                 groups,
@@ -875,6 +916,7 @@ impl Parser<'_> {
                 .command_timeout
                 .unwrap_or(DEFAULT_COMMAND_TIMEOUT),
             nova_release: raw.nova_release,
+            transport: raw.transport,
             line,
             groups: {
                 let mut groups = raw.groups;
@@ -1070,6 +1112,9 @@ impl Parser<'_> {
                 }
             };
         }
+        if let Some(item) = table.get("transport") {
+            policy.transport = self.transport(item, "policy.transport")?;
+        }
         if let Some(item) = table.get("libvirt_port") {
             policy.libvirt_port = self.port(item, "policy.libvirt_port")?;
         }
@@ -1250,6 +1295,16 @@ impl Parser<'_> {
         let value = self.string(item, name)?;
         expand_path(value, self.base_dir, self.home)
             .map_err(|reason| self.error(item.span(), format!("{name}: {reason}")))
+    }
+
+    /// `transport`: `"tcp"` or `"tls"`.
+    fn transport(&self, item: &Item, name: impl fmt::Display + Copy) -> Result<Transport, InventoryError> {
+        let value = self.string(item, name)?;
+        match value {
+            "tcp" => Ok(Transport::Tcp),
+            "tls" => Ok(Transport::Tls),
+            _ => Err(self.error(item.span(), format!("{name}: expected \"tcp\" or \"tls\", found {value:?}"))),
+        }
     }
 
     /// `nova_release`: a release name or major version, as a string or an

@@ -73,9 +73,11 @@ nova_release = "mitaka"
 
 [[hosts]]
 name = "compute02"
+transport = "tcp"
 
 [policy]
 auth_tcp = "sasl"
+transport = "tls"
 libvirt_port = 16514
 allowed_sources = ["192.0.2.0/24", "2001:db8::/64", "198.51.100.7"]
 
@@ -98,6 +100,7 @@ skip = ["nova.compute", "libvirt.listen", "nova.compute"]
                 connect_timeout: Duration::from_secs(15),
                 command_timeout: Duration::from_secs(90),
                 nova_release: Some(NovaRelease::MITAKA),
+                transport: None,
                 line: 11,
                 groups: Vec::new(),
                 ssh: SshOptions::default(),
@@ -113,6 +116,7 @@ skip = ["nova.compute", "libvirt.listen", "nova.compute"]
                 connect_timeout: Duration::from_secs(15),
                 command_timeout: Duration::from_secs(90),
                 nova_release: None,
+                transport: Some(Transport::Tcp),
                 line: 16,
                 groups: Vec::new(),
                 ssh: SshOptions::default(),
@@ -123,6 +127,7 @@ skip = ["nova.compute", "libvirt.listen", "nova.compute"]
         inventory.policy,
         Policy {
             auth_tcp: AuthTcp::Sasl,
+            transport: Transport::Tls,
             libvirt_port: 16514,
             allowed_sources: vec![
                 "192.0.2.0/24".into(),
@@ -151,12 +156,14 @@ fn built_in_defaults() {
             connect_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(60),
             nova_release: None,
+            transport: None,
             line: 1,
             groups: Vec::new(),
             ssh: SshOptions::default(),
         }]
     );
     assert_eq!(inventory.policy, Policy::default());
+    assert_eq!(inventory.policy.transport, Transport::Tcp);
     assert_eq!(inventory.policy.auth_tcp.as_str(), "none");
     assert_eq!(inventory.policy.libvirt_port, 16509);
     assert!(inventory.skip.is_empty());
@@ -493,6 +500,18 @@ fn type_errors() {
         (
             "[policy]\nauth_tcp = \"SASL\"\n",
             "inv.toml:2:12: policy.auth_tcp: expected \"none\" or \"sasl\", found \"SASL\"",
+        ),
+        (
+            "[policy]\ntransport = \"TLS\"\n",
+            "inv.toml:2:13: policy.transport: expected \"tcp\" or \"tls\", found \"TLS\"",
+        ),
+        (
+            "[policy]\ntransport = 1\n",
+            "inv.toml:2:13: policy.transport: expected a string, found integer 1",
+        ),
+        (
+            "[[hosts]]\nname = \"a\"\ntransport = \"ssh\"\n",
+            "inv.toml:3:13: hosts[0].transport: expected \"tcp\" or \"tls\", found \"ssh\"",
         ),
         (
             "[policy]\nlibvirt_port = 65536\n",

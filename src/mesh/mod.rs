@@ -106,6 +106,14 @@ pub fn script_for(peers: &[(String, Vec<u16>)], libvirt_port: u16) -> String {
 /// whitespace or a control character; the inventory refuses them all) is left
 /// out, and its pair reported as not probed.
 pub fn script_with(peers: &[(String, Vec<u16>)], libvirt_port: u16, engine: &str) -> String {
+    script_tls(peers, libvirt_port, engine, &[])
+}
+
+/// [`script_with`], where the peers named in `tls` (their transport is tls) are opened
+/// as `qemu+tls://PEER/system` (libvirt's TLS port, the client certificate under
+/// /etc/pki/libvirt), in `MESH_TLS_PEERS`.
+pub fn script_tls(peers: &[(String, Vec<u16>)], libvirt_port: u16, engine: &str, tls: &[String]) -> String {
+    let tls: Vec<&str> = tls.iter().map(String::as_str).filter(|n| !n.is_empty() && !n.chars().any(|c| c.is_whitespace() || c.is_control())).collect();
     let lines: Vec<String> = peers
         .iter()
         .filter(|(name, _)| !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c.is_control()))
@@ -115,11 +123,16 @@ pub fn script_with(peers: &[(String, Vec<u16>)], libvirt_port: u16, engine: &str
         })
         .collect();
     format!(
-        "MESH_TIMEOUT={PROBE_TIMEOUT_SECS}\nMESH_LIBVIRT_PORT={libvirt_port}\nMESH_ENGINE={}\nMESH_PEERS={}\n{}",
+        "MESH_TIMEOUT={PROBE_TIMEOUT_SECS}\nMESH_LIBVIRT_PORT={libvirt_port}\nMESH_ENGINE={}\nMESH_PEERS={}\nMESH_TLS_PEERS={}\n{}",
         crate::shell::quote(engine),
         crate::shell::quote(&lines.join("\n")),
+        crate::shell::quote(&tls.join(" ")),
         SCRIPT.replace("@@MESH_PY@@", PYTHON.trim_end())
     )
+}
+
+fn is_tls(inv: &Inventory, h: &HostSpec) -> bool {
+    h.transport.unwrap_or(inv.policy.transport) == crate::inventory::Transport::Tls
 }
 
 /// Run the probe script on one host, over `session` if the facts gathering kept it
@@ -247,31 +260,7 @@ fn judge_at(me: &str, to: &HostView, t: &str, raw: &RawFacts, libvirt_port: u16,
 
     // mesh.qemu-tcp
     let uri = format!("qemu+tcp://{t}:{libvirt_port}/system");
-    let qemu = match raw.get(&format!("qemu-tcp:{t}")) {
-        None => missing("qemu-tcp"),
-        Some(r) if r.status == 124 => {
-            Outcome::fail(format!("{uri} from {me} timed out after {PROBE_TIMEOUT_SECS} s (TCP {libvirt_port} filtered, or libvirtd hangs)"))
-        }
-        Some(r) if r.status != 0 => {
-            let why: Vec<&str> = r.stderr.lines().map(str::trim).filter(|l| !l.is_empty() && *l != "error: failed to connect to the hypervisor").collect();
-            let why = why.join("; ");
-            let why = why.strip_prefix("error: ").unwrap_or(&why);
-            Outcome::fail(format!("{uri} from {me} failed: {why}")).with(format!("on {me}: {uri} hostname: exit status {}", r.status))
-        }
-        Some(r) => {
-            let answered = r.stdout.trim();
-            let expected = to.facts.hostname.as_deref().unwrap_or(peer);
-            let ev = format!("on {me}: {uri} hostname: {answered}");
-            if short(answered).eq_ignore_ascii_case(short(expected)) || short(answered).eq_ignore_ascii_case(short(peer)) {
-                Outcome::pass(format!("{uri} from {me} answers as {answered}")).with(ev)
-            } else {
-                Outcome::fail(format!(
-                    "{uri} from {me} answers as {answered}, not {expected}: the name {t} points at the wrong host on {me}"
-                ))
-                .with(ev)
-            }
-        }
-    };
+    let qemu = judge_qemu_at(me, to, t, raw, &uri, libvirt_port);
     out.push(label(QEMU_TCP, qemu));
 
     // mesh.migration-ports
@@ -312,6 +301,43 @@ fn judge_at(me: &str, to: &HostView, t: &str, raw: &RawFacts, libvirt_port: u16,
     };
     out.push(label(MIGRATION_PORTS, ports));
     out
+}
+
+/// `mesh.qemu-tcp` from the probe's `qemu-tcp:PEER` record, which opened `uri` (qemu+tcp,
+/// or qemu+tls towards a host whose transport is tls).
+pub fn judge_qemu(from: &HostView, to: &HostView, raw: &RawFacts, uri: &str, libvirt_port: u16) -> Outcome {
+    judge_qemu_at(from.name(), to, to.name(), raw, uri, libvirt_port)
+}
+
+/// [`judge_qemu`] of the record for name `t` (the inventory name, or Nova's address).
+fn judge_qemu_at(me: &str, to: &HostView, t: &str, raw: &RawFacts, uri: &str, libvirt_port: u16) -> Outcome {
+    let peer = to.name();
+    let missing = |what: &str| Outcome::fail(format!("the mesh probe on {me} printed no {what} record for {t}"));
+    match raw.get(&format!("qemu-tcp:{t}")) {
+        None => missing("qemu-tcp"),
+        Some(r) if r.status == 124 => {
+            Outcome::fail(format!("{uri} from {me} timed out after {PROBE_TIMEOUT_SECS} s (TCP {libvirt_port} filtered, or libvirtd hangs)"))
+        }
+        Some(r) if r.status != 0 => {
+            let why: Vec<&str> = r.stderr.lines().map(str::trim).filter(|l| !l.is_empty() && *l != "error: failed to connect to the hypervisor").collect();
+            let why = why.join("; ");
+            let why = why.strip_prefix("error: ").unwrap_or(&why);
+            Outcome::fail(format!("{uri} from {me} failed: {why}")).with(format!("on {me}: {uri} hostname: exit status {}", r.status))
+        }
+        Some(r) => {
+            let answered = r.stdout.trim();
+            let expected = to.facts.hostname.as_deref().unwrap_or(peer);
+            let ev = format!("on {me}: {uri} hostname: {answered}");
+            if short(answered).eq_ignore_ascii_case(short(expected)) || short(answered).eq_ignore_ascii_case(short(peer)) {
+                Outcome::pass(format!("{uri} from {me} answers as {answered}")).with(ev)
+            } else {
+                Outcome::fail(format!(
+                    "{uri} from {me} answers as {answered}, not {expected}: the name {t} points at the wrong host on {me}"
+                ))
+                .with(ev)
+            }
+        }
+    }
 }
 
 /// The address Nova hands a source for destination `to`, and why: `[libvirt]
@@ -492,7 +518,8 @@ pub fn run(inv: &Inventory, gathered: &[Gathered], mode: Pairs, parallel: usize)
             if peers.is_empty() {
                 return Ok(RawFacts::default());
             }
-            probe(&inv.hosts[a], session, &script_for(&peers, libvirt_port)).map_err(|e| format!("the mesh probe on {} failed: {e}", inv.hosts[a].name))
+            let tls: Vec<String> = peers.iter().filter(|(n, _)| inv.hosts.iter().any(|h| &h.name == n && is_tls(inv, h))).map(|(n, _)| n.clone()).collect();
+            probe(&inv.hosts[a], session, &script_tls(&peers, libvirt_port, engine(), &tls)).map_err(|e| format!("the mesh probe on {} failed: {e}", inv.hosts[a].name))
         },
         |_| {},
     );
@@ -502,6 +529,15 @@ pub fn run(inv: &Inventory, gathered: &[Gathered], mode: Pairs, parallel: usize)
         .map(|(k, &(a, b))| {
             let probed = &probes[sources.iter().position(|s| *s == a).expect("source probed")];
             let mut checks = pair_checks((&inv.hosts[a].name, &inv.hosts[b].name), views[a], views[b], probed, libvirt_port, &reached);
+            // A destination whose transport is tls was opened over qemu+tls.
+            if is_tls(inv, &inv.hosts[b])
+                && let (Some(from), Some(to), Ok(raw)) = (views[a], views[b], probed)
+            {
+                let uri = format!("qemu+tls://{}/system", inv.hosts[b].name);
+                for c in checks.iter_mut().filter(|c| c.id == QEMU_TCP && c.status != Status::Skip) {
+                    *c = judge_qemu(&from, &to, raw, &uri, crate::inventory::LIBVIRT_TLS_PORT).label_as(QEMU_TCP);
+                }
+            }
             let unreached = if views[a].is_none() { a } else { b };
             checks.push(match shared[k].clone() {
                 Some(o) => label(shared::ID, o),

@@ -85,7 +85,7 @@ pub fn tcp_reachable(host: &str, port: u16, timeout: Duration) -> Result<(), Str
 
 /// Migrate domain `name` from the libvirt at `src_uri` to `dest_uri` (as the
 /// source sees it). `bandwidth` in MiB/s, 0 = unlimited. `bar` shows progress.
-pub fn run(src_uri: &str, dest_uri: &str, name: &str, bandwidth: u64, timeout: Duration, bar: Option<&indicatif::ProgressBar>) -> (Result<(), Failure>, Progress, Duration) {
+pub fn run(src_uri: &str, dest_uri: &str, name: &str, bandwidth: u64, tls: bool, timeout: Duration, bar: Option<&indicatif::ProgressBar>) -> (Result<(), Failure>, Progress, Duration) {
     virt::error::clear_error_callback();
     let start = Instant::now();
     let mut progress = Progress::default();
@@ -100,7 +100,8 @@ pub fn run(src_uri: &str, dest_uri: &str, name: &str, bandwidth: u64, timeout: D
         let mut aborted: Option<Failure> = None;
         let outcome = std::thread::scope(|s| {
             let worker = s.spawn(|| {
-                let r = dom.migrate_to_uri3(Some(dest_uri), params, FLAGS);
+                // TLS: QEMU's migration and NBD streams in TLS (/etc/pki/qemu).
+                let r = dom.migrate_to_uri3(Some(dest_uri), params, if tls { FLAGS | sys::VIR_MIGRATE_TLS } else { FLAGS });
                 done.store(true, Ordering::SeqCst);
                 r
             });
@@ -146,9 +147,12 @@ pub fn run(src_uri: &str, dest_uri: &str, name: &str, bandwidth: u64, timeout: D
 }
 
 /// The `virsh migrate` command line [`run_over_ssh`] runs on the source host.
-pub(super) fn migrate_command(name: &str, dest_uri: &str, bandwidth: u64) -> String {
+pub(super) fn migrate_command(name: &str, dest_uri: &str, bandwidth: u64, tls: bool) -> String {
     let mut argv: Vec<String> =
         ["virsh", "migrate", "--live", "--p2p", "--copy-storage-inc", "--undefinesource", "--persistent"].map(String::from).to_vec();
+    if tls {
+        argv.push("--tls".to_string());
+    }
     if bandwidth > 0 {
         argv.extend(["--bandwidth".to_string(), bandwidth.to_string()]);
     }
@@ -162,7 +166,7 @@ pub(super) fn migrate_command(name: &str, dest_uri: &str, bandwidth: u64) -> Str
 /// libvirtd still connects to the destination itself (`--p2p`). The job is
 /// polled with `virsh domjobinfo` over a second session and aborted with
 /// `virsh domjobabort`.
-pub fn run_over_ssh(spec: &crate::inventory::HostSpec, dest_uri: &str, name: &str, bandwidth: u64, timeout: Duration, bar: Option<&indicatif::ProgressBar>) -> (Result<(), Failure>, Progress, Duration) {
+pub fn run_over_ssh(spec: &crate::inventory::HostSpec, dest_uri: &str, name: &str, bandwidth: u64, tls: bool, timeout: Duration, bar: Option<&indicatif::ProgressBar>) -> (Result<(), Failure>, Progress, Duration) {
     use crate::transport::Session;
     let start = Instant::now();
     let mut progress = Progress::default();
@@ -173,7 +177,7 @@ pub fn run_over_ssh(spec: &crate::inventory::HostSpec, dest_uri: &str, name: &st
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return (Err(Failure::Connect(format!("ssh to {}: {e}", spec.name))), progress, start.elapsed()),
     };
-    let cmd = migrate_command(name, dest_uri, bandwidth);
+    let cmd = migrate_command(name, dest_uri, bandwidth, tls);
     let done = AtomicBool::new(false);
     let mut aborted: Option<Failure> = None;
     let out = std::thread::scope(|s| {

@@ -189,6 +189,12 @@ fn view<'a>(inv: &'a Inventory, gathered: &'a [Gathered], i: usize) -> Option<Ho
 }
 
 /// `qemu+tcp://HOST:PORT/system`, IPv6 literals bracketed.
+/// `qemu+tls://HOST/system` (libvirt's TLS port), IPv6 literals bracketed.
+fn tls_uri(host: &str) -> String {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    if h.contains(':') { format!("qemu+tls://[{h}]/system") } else { format!("qemu+tls://{h}/system") }
+}
+
 fn tcp_uri(host: &str, port: u16) -> String {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     if h.contains(':') { format!("qemu+tcp://[{h}]:{port}/system") } else { format!("qemu+tcp://{h}:{port}/system") }
@@ -323,12 +329,14 @@ fn migrate_pair(inv: &Inventory, gathered: &[Gathered], a: usize, b: usize, name
             return out;
         }
     };
-    out.push(finding(LIVE_BLOCK, live_block(sa, sb, &src, &dst, name, &machine, ports, inv.policy.libvirt_port, opts)));
+    // The destination's transport: tls migrates to qemu+tls with VIR_MIGRATE_TLS.
+    let tls = sb.transport.unwrap_or(inv.policy.transport) == crate::inventory::Transport::Tls;
+    out.push(finding(LIVE_BLOCK, live_block(sa, sb, &src, &dst, name, &machine, ports, inv.policy.libvirt_port, tls, opts)));
     out
 }
 
 #[allow(clippy::too_many_arguments)]
-fn live_block(sa: &HostSpec, sb: &HostSpec, src: &HostView, dst: &HostView, name: &str, machine: &str, ports: Option<&Finding>, libvirt_port: u16, opts: &Options) -> Outcome {
+fn live_block(sa: &HostSpec, sb: &HostSpec, src: &HostView, dst: &HostView, name: &str, machine: &str, ports: Option<&Finding>, libvirt_port: u16, tls: bool, opts: &Options) -> Outcome {
     let (s, d) = (sa.name.as_str(), sb.name.as_str());
     let connect = |spec: &HostSpec| Session::connect(&audit::target(spec)).map_err(|e| format!("{}: {e}", spec.name));
     let (mut ss, mut ds) = match (connect(sa), connect(sb)) {
@@ -340,7 +348,7 @@ fn live_block(sa: &HostSpec, sb: &HostSpec, src: &HostView, dst: &HostView, name
     let bandwidth: u64 = src.facts.nova_option("libvirt", "live_migration_bandwidth").and_then(|(v, _)| v.parse().ok()).unwrap_or(0);
     let mut evidence = vec![
         format!("guest {name}: {MEMORY_MIB} MiB, machine type {machine}, {s_inst}/_base/{name}.raw (raw) + {s_inst}/{name}/disk (qcow2)"),
-        format!("flags LIVE|PEER2PEER|NON_SHARED_INC|UNDEFINE_SOURCE|PERSIST_DEST, bandwidth {}", if bandwidth == 0 { "unlimited (live_migration_bandwidth = 0)".to_string() } else { format!("{bandwidth} MiB/s (live_migration_bandwidth)") }),
+        format!("flags LIVE|PEER2PEER|NON_SHARED_INC|UNDEFINE_SOURCE|PERSIST_DEST{}, bandwidth {}", if tls { "|TLS (VIR_MIGRATE_TLS: QEMU's streams in TLS)" } else { "" }, if bandwidth == 0 { "unlimited (live_migration_bandwidth = 0)".to_string() } else { format!("{bandwidth} MiB/s (live_migration_bandwidth)") }),
     ];
 
     let result = (|| -> Result<String, String> {
@@ -352,7 +360,7 @@ fn live_block(sa: &HostSpec, sb: &HostSpec, src: &HostView, dst: &HostView, name
         }
         let src_host = &sa.address;
         let src_uri = tcp_uri(src_host, libvirt_port);
-        let dest_uri = tcp_uri(d, libvirt_port);
+        let dest_uri = if tls { tls_uri(d) } else { tcp_uri(d, libvirt_port) };
         let direct = migrate::tcp_reachable(src_host.trim_start_matches('[').trim_end_matches(']'), libvirt_port, Duration::from_secs(5));
         match &direct {
             Ok(()) => evidence.push(format!("control node -> {src_uri}: migrate to {dest_uri}")),
@@ -371,8 +379,8 @@ fn live_block(sa: &HostSpec, sb: &HostSpec, src: &HostView, dst: &HostView, name
             b
         });
         let (r, progress, took) = match direct {
-            Ok(()) => migrate::run(&src_uri, &dest_uri, name, bandwidth, opts.timeout, bar.as_ref()),
-            Err(_) => migrate::run_over_ssh(sa, &dest_uri, name, bandwidth, opts.timeout, bar.as_ref()),
+            Ok(()) => migrate::run(&src_uri, &dest_uri, name, bandwidth, tls, opts.timeout, bar.as_ref()),
+            Err(_) => migrate::run_over_ssh(sa, &dest_uri, name, bandwidth, tls, opts.timeout, bar.as_ref()),
         };
         if let Some(b) = bar {
             b.finish_and_clear();

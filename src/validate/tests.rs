@@ -74,12 +74,16 @@ fn guest_script_variables_survive_hostile_paths() {
 #[test]
 fn virsh_migrate_over_ssh_command_line() {
     assert_eq!(
-        migrate::migrate_command("migready-test-x", "qemu+tcp://cmp2:16509/system", 0),
+        migrate::migrate_command("migready-test-x", "qemu+tcp://cmp2:16509/system", 0, false),
         "virsh migrate --live --p2p --copy-storage-inc --undefinesource --persistent migready-test-x qemu+tcp://cmp2:16509/system"
     );
     assert_eq!(
-        migrate::migrate_command("migready-test-x", "qemu+tcp://[fd42::12]:16509/system", 100),
+        migrate::migrate_command("migready-test-x", "qemu+tcp://[fd42::12]:16509/system", 100, false),
         "virsh migrate --live --p2p --copy-storage-inc --undefinesource --persistent --bandwidth 100 migready-test-x 'qemu+tcp://[fd42::12]:16509/system'"
+    );
+    assert_eq!(
+        migrate::migrate_command("migready-test-x", "qemu+tls://cmp2/system", 0, true),
+        "virsh migrate --live --p2p --copy-storage-inc --undefinesource --persistent --tls migready-test-x qemu+tls://cmp2/system"
     );
 }
 
@@ -89,4 +93,6 @@ fn libvirt_uris() {
     assert_eq!(tcp_uri("cmp2", 16509), "qemu+tcp://cmp2:16509/system");
     assert_eq!(tcp_uri("[fd00::1]", 16509), "qemu+tcp://[fd00::1]:16509/system");
     assert_eq!(tcp_uri("fd00::1", 1), "qemu+tcp://[fd00::1]:1/system");
+    assert_eq!(tls_uri("cmp2"), "qemu+tls://cmp2/system");
+    assert_eq!(tls_uri("[fd00::1]"), "qemu+tls://[fd00::1]/system");
 }

@@ -90,3 +90,44 @@ pub fn may_run(what: &str, missing: Option<String>) -> bool {
     eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
     false
 }
+
+/// The lab's hosts without a firewall (cmp1, cmp5 in tests/run.sh's lab) end open to any
+/// address once fix sets auth_tcp = "none": `libvirt.exposure` fails there, and so fix's
+/// and doctor's exit status is 1 (issue 12). Asserts that in fix's human output every
+/// failing line after "before -> after" is that check, on exactly `hosts`.
+#[track_caller]
+pub fn only_exposure_fails(out: &str, hosts: &[&str]) {
+    let after = out.split("\nbefore -> after\n").nth(1).unwrap_or_else(|| panic!("no before -> after in: {out}"));
+    let failing: Vec<&str> = after.lines().filter(|l| l.contains(" -> fail ")).collect();
+    let mut named: Vec<&str> = failing
+        .iter()
+        .map(|l| {
+            assert!(l.contains("libvirt.exposure") && l.contains("open to any address"), "a failure besides the exposure: {l}\n{out}");
+            l.split_whitespace().next().unwrap()
+        })
+        .collect();
+    named.sort();
+    let mut want = hosts.to_vec();
+    want.sort();
+    assert_eq!(named, want, "{out}");
+}
+
+/// The same over a JSON report: the failing checks are `libvirt.exposure` on `hosts` only.
+#[track_caller]
+pub fn only_exposure_fails_json(r: &serde_json::Value, hosts: &[&str]) {
+    let mut fails: Vec<String> = Vec::new();
+    for h in r["hosts"].as_array().unwrap() {
+        for c in h["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "fail") {
+            fails.push(format!("{} {}", h["name"].as_str().unwrap(), c["id"].as_str().unwrap()));
+        }
+    }
+    for p in r["pairs"].as_array().into_iter().flatten() {
+        for c in p["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "fail") {
+            fails.push(format!("{} -> {} {}", p["from"], p["to"], c["id"]));
+        }
+    }
+    fails.sort();
+    let mut want: Vec<String> = hosts.iter().map(|h| format!("{h} libvirt.exposure")).collect();
+    want.sort();
+    assert_eq!(fails, want, "{r}");
+}

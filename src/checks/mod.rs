@@ -178,27 +178,48 @@ pub const SSH_CONNECT: &str = "ssh.connect";
 pub const PRIVILEGE: &str = "privilege";
 pub const FACTS: &str = "facts";
 
+/// The IDs of the host checks, for code that asks for a finding by ID (fix's
+/// planners): a misspelt one does not compile.
+pub mod id {
+    pub const LIBVIRT_MODE: &str = "libvirt.mode";
+    pub const LIBVIRT_LISTEN: &str = "libvirt.listen";
+    pub const LIBVIRT_AUTH: &str = "libvirt.auth";
+    pub const LIBVIRT_HOST_UUID: &str = "libvirt.host-uuid";
+    pub const FIREWALL_LIBVIRT: &str = "firewall.libvirt";
+    pub const FIREWALL_MIGRATION: &str = "firewall.migration";
+    pub const LIBVIRT_EXPOSURE: &str = "libvirt.exposure";
+    pub const TLS_CERTIFICATES: &str = "tls.certificates";
+    pub const NOVA_FLAGS: &str = "nova.flags";
+    pub const NOVA_MIGRATION_URI: &str = "nova.migration-uri";
+    pub const NOVA_VNC_LISTEN: &str = "nova.vnc-listen";
+    pub const NOVA_COMPUTE: &str = "nova.compute";
+    pub const HYPERVISOR_VERSIONS: &str = "hypervisor.versions";
+    pub const NET_HOSTNAME: &str = "net.hostname";
+    pub const FIX_TRANSACTION: &str = "fix.transaction";
+    pub const STORAGE_INSTANCES: &str = "storage.instances";
+}
+
 /// Every check, in report order.
 pub const ALL: &[CheckDef] = &[
     CheckDef { id: SSH_CONNECT, summary: "SSH connects and the host key matches known_hosts", run: None },
     CheckDef { id: PRIVILEGE, summary: "commands run as root (directly or by passwordless sudo)", run: Some(privilege) },
     CheckDef { id: FACTS, summary: "the facts script (templates/facts.sh) ran to the end and its output parsed", run: None },
-    CheckDef { id: "libvirt.mode", summary: "which libvirt daemon mode runs, and no --listen where socket activation refuses it", run: Some(libvirt_mode::check) },
-    CheckDef { id: "libvirt.listen", summary: "libvirt listens on its port (TCP 16509, or TLS 16514 under transport tls) the way its daemon mode requires", run: Some(libvirt_listen::check) },
-    CheckDef { id: "libvirt.auth", summary: "auth_tcp is what the inventory policy asks (default \"none\", as the seed); auth_tls under transport tls", run: Some(libvirt_auth::check) },
-    CheckDef { id: "libvirt.host-uuid", summary: "libvirt host UUID is unique across the inventory", run: Some(libvirt_host_uuid::check) },
-    CheckDef { id: "firewall.libvirt", summary: "TCP libvirt port accepted from the peer hosts ahead of any REJECT/DROP (iptables, ip6tables, native nftables chains and firewalld zones, all of them)", run: Some(firewall_ports::libvirt) },
-    CheckDef { id: "firewall.migration", summary: "QEMU migration port range (qemu.conf) accepted from the peer hosts (the same firewalls)", run: Some(firewall_ports::migration) },
-    CheckDef { id: "libvirt.exposure", summary: "who besides the peers reaches the libvirt port and the migration range; auth_tcp \"none\" open to any address fails", run: Some(exposure::check) },
-    CheckDef { id: "tls.certificates", summary: "transport tls: libvirt's CA, server and client certificates verify, are for their purpose, name what peers use, are valid (warn 30 days before); clock skew", run: Some(tls_certs::check) },
-    CheckDef { id: "nova.flags", summary: "release-aware migration flags in nova.conf; not tunnelled", run: Some(nova_flags::check) },
-    CheckDef { id: "nova.migration-uri", summary: "Nova migrates over the policy's transport: qemu+tcp, or qemu+tls with native TLS (live_migration_uri / scheme / with_native_tls)", run: Some(nova_migration_uri::check) },
-    CheckDef { id: "nova.vnc-listen", summary: "VNC listens on an address that exists on every host (0.0.0.0, ::, loopback)", run: Some(nova_vnc::check) },
-    CheckDef { id: "nova.compute", summary: "nova-compute service state", run: Some(nova_compute::check) },
-    CheckDef { id: "hypervisor.versions", summary: "libvirt and QEMU versions match across the inventory", run: Some(hypervisor::check) },
-    CheckDef { id: "net.hostname", summary: "the host's own name resolves, and not to loopback", run: Some(net_hostname::check) },
-    CheckDef { id: "fix.transaction", summary: "no earlier fix run left this host half-changed or ended unseen", run: Some(fix_transaction::check) },
-    CheckDef { id: "storage.instances", summary: "instances path is local (not shared) and has free space", run: Some(storage_instances::check) },
+    CheckDef { id: id::LIBVIRT_MODE, summary: "which libvirt daemon mode runs, and no --listen where socket activation refuses it", run: Some(libvirt_mode::check) },
+    CheckDef { id: id::LIBVIRT_LISTEN, summary: "libvirt listens on its port (TCP 16509, or TLS 16514 under transport tls) the way its daemon mode requires", run: Some(libvirt_listen::check) },
+    CheckDef { id: id::LIBVIRT_AUTH, summary: "auth_tcp is what the inventory policy asks (default \"none\", as the seed); auth_tls under transport tls", run: Some(libvirt_auth::check) },
+    CheckDef { id: id::LIBVIRT_HOST_UUID, summary: "libvirt host UUID is unique across the inventory", run: Some(libvirt_host_uuid::check) },
+    CheckDef { id: id::FIREWALL_LIBVIRT, summary: "TCP libvirt port accepted from the peer hosts ahead of any REJECT/DROP (iptables, ip6tables, native nftables chains and firewalld zones, all of them)", run: Some(firewall_ports::libvirt) },
+    CheckDef { id: id::FIREWALL_MIGRATION, summary: "QEMU migration port range (qemu.conf) accepted from the peer hosts (the same firewalls)", run: Some(firewall_ports::migration) },
+    CheckDef { id: id::LIBVIRT_EXPOSURE, summary: "who besides the peers reaches the libvirt port and the migration range; auth_tcp \"none\" open to any address fails", run: Some(exposure::check) },
+    CheckDef { id: id::TLS_CERTIFICATES, summary: "transport tls: libvirt's CA, server and client certificates verify, are for their purpose, name what peers use, are valid (warn 30 days before); clock skew", run: Some(tls_certs::check) },
+    CheckDef { id: id::NOVA_FLAGS, summary: "release-aware migration flags in nova.conf; not tunnelled", run: Some(nova_flags::check) },
+    CheckDef { id: id::NOVA_MIGRATION_URI, summary: "Nova migrates over the policy's transport: qemu+tcp, or qemu+tls with native TLS (live_migration_uri / scheme / with_native_tls)", run: Some(nova_migration_uri::check) },
+    CheckDef { id: id::NOVA_VNC_LISTEN, summary: "VNC listens on an address that exists on every host (0.0.0.0, ::, loopback)", run: Some(nova_vnc::check) },
+    CheckDef { id: id::NOVA_COMPUTE, summary: "nova-compute service state", run: Some(nova_compute::check) },
+    CheckDef { id: id::HYPERVISOR_VERSIONS, summary: "libvirt and QEMU versions match across the inventory", run: Some(hypervisor::check) },
+    CheckDef { id: id::NET_HOSTNAME, summary: "the host's own name resolves, and not to loopback", run: Some(net_hostname::check) },
+    CheckDef { id: id::FIX_TRANSACTION, summary: "no earlier fix run left this host half-changed or ended unseen", run: Some(fix_transaction::check) },
+    CheckDef { id: id::STORAGE_INSTANCES, summary: "instances path is local (not shared) and has free space", run: Some(storage_instances::check) },
 ];
 
 /// IDs of every check (for `[checks] skip` validation).

@@ -14,7 +14,7 @@ pub mod run;
 
 pub use plan_firewall::COMMENT;
 
-use crate::checks::{Ctx, Finding, Status};
+use crate::checks::{id, Ctx, Finding, Status};
 use crate::facts::HostFacts;
 use crate::formats::EditError;
 use std::collections::BTreeMap;
@@ -258,19 +258,19 @@ fn reconnect_nova(facts: &HostFacts, steps: &mut Vec<Step>) {
 }
 
 /// Checks fix does not plan for a host whose transport is tls (it notes them).
-const TLS_NOT_PLANNED: &[&str] = &["libvirt.mode", "libvirt.listen", "libvirt.auth"];
+const TLS_NOT_PLANNED: &[&str] = &[id::LIBVIRT_MODE, id::LIBVIRT_LISTEN, id::LIBVIRT_AUTH];
 
 /// Checks whose failures fix repairs.
 pub const FIXABLE: &[&str] = &[
-    "libvirt.mode",
-    "libvirt.listen",
-    "libvirt.auth",
-    "libvirt.host-uuid",
-    "firewall.libvirt",
-    "firewall.migration",
-    "nova.flags",
+    id::LIBVIRT_MODE,
+    id::LIBVIRT_LISTEN,
+    id::LIBVIRT_AUTH,
+    id::LIBVIRT_HOST_UUID,
+    id::FIREWALL_LIBVIRT,
+    id::FIREWALL_MIGRATION,
+    id::NOVA_FLAGS,
     // An interrupted earlier run is finished (rolled back) before planning.
-    "fix.transaction",
+    id::FIX_TRANSACTION,
 ];
 
 /// Hosts that must get a fresh host UUID: for each UUID shared by several

@@ -21,7 +21,7 @@
 //!   there rule for rule as it is live; else a note says why not.
 
 use super::{refused, status, Edits, Step};
-use crate::checks::{Ctx, Finding, Status};
+use crate::checks::{id, Ctx, Finding, Status};
 use crate::facts::{Firewall, Firewalld, Nft};
 use crate::firewall::{self, Decision, Probe};
 use crate::firewalld as fwd;
@@ -82,8 +82,8 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
         Status::Warn => firewalld.is_some(),
         _ => false,
     };
-    let fix_libvirt = needs("firewall.libvirt");
-    let fix_migration = needs("firewall.migration");
+    let fix_libvirt = needs(id::FIREWALL_LIBVIRT);
+    let fix_migration = needs(id::FIREWALL_MIGRATION);
     if !fix_libvirt && !fix_migration {
         return;
     }

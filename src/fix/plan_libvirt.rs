@@ -9,7 +9,7 @@
 //! - duplicate host UUIDs: a fresh `host_uuid` in the daemon's config.
 
 use super::{refused, status, Edits, HostPlan, Step, UnitAction, Verify};
-use crate::checks::{Ctx, Finding, Status};
+use crate::checks::{id, Ctx, Finding, Status};
 use crate::facts::{ConfigFile, DaemonMode};
 use crate::formats::envfile::{join_words, split_words, EnvFile};
 use crate::formats::libvirt_conf::{ConfDoc, Value};
@@ -35,7 +35,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, edit
     let f = ctx.facts();
     let mode = f.daemon_mode();
     if mode == DaemonMode::Absent {
-        if status(findings, "libvirt.listen") == Status::Fail {
+        if status(findings, id::LIBVIRT_LISTEN) == Status::Fail {
             plan.notes.push("libvirt is not installed: install it first (libvirt-daemon-system / libvirt)".into());
         }
         return;
@@ -44,19 +44,19 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, edit
     let service = format!("{daemon}.service");
     let conf_path = format!("/etc/libvirt/{daemon}.conf");
     let var = format!("{}_ARGS", daemon.to_uppercase());
-    let fix_mode = status(findings, "libvirt.mode") == Status::Fail;
-    let fix_listen = status(findings, "libvirt.listen") == Status::Fail;
-    let fix_auth = status(findings, "libvirt.auth") == Status::Fail;
+    let fix_mode = status(findings, id::LIBVIRT_MODE) == Status::Fail;
+    let fix_listen = status(findings, id::LIBVIRT_LISTEN) == Status::Fail;
+    let fix_auth = status(findings, id::LIBVIRT_AUTH) == Status::Fail;
     let mut config_changed = false;
 
     if fix_auth {
         let want = ctx.policy.auth_tcp.as_str();
         let why = format!("auth_tcp = \"{want}\" (inventory policy)");
-        config_changed |= conf_set(edits, &mut plan.notes, "libvirt.auth", &conf_path, conf, "auth_tcp", Value::Str(want.into()), &why);
+        config_changed |= conf_set(edits, &mut plan.notes, id::LIBVIRT_AUTH, &conf_path, conf, "auth_tcp", Value::Str(want.into()), &why);
     }
     if let Some(uuid) = new_uuid {
         let why = "a host UUID of its own (another host has the same)";
-        config_changed |= conf_set(edits, &mut plan.notes, "libvirt.host-uuid", &conf_path, conf, "host_uuid", Value::Str(uuid.into()), why);
+        config_changed |= conf_set(edits, &mut plan.notes, id::LIBVIRT_HOST_UUID, &conf_path, conf, "host_uuid", Value::Str(uuid.into()), why);
     }
     let libvirtd_unit = f.unit(&service);
     let failed = libvirtd_unit.is_some_and(|u| u.active_state == "failed");
@@ -82,7 +82,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, edit
                             Ok(_) => removed = true,
                             Err(e) => {
                                 refused_env = true;
-                                plan.notes.push(refused("libvirt.mode", &ef.path, Some(entry.line), e));
+                                plan.notes.push(refused(id::LIBVIRT_MODE, &ef.path, Some(entry.line), e));
                             }
                         }
                     }
@@ -120,7 +120,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, edit
         DaemonMode::Traditional => {
             let mut listen_refused = false;
             if fix_listen || fix_mode {
-                let check = if fix_listen { "libvirt.listen" } else { "libvirt.mode" };
+                let check = if fix_listen { id::LIBVIRT_LISTEN } else { id::LIBVIRT_MODE };
                 let mut listen_ok = conf_set(edits, &mut plan.notes, check, &conf_path, conf, "listen_tls", Value::Int(0), "listen_tls = 0 (no TLS certificates needed)");
                 listen_ok &= conf_set(edits, &mut plan.notes, check, &conf_path, conf, "listen_tcp", Value::Int(1), "listen_tcp = 1");
                 // The environment file the unit really reads: the last one it lists.

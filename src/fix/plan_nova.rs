@@ -5,7 +5,7 @@
 //! place (IniDoc::set). nova-compute is restarted only if it was running.
 
 use super::{refused, status, Edits, Step, UnitAction};
-use crate::checks::{Ctx, Finding, Status};
+use crate::checks::{id, Ctx, Finding, Status};
 use crate::facts::ConfigFile;
 use crate::formats::ini::IniDoc;
 use crate::nova_release::NovaRelease;
@@ -31,7 +31,7 @@ fn merged(existing: Option<&str>, required: &[&str], drop_tunnelled: bool) -> St
 
 pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &mut Vec<Step>, notes: &mut Vec<String>) {
     let f = ctx.facts();
-    let st = status(findings, "nova.flags");
+    let st = status(findings, id::NOVA_FLAGS);
     if st != Status::Fail && st != Status::Warn {
         return;
     }
@@ -59,7 +59,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
                     Ok(d.to_string())
                 });
                 if let Err(e) = result {
-                    notes.push(refused("nova.flags", &c.path, line_of(c, key), e));
+                    notes.push(refused(id::NOVA_FLAGS, &c.path, line_of(c, key), e));
                 }
             }
         }
@@ -74,7 +74,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
                         Ok(d.to_string())
                     });
                     if let Err(e) = result {
-                        notes.push(refused("nova.flags", &c.path, line_of(c, key), e));
+                        notes.push(refused(id::NOVA_FLAGS, &c.path, line_of(c, key), e));
                     }
                 }
             }
@@ -89,7 +89,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
                 Ok(d.to_string())
             });
             if let Err(e) = result {
-                notes.push(refused("nova.flags", &c.path, line_of(c, "live_migration_tunnelled"), e));
+                notes.push(refused(id::NOVA_FLAGS, &c.path, line_of(c, "live_migration_tunnelled"), e));
             }
         }
     }

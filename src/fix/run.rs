@@ -4,7 +4,7 @@
 use super::apply::{self, ApplyLog};
 use super::{duplicate_uuid_hosts, plan, render, HostPlan, FIXABLE};
 use crate::audit::{self, Gathered};
-use crate::checks::Status;
+use crate::checks::{id, Status};
 use crate::exit;
 use crate::inventory::Inventory;
 use crate::mesh::Pairs;
@@ -77,7 +77,7 @@ pub fn run(inv: &Inventory, opts: &Options) -> i32 {
     // finished first (rolled back, as it would have done itself), then planned anew.
     if !opts.dry_run {
         let stale: Vec<usize> = (0..inv.hosts.len())
-            .filter(|&i| before.hosts[i].checks.iter().any(|c| c.id == "fix.transaction" && matches!(c.status, Status::Warn | Status::Fail)))
+            .filter(|&i| before.hosts[i].checks.iter().any(|c| c.id == id::FIX_TRANSACTION && matches!(c.status, Status::Warn | Status::Fail)))
             .collect();
         for &i in &stale {
             let spec = &inv.hosts[i];

@@ -220,13 +220,15 @@ pub fn gather_all_counted(inv: &Inventory, parallel: usize, keep: Keep, progress
     )
 }
 
-/// The reached hosts, by inventory position (None: not reached).
+/// The reached hosts, by inventory position (None: not reached). The one place that
+/// makes host views from gathered facts: audit, the mesh and validate all use it.
 pub fn views<'a>(inv: &'a Inventory, gathered: &'a [Gathered]) -> Vec<Option<HostView<'a>>> {
-    inv.hosts
-        .iter()
-        .zip(gathered)
-        .map(|(spec, g)| g.result.as_ref().ok().map(|(facts, _)| HostView { spec, facts }))
-        .collect()
+    (0..inv.hosts.len().min(gathered.len())).map(|i| view(inv, gathered, i)).collect()
+}
+
+/// Host `i` as the checks see it, if it was reached.
+pub fn view<'a>(inv: &'a Inventory, gathered: &'a [Gathered], i: usize) -> Option<HostView<'a>> {
+    gathered.get(i)?.result.as_ref().ok().map(|(facts, _)| HostView { spec: &inv.hosts[i], facts })
 }
 
 /// What the checks of host `i` see: the host, every other reached host, the policy.

@@ -470,12 +470,7 @@ pub fn run(inv: &Inventory, gathered: &[Gathered], mode: Pairs, parallel: usize)
             })
             .collect();
     }
-    let views: Vec<Option<HostView>> = inv
-        .hosts
-        .iter()
-        .zip(gathered)
-        .map(|(spec, g)| g.result.as_ref().ok().map(|(facts, _)| HostView { spec, facts }))
-        .collect();
+    let views: Vec<Option<HostView>> = crate::audit::views(inv, gathered);
     let reached: Vec<HostView> = views.iter().flatten().copied().collect();
     let sources: Vec<usize> = {
         let mut v: Vec<usize> = pairs.iter().map(|p| p.0).collect();

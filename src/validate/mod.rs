@@ -184,10 +184,6 @@ fn finding(id: &'static str, o: Outcome) -> Finding {
     Finding { id, status: o.status, message: o.message, evidence: o.evidence }
 }
 
-fn view<'a>(inv: &'a Inventory, gathered: &'a [Gathered], i: usize) -> Option<HostView<'a>> {
-    gathered[i].result.as_ref().ok().map(|(facts, _)| HostView { spec: &inv.hosts[i], facts })
-}
-
 /// `qemu+tcp://HOST:PORT/system`, IPv6 literals bracketed.
 /// `qemu+tls://HOST/system` (libvirt's TLS port), IPv6 literals bracketed.
 fn tls_uri(host: &str) -> String {
@@ -303,8 +299,8 @@ fn migrate_pair(inv: &Inventory, gathered: &[Gathered], a: usize, b: usize, name
     if skipped(PRECHECKS) && skipped(LIVE_BLOCK) {
         return vec![skip(PRECHECKS, SKIPPED), skip(LIVE_BLOCK, SKIPPED)];
     }
-    let (Some(src), Some(dst)) = (view(inv, gathered, a), view(inv, gathered, b)) else {
-        let down = if view(inv, gathered, a).is_none() { &sa.name } else { &sb.name };
+    let (Some(src), Some(dst)) = (crate::audit::view(inv, gathered, a), crate::audit::view(inv, gathered, b)) else {
+        let down = if crate::audit::view(inv, gathered, a).is_none() { &sa.name } else { &sb.name };
         let why = format!("not run: {down} was not reached");
         return vec![skip(PRECHECKS, &why), skip(LIVE_BLOCK, &why)];
     };

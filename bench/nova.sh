@@ -34,18 +34,7 @@ fi
 inv=$state/inventory-nova.toml
 "$bin" fix -i "$inv" --yes --mesh none >/dev/null || "$bin" fix -i "$inv" --yes --mesh none >/dev/null
 
-guest() { # guest ACTION NAME HOST [XML]
-    local vars="ACTION=$1
-NAME='$2'
-INSTANCES='/var/lib/nova/instances'
-SIZE_MIB=64
-PATTERN=0xab
-OFFSET=8388608
-LENGTH=2097152"
-    [[ -z ${4:-} ]] || vars+=$'\n'"XML_B64=$(printf '%s' "$4" | base64 -w0)"
-    printf '%s\n' "$vars" | cat - templates/guest.sh | lab "$3" sh -s
-}
-machine=pc-i440fx-7.2
+. bench/guest-lib.sh
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
 echo "run  tool      migration_s  command_s  detail"

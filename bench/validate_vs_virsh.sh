@@ -17,18 +17,7 @@ bin=target/release/migready
 inv=$(mktemp); trap 'rm -f "$inv"' EXIT
 sed 's/connect_timeout = 5/connect_timeout = 60/' "$state/inventory.toml" >"$inv"
 
-guest() { # guest ACTION NAME HOST [XML]
-    local vars="ACTION=$1
-NAME='$2'
-INSTANCES='/var/lib/nova/instances'
-SIZE_MIB=64
-PATTERN=0xab
-OFFSET=8388608
-LENGTH=2097152"
-    [[ -z ${4:-} ]] || vars+=$'\n'"XML_B64=$(printf '%s' "$4" | base64 -w0)"
-    printf '%s\n' "$vars" | cat - templates/guest.sh | lab "$3" sh -s
-}
-machine=pc-i440fx-7.2   # what validate picks for bookworm and trixie hosts alike
+. bench/guest-lib.sh
 
 echo "run  tool      total_s  downtime_ms"
 for i in $(seq 1 "$runs"); do

@@ -70,7 +70,9 @@ enum Command {
     /// read, then the libvirt daemon must come back, or everything is rolled back;
     /// also when the connection or migready dies meanwhile (the host finishes on its
     /// own; the next doctor says how it ended). Audits again and prints each check
-    /// before -> after. A second run changes nothing.
+    /// before -> after. A second run changes nothing. Under transport "tls" it also
+    /// installs each host's certificates, issued from the inventory's [tls] CA (keys
+    /// never shown), and starts libvirt's TLS listener.
     Fix {
         /// Inventory file: migready's TOML (see inventory.example.toml), or an
         /// Ansible inventory, INI (kolla-ansible's multinode) or YAML.

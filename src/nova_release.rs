@@ -66,6 +66,8 @@ impl NovaRelease {
     pub const MITAKA: NovaRelease = NovaRelease(13);
     /// Newton, Nova 14.
     pub const NEWTON: NovaRelease = NovaRelease(14);
+    /// The first release with `live_migration_with_native_tls`.
+    pub const STEIN: NovaRelease = NovaRelease(19);
 
     /// Parses a release as a user would write it: a code name in any case
     /// (`"mitaka"`, `"Zed"`), a year-based version (`"2023.1"`, and the old

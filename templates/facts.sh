@@ -64,6 +64,14 @@ file qemu_conf /etc/libvirt/qemu.conf
 file pki_cacert /etc/pki/CA/cacert.pem
 file pki_servercert /etc/pki/libvirt/servercert.pem
 file pki_clientcert /etc/pki/libvirt/clientcert.pem
+file pki_qemu_cacert /etc/pki/qemu/ca-cert.pem
+file pki_qemu_servercert /etc/pki/qemu/server-cert.pem
+file pki_qemu_clientcert /etc/pki/qemu/client-cert.pem
+# Of the private keys only a sha256 each ("HASH PATH" lines; fix refuses to replace a
+# key that changed since): never their content.
+fact pki_keys sh -c 'for k in /etc/pki/libvirt/private/serverkey.pem /etc/pki/libvirt/private/clientkey.pem /etc/pki/qemu/server-key.pem /etc/pki/qemu/client-key.pem; do if [ -f "$k" ]; then h=$(sha256sum <"$k") || exit 1; printf "%s %s\n" "${h%% *}" "$k"; fi; done'
+# The group QEMU runs as (Debian libvirt-qemu, RHEL qemu): its keys are readable by it.
+fact qemu_group getent group libvirt-qemu qemu
 # The environment files the libvirt daemons really read, as systemd reports them.
 # (Read from a file, not a pipe: a piped loop runs in a subshell, and its facts would
 # not be counted.)

@@ -23,9 +23,11 @@
 # No file content is ever journaled or printed: paths, hashes, commands and messages only.
 import base64
 import fcntl
+import grp
 import hashlib
 import json
 import os
+import pwd
 import select
 import shutil
 import signal
@@ -200,11 +202,37 @@ class Txn:
         else:
             d = os.path.dirname(real)
             if not os.path.isdir(d):
-                raise Abort("refused to write %s: its directory does not exist" % path)
+                if not step.get("mkdirs"):
+                    raise Abort("refused to write %s: its directory does not exist" % path)
+                self.mkdirs(i, d)
             self.j.log(ev="step", i=i, state="start", path=path, real=real, backup=None, old=None, new=new_sha)
             atomic_write(real, data, mode=int(step.get("mode", "0644"), 8))
+        if step.get("owner") is not None:
+            # A file whose owner and mode are part of the plan (certificates, keys): set
+            # as planned, also over an existing file's. Before this, a new file is 0600
+            # root (atomic_write's temp file mode) or has the old file's.
+            try:
+                uid = pwd.getpwnam(step["owner"]).pw_uid
+                gid = grp.getgrnam(step.get("group") or step["owner"]).gr_gid
+            except KeyError as e:
+                raise Abort("refused to write %s: no such user or group %s" % (path, e))
+            os.chown(real, uid, gid)
+            os.chmod(real, int(step.get("mode", "0644"), 8))
         self.j.log(ev="step", i=i, state="done", path=path, backup=backup,
                    msg="wrote %s" % path + ("" if real == path else " (-> %s)" % real))
+
+    def mkdirs(self, i, d):
+        """Creates d and its missing parents (mode 0755 root), each journaled: the
+        rollback removes them again (when empty)."""
+        missing = []
+        while not os.path.isdir(d):
+            missing.append(d)
+            d = os.path.dirname(d)
+        for m in reversed(missing):
+            self.j.log(ev="mkdir", i=i, path=m)
+            os.mkdir(m, 0o755)
+            os.chmod(m, 0o755)
+            fsync_dir(os.path.dirname(m))
 
     def command(self, i, step):
         argv = step["argv"]
@@ -310,6 +338,14 @@ def rollback(journal_recs, j, reset_units):
         except OSError as e:
             problems.append("restoring %s: %s" % (w["path"], e))
             j.log(ev="undo", i=i, ok=False, err=str(e))
+    # Directories the transaction created, deepest first, once their files are gone.
+    for r in reversed([r for r in journal_recs if r.get("ev") == "mkdir"]):
+        try:
+            if os.path.isdir(r["path"]):
+                os.rmdir(r["path"])
+                j.log(ev="undo", ok=True, msg="removed directory %s" % r["path"])
+        except OSError as e:
+            problems.append("removing directory %s: %s" % (r["path"], e))
     begin = next((r for r in journal_recs if r.get("ev") == "begin"), {})
     runtime_gone = begin.get("boot") != boot_id() or shutting_down()
     if runtime_gone and any(starts.get(i, {}).get("runtime") for i in cmds):

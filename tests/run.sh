@@ -68,7 +68,9 @@ cargo test --locked --test fix_lab -- --ignored --test-threads=1
 step "tests/tls_lab.rs"
 # Transport (issue 12) on cmp1 (no firewall) and cmp3: who besides the peers reaches
 # libvirt; transport tls in doctor and fix --dry-run; migready's certificates in libvirt
-# (qemu+tls cmp3 -> cmp1, a wrong name refused; taken off again after).
+# (qemu+tls cmp3 -> cmp1, a wrong name refused; taken off again after); fix sets TLS up
+# on both from a CA (certificates, TLS listener, Nova's native TLS; a TLS migration), and
+# the test takes them back to tcp after.
 cargo test --locked --test tls_lab -- --ignored --test-threads=1
 # The native nftables host cmp6 in depth (reset first; the others are fixed by now).
 step "tests/nft_lab.rs"

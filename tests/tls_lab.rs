@@ -146,7 +146,9 @@ fn b_transport_tls_is_what_doctor_and_fix_expect() {
     let dir = tempfile::tempdir().unwrap();
     let inv = inventory(dir.path(), &[&open, &walled]);
     let mut text = std::fs::read_to_string(&inv).unwrap();
-    text.push_str("\n[policy]\ntransport = \"tls\"\n");
+    let (code, _, err) = migready(&["ca", "init", "--dir", dir.path().join("ca").to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    text.push_str(&format!("\n[policy]\ntransport = \"tls\"\n\n[tls]\nca_dir = \"{}\"\n", dir.path().join("ca").display()));
     std::fs::write(&inv, text).unwrap();
     let inv = inv.to_str().unwrap();
     let (code, out, _) = migready(&["doctor", "--format", "json", "-i", inv]);
@@ -175,9 +177,12 @@ fn b_transport_tls_is_what_doctor_and_fix_expect() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains(&format!("--dport 16514 -m comment --comment 'migready: libvirt-tls from {open}' -j ACCEPT")), "{out}");
     // Nothing for TCP 16509 (the diff's context may show the rule tcp left, unchanged).
-    assert!(!out.contains("libvirtd-tcp.socket") && !out.contains("+++ b/etc/libvirt/"), "{out}");
+    assert!(!out.contains("libvirtd-tcp.socket"), "{out}");
     assert!(!out.lines().any(|l| (l.starts_with("$ ") || l.starts_with('+')) && l.contains("16509")), "{out}");
-    assert!(out.contains("libvirt.listen: transport tls: not fixed by migready yet"), "{out}");
+    // The TLS listener and the certificates from the CA, keys never shown.
+    assert!(out.contains("$ systemctl enable --now libvirtd-tls.socket"), "{out}");
+    assert!(out.contains("# install /etc/pki/libvirt/private/serverkey.pem (0600 root:root)") && out.contains("(private key, not shown)"), "{out}");
+    assert!(!out.contains("PRIVATE KEY"), "{out}");
     assert_eq!((snap(&open), snap(&walled)), before, "--dry-run changed a host");
 }
 
@@ -375,4 +380,109 @@ fn c_certificates_migready_issues_are_what_libvirt_accepts() {
     let (ok, out) = tls_cleanup(&server, &client, &sockets);
     assert!(ok && out.contains("libvirt back"), "{server}: {out}");
     assert_eq!(active_sockets(&server), sockets);
+}
+
+/// Restores, on `host`, the files a fix run backed up under /etc/libvirt, /etc/nova and
+/// the libvirt environment files (from its JSON document), and takes TLS off again: the
+/// state the later tests (tests/run.sh) expect of a transport tcp host.
+fn back_to_tcp(r: &Value, host: &str, sockets: &[String]) {
+    let h = r["fix"]["hosts"].as_array().unwrap().iter().find(|h| h["name"] == host).unwrap_or_else(|| panic!("{host}: {r}"));
+    let backups: Vec<String> = h["applied"]["backups"].as_array().map(|a| a.iter().filter_map(|b| b.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    for b in backups {
+        let Some((orig, _)) = b.split_once(".migready-") else { continue };
+        if ["/etc/libvirt/", "/etc/nova/", "/etc/sysconfig/libvirtd", "/etc/default/libvirtd"].iter().any(|p| orig.starts_with(p)) {
+            let (ok, out) = ssh_in(host, &format!("mv -f '{b}' '{orig}'"), "");
+            assert!(ok, "{host}: {out}");
+        }
+    }
+    let units = sockets.join(" ");
+    let (ok, out) = ssh_in(
+        host,
+        &format!(
+            "systemctl disable --now libvirtd-tls.socket 2>/dev/null; systemctl stop libvirtd.service; rm -rf /etc/pki/CA /etc/pki/libvirt /etc/pki/qemu; rmdir /etc/pki 2>/dev/null; \
+             systemctl reset-failed libvirtd.service 'libvirtd*.socket' 2>/dev/null; {start}; systemctl try-restart --no-block nova-compute.service; \
+             virsh -q -c qemu:///system version >/dev/null && echo libvirt back",
+            start = if units.is_empty() { "systemctl start libvirtd.service".to_string() } else { format!("systemctl start {units}") }
+        ),
+        "",
+    );
+    assert!(ok && out.contains("libvirt back"), "{host}: {out}");
+}
+
+#[test]
+#[ignore = "needs the lab: tests/run.sh"]
+fn d_fix_sets_tls_up_from_the_inventory_ca() {
+    // transport = "tls" for both hosts (a socket-activated one, a traditional one behind
+    // REJECT) and the CA in [tls]: fix issues and installs each host's certificates (keys
+    // never shown), starts libvirt's TLS listener, sets Nova's native TLS; doctor then
+    // passes the certificates, the listener and the qemu+tls mesh; a test migration runs
+    // with TLS; a second fix changes nothing. The hosts are taken back to tcp after.
+    let (open, walled) = hosts();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = migready(&["ca", "init", "--dir", dir.path().join("ca").to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let inv = inventory(dir.path(), &[&open, &walled]);
+    let text = std::fs::read_to_string(&inv).unwrap() + &format!("\n[policy]\ntransport = \"tls\"\n\n[tls]\nca_dir = \"{}\"\n", dir.path().join("ca").display());
+    std::fs::write(&inv, text).unwrap();
+    let inv = inv.to_str().unwrap();
+    let sockets: Vec<(String, Vec<String>)> = [&open, &walled].iter().map(|h| (h.to_string(), active_sockets(h))).collect();
+
+    let (_, out, err) = migready(&["fix", "--dry-run", "-i", inv]);
+    assert!(!out.contains("PRIVATE KEY") && !err.contains("PRIVATE KEY"), "{out}{err}");
+    for h in [&open, &walled] {
+        assert!(out.contains("# install /etc/pki/qemu/server-key.pem (0640 root:libvirt-qemu)"), "{h}: {out}");
+    }
+    let (_, out, _) = migready(&["fix", "--dry-run", "--format", "json", "-i", inv]);
+    assert!(!out.contains("PRIVATE KEY") && out.contains("(private key, not shown)"), "{out}");
+
+    let (code, out, err) = migready(&["fix", "--yes", "--format", "json", "-i", inv]);
+    assert!(!out.contains("PRIVATE KEY") && !err.contains("PRIVATE KEY"), "{out}{err}");
+    let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    struct Back(Value, Vec<(String, Vec<String>)>);
+    impl Drop for Back {
+        fn drop(&mut self) {
+            for (h, s) in &self.1 {
+                back_to_tcp(&self.0, h, s);
+            }
+        }
+    }
+    let _back = Back(r.clone(), sockets);
+    assert_eq!(r["fix"]["changes"]["rolled_back"], 0, "{r}");
+    for h in [&open, &walled] {
+        expect(&r, h, "tls.certificates", "pass", "server and client certificates signed by the host's CA");
+        expect(&r, h, "libvirt.listen", "pass", "TLS on TCP 16514 is served by");
+        expect(&r, h, "nova.migration-uri", "pass", "live_migration_with_native_tls = true");
+    }
+    assert_eq!(code, 0, "{r}");
+    let (ok, out) = ssh_in(&walled, "stat -c '%a %U:%G %n' /etc/pki/libvirt/private/serverkey.pem /etc/pki/qemu/server-key.pem /etc/pki/CA/cacert.pem", "");
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), "600 root:root /etc/pki/libvirt/private/serverkey.pem\n640 root:libvirt-qemu /etc/pki/qemu/server-key.pem\n644 root:root /etc/pki/CA/cacert.pem", "{out}");
+
+    // doctor, with the mesh over qemu+tls both ways.
+    let (code, out, err) = migready(&["doctor", "--format", "json", "-i", inv]);
+    let d: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(code, 0, "{d}");
+    for (from, to) in [(&open, &walled), (&walled, &open)] {
+        let p = d["pairs"].as_array().unwrap().iter().find(|p| &p["from"] == from && &p["to"] == to).unwrap();
+        let c = p["checks"].as_array().unwrap().iter().find(|c| c["id"] == "mesh.qemu-tcp").unwrap();
+        assert!(c["status"] == "pass" && c["message"].as_str().unwrap().contains(&format!("qemu+tls://{to}/system from {from} answers as {to}")), "{c}");
+    }
+
+    // A second fix: nothing to change.
+    let (code, out, err) = migready(&["fix", "--dry-run", "-i", inv]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("== {open}: nothing to change")) && out.contains(&format!("== {walled}: nothing to change")), "{out}");
+
+    // A test live block migration with TLS.
+    let out = Command::new(env!("CARGO_BIN_EXE_migready"))
+        .args(["validate", "--format", "json", "--mesh", "none", "-i", inv, "--pair", &format!("{walled}:{open}")])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let p = v["pairs"].as_array().unwrap().iter().find(|p| p["from"] == walled.as_str() && p["to"] == open.as_str()).unwrap();
+    let c = p["checks"].as_array().unwrap().iter().find(|c| c["id"] == "migration.live-block").unwrap();
+    assert_eq!(c["status"], "pass", "{}\n{c:#}", String::from_utf8_lossy(&out.stderr));
+    let ev = c["evidence"].to_string();
+    assert!(ev.contains("|TLS (VIR_MIGRATE_TLS") && ev.contains(&format!("qemu+tls://{open}/system")), "{ev}");
+    eprintln!("TLS migration {walled} -> {open} after fix: {}", c["message"]);
 }

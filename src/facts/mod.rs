@@ -184,6 +184,13 @@ fn parse_firewalld(raw: &RawFacts) -> Option<Firewalld> {
 pub const PKI_CACERT: &str = "pki_cacert";
 pub const PKI_SERVERCERT: &str = "pki_servercert";
 pub const PKI_CLIENTCERT: &str = "pki_clientcert";
+pub const PKI_QEMU_CACERT: &str = "pki_qemu_cacert";
+pub const PKI_QEMU_SERVERCERT: &str = "pki_qemu_servercert";
+pub const PKI_QEMU_CLIENTCERT: &str = "pki_qemu_clientcert";
+/// `HASH PATH` per private key under /etc/pki that exists (sha256 only, never content).
+pub const PKI_KEYS: &str = "pki_keys";
+/// `getent group libvirt-qemu qemu`: the group QEMU runs as.
+pub const QEMU_GROUP: &str = "qemu_group";
 
 /// Records that are parsed into a `ConfigFile` and then dropped from `raw`.
 const PARSED_FILES: &[&str] = &[

@@ -90,7 +90,7 @@ fn file_bytes(text: &str) -> Vec<u8> {
 fn undo(step: &Step, before: &HostFacts) -> Vec<Vec<String>> {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     match step {
-        Step::Edit { .. } => Vec::new(), // files are restored from their backups
+        Step::Edit { .. } | Step::Install { .. } => Vec::new(), // files are restored from their backups
         Step::Unit { action, unit, .. } => {
             let was = before.unit(unit);
             let active = was.is_some_and(|u| u.is_active());
@@ -139,7 +139,7 @@ done"#;
 /// host shuts down, the runner skips it.
 fn runtime_only(step: &Step, before: &HostFacts) -> bool {
     match step {
-        Step::Edit { .. } => false,
+        Step::Edit { .. } | Step::Install { .. } => false,
         // `enable --now` of a unit that was disabled: its undo disables it again.
         Step::Unit { action: UnitAction::EnableNow, unit, .. } => before.unit(unit).is_some_and(|u| u.is_enabled()),
         Step::Unit { .. } => true,
@@ -170,6 +170,16 @@ pub fn transaction(plan: &HostPlan, before: &HostFacts, opts: &TxnOptions, budge
                 "expect": original.as_deref().map(|o| sha256(&file_bytes(o))),
                 "content": base64::engine::general_purpose::STANDARD.encode(file_bytes(new)),
                 "mode": "0644",
+            }),
+            Step::Install { path, expect, content, mode, owner, group, .. } => json!({
+                "op": "write",
+                "path": path,
+                "expect": expect,
+                "content": base64::engine::general_purpose::STANDARD.encode(content.as_bytes()),
+                "mode": format!("{mode:04o}"),
+                "owner": owner,
+                "group": group,
+                "mkdirs": true,
             }),
             other => {
                 let argv = other.command().unwrap_or_default();

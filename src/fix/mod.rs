@@ -9,6 +9,7 @@ pub mod apply;
 mod plan_firewall;
 mod plan_libvirt;
 mod plan_nova;
+mod plan_tls;
 pub mod render;
 pub mod run;
 
@@ -51,6 +52,11 @@ pub enum Step {
     /// from (None: the file does not exist yet); the write is refused if the
     /// file no longer has it.
     Edit { path: String, original: Option<String>, new: String, why: Vec<String> },
+    /// Install a file whose owner and mode are part of the plan (a certificate or a
+    /// private key under /etc/pki), creating missing directories. `expect`: the sha256 the
+    /// file has now (None: it does not exist); the write is refused if it no longer has
+    /// it. A `secret` (a private key) is never shown: not in the plan, a diff or JSON.
+    Install { path: String, expect: Option<String>, content: String, mode: u32, owner: String, group: String, secret: bool, why: String },
     /// `systemctl <action> <unit>`.
     Unit { action: UnitAction, unit: String, why: String },
     /// `iptables -I <chain> <position> <args>` (ip6tables for IPv6).
@@ -68,7 +74,7 @@ impl Step {
     /// The command this step runs (for display and for running it).
     pub fn command(&self) -> Option<Vec<String>> {
         match self {
-            Step::Edit { .. } => None,
+            Step::Edit { .. } | Step::Install { .. } => None,
             Step::Unit { action, unit, .. } => {
                 let mut v = vec!["systemctl".to_string()];
                 v.extend(action.args().iter().map(|s| s.to_string()));
@@ -194,40 +200,30 @@ pub(crate) fn status(findings: &[Finding], id: &str) -> Status {
 /// Compute the plan for one host from its facts and doctor's findings.
 /// `new_host_uuid` is Some when this host must get a fresh libvirt host UUID.
 pub fn plan(ctx: &Ctx, findings: &[Finding], new_host_uuid: Option<&str>) -> HostPlan {
+    plan_with_ca(ctx, findings, new_host_uuid, None)
+}
+
+/// [`plan`] with the inventory's CA as loaded (`[tls]`), which a host whose transport is
+/// tls gets its certificates from.
+pub fn plan_with_ca(ctx: &Ctx, findings: &[Finding], new_host_uuid: Option<&str>, ca: Option<&Result<crate::ca::Ca, String>>) -> HostPlan {
     let mut plan = HostPlan { host: ctx.me.name().to_string(), ..Default::default() };
     let mut edits = Edits::default();
     let mut units = Vec::new();
-    // transport = "tls": the libvirt side (certificates, TLS listener, auth_tls) is not
-    // planned yet; said per failing check instead of planning the TCP listener.
-    let tls_held: Vec<Finding>;
-    let findings = if ctx.transport() == crate::inventory::Transport::Tls {
-        tls_held = findings
-            .iter()
-            .map(|f| {
-                if TLS_NOT_PLANNED.contains(&f.id) && f.status == Status::Fail {
-                    plan.notes.push(format!("{}: transport tls: not fixed by migready yet (set up certificates and libvirt's TLS listener by hand): {}", f.id, f.message));
-                    Finding { status: Status::Pass, ..f.clone() }
-                } else {
-                    f.clone()
-                }
-            })
-            .collect();
-        &tls_held[..]
-    } else {
-        findings
-    };
-    plan_libvirt::plan(ctx, findings, new_host_uuid, &mut edits, &mut units, &mut plan);
+    let mut pki = Vec::new();
+    let certs_installed = plan_tls::plan(ctx, findings, ca, &mut pki, &mut plan.notes);
+    plan_libvirt::plan(ctx, findings, new_host_uuid, certs_installed, &mut edits, &mut units, &mut plan);
     let mut fw = Vec::new();
     plan_firewall::plan(ctx, findings, &mut edits, &mut fw, &mut plan.notes);
     let mut nova_units = Vec::new();
-    plan_nova::plan(ctx, findings, &mut edits, &mut nova_units, &mut plan.notes);
-    plan.steps = edits.into_steps();
+    let native_tls = plan_nova::plan(ctx, findings, &mut edits, &mut nova_units, &mut plan.notes);
+    plan.steps = pki;
+    plan.steps.extend(edits.into_steps());
     plan.steps.extend(units);
     plan.steps.extend(fw);
     plan.steps.extend(nova_units);
     reconnect_nova(ctx.facts(), &mut plan.steps);
     for f in findings.iter().filter(|f| f.status == Status::Fail) {
-        if !FIXABLE.contains(&f.id) {
+        if !FIXABLE.contains(&f.id) && !(native_tls && f.id == id::NOVA_MIGRATION_URI) {
             plan.notes.push(format!("{}: not fixed by migready: {}", f.id, f.message));
         }
     }
@@ -257,9 +253,6 @@ fn reconnect_nova(facts: &HostFacts, steps: &mut Vec<Step>) {
     }
 }
 
-/// Checks fix does not plan for a host whose transport is tls (it notes them).
-const TLS_NOT_PLANNED: &[&str] = &[id::LIBVIRT_MODE, id::LIBVIRT_LISTEN, id::LIBVIRT_AUTH];
-
 /// Checks whose failures fix repairs.
 pub const FIXABLE: &[&str] = &[
     id::LIBVIRT_MODE,
@@ -269,6 +262,7 @@ pub const FIXABLE: &[&str] = &[
     id::FIREWALL_LIBVIRT,
     id::FIREWALL_MIGRATION,
     id::NOVA_FLAGS,
+    id::TLS_CERTIFICATES,
     // An interrupted earlier run is finished (rolled back) before planning.
     id::FIX_TRANSACTION,
 ];

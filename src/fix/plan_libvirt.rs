@@ -31,7 +31,7 @@ fn conf_set(edits: &mut Edits, notes: &mut Vec<String>, check: &str, path: &str,
     }
 }
 
-pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, edits: &mut Edits, units: &mut Vec<Step>, plan: &mut HostPlan) {
+pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, certs_installed: bool, edits: &mut Edits, units: &mut Vec<Step>, plan: &mut HostPlan) {
     let f = ctx.facts();
     let mode = f.daemon_mode();
     if mode == DaemonMode::Absent {
@@ -47,9 +47,10 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, edit
     let fix_mode = status(findings, id::LIBVIRT_MODE) == Status::Fail;
     let fix_listen = status(findings, id::LIBVIRT_LISTEN) == Status::Fail;
     let fix_auth = status(findings, id::LIBVIRT_AUTH) == Status::Fail;
+    let tls = ctx.transport() == crate::inventory::Transport::Tls;
     let mut config_changed = false;
 
-    if fix_auth {
+    if fix_auth && !tls {
         let want = ctx.policy.auth_tcp.as_str();
         let why = format!("auth_tcp = \"{want}\" (inventory policy)");
         config_changed |= conf_set(edits, &mut plan.notes, id::LIBVIRT_AUTH, &conf_path, conf, "auth_tcp", Value::Str(want.into()), &why);
@@ -60,6 +61,67 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, edit
     }
     let libvirtd_unit = f.unit(&service);
     let failed = libvirtd_unit.is_some_and(|u| u.active_state == "failed");
+    if tls {
+        if fix_auth {
+            // The client's certificate, checked against the CA, authenticates.
+            config_changed |= conf_set(edits, &mut plan.notes, id::LIBVIRT_AUTH, &conf_path, conf, "auth_tls", Value::Str("none".into()), "auth_tls = \"none\" (transport tls: the client's certificate authenticates)");
+            if conf.and_then(|c| c.doc.get("tls_no_verify_certificate")).is_some() {
+                config_changed |= conf_set(edits, &mut plan.notes, id::LIBVIRT_AUTH, &conf_path, conf, "tls_no_verify_certificate", Value::Int(0), "tls_no_verify_certificate = 0 (clients' certificates verified)");
+            }
+        }
+        if fix_mode {
+            plan.notes.push(format!("{}: transport tls: not fixed by migready (see the check's message)", id::LIBVIRT_MODE));
+        }
+        let fix_listen = fix_listen || certs_installed;
+        let port = crate::inventory::LIBVIRT_TLS_PORT;
+        let (_, _, _, tls_socket) = f.remote_daemon();
+        match mode {
+            DaemonMode::Socket | DaemonMode::Modular => {
+                let sock = f.units.get(tls_socket).filter(|u| u.exists());
+                if fix_listen && sock.is_none_or(|u| u.is_masked()) {
+                    plan.notes.push(format!("libvirt.listen: {tls_socket} is missing or masked; unmask it or switch to traditional mode by hand"));
+                }
+                let need_socket = fix_listen && sock.is_some_and(|u| !u.is_masked() && (!u.is_enabled() || !u.is_active()));
+                if failed {
+                    units.push(Step::Unit { action: UnitAction::ResetFailed, unit: service.clone(), why: format!("{service} had failed") });
+                }
+                let running = libvirtd_unit.is_some_and(|u| u.is_active());
+                if need_socket {
+                    if running {
+                        units.push(Step::Unit {
+                            action: UnitAction::Stop,
+                            unit: service.clone(),
+                            why: format!("{tls_socket} cannot start while {service} runs (running guests are not affected); the service comes back on demand and reads the certificates"),
+                        });
+                    }
+                    units.push(Step::Unit { action: UnitAction::EnableNow, unit: tls_socket.into(), why: format!("serve TLS on TCP {port} through socket activation (transport tls)") });
+                } else if config_changed || certs_installed {
+                    units.push(Step::Unit { action: UnitAction::TryRestart, unit: service.clone(), why: "read the new configuration and certificates (if running)".into() });
+                }
+                if need_socket || config_changed || certs_installed {
+                    plan.verify = Some(Verify { active: vec![tls_socket.to_string()], port: Some(port) });
+                }
+            }
+            DaemonMode::Traditional => {
+                let mut listen_ok = true;
+                if fix_listen {
+                    let tls_off = conf.and_then(|c| c.doc.get("listen_tls")).is_some_and(|e| e.value != Value::Int(1));
+                    if tls_off {
+                        listen_ok &= conf_set(edits, &mut plan.notes, id::LIBVIRT_LISTEN, &conf_path, conf, "listen_tls", Value::Int(1), "listen_tls = 1 (transport tls)");
+                    }
+                    let before = edits.changed();
+                    listen_ok &= ensure_listen(f, &service, &var, id::LIBVIRT_LISTEN, edits, &mut plan.notes);
+                    config_changed |= tls_off || edits.changed() != before;
+                }
+                if config_changed || certs_installed {
+                    units.push(Step::Unit { action: UnitAction::Restart, unit: service.clone(), why: "read the new configuration and certificates (running guests are not affected)".into() });
+                    plan.verify = Some(Verify { active: vec![service.clone()], port: listen_ok.then_some(port) });
+                }
+            }
+            DaemonMode::Absent => {}
+        }
+        return;
+    }
 
     match mode {
         DaemonMode::Socket | DaemonMode::Modular => {
@@ -123,48 +185,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, edit
                 let check = if fix_listen { id::LIBVIRT_LISTEN } else { id::LIBVIRT_MODE };
                 let mut listen_ok = conf_set(edits, &mut plan.notes, check, &conf_path, conf, "listen_tls", Value::Int(0), "listen_tls = 0 (no TLS certificates needed)");
                 listen_ok &= conf_set(edits, &mut plan.notes, check, &conf_path, conf, "listen_tcp", Value::Int(1), "listen_tcp = 1");
-                // The environment file the unit really reads: the last one it lists.
-                let ef = f.env_files.iter().rfind(|e| e.unit == service);
-                match ef {
-                    None => plan.notes.push(format!("libvirt.listen: {service} reads no environment file; add --listen to its ExecStart by hand")),
-                    Some(ef) => {
-                        let original = ef.file.as_ref().map(|c| c.text());
-                        // Not set in the file: the unit's own Environment= default applies.
-                        let unit_default: Vec<String> = libvirtd_unit
-                            .and_then(|u| u.environment.iter().find_map(|e| e.strip_prefix(&format!("{var}="))))
-                            .map(split_words)
-                            .unwrap_or_default();
-                        let result = edits.edit(&ef.path, original, "--listen: traditional libvirtd reads listen_tcp only with it", |cur| {
-                            let mut d = EnvFile::parse(cur);
-                            let words = match d.get(&var) {
-                                Some(e) => split_words(&e.value),
-                                None => unit_default.clone(),
-                            };
-                            // Drop --timeout N: with masked sockets an idle libvirtd would exit for good.
-                            let remove: Vec<usize> = match words.iter().position(|w| w == "--timeout" || w == "-t") {
-                                Some(i) => (i..(i + 2).min(words.len())).collect(),
-                                None => Vec::new(),
-                            };
-                            let listen = (!words.iter().any(|w| w == "--listen" || w == "-l")).then_some("--listen");
-                            if d.get(&var).is_some() {
-                                // Every other word stays as written, quotes included.
-                                d.edit_words(&var, &remove, listen)?;
-                            } else {
-                                let mut words: Vec<String> = words.iter().enumerate().filter(|(i, _)| !remove.contains(i)).map(|(_, w)| w.clone()).collect();
-                                if let Some(l) = listen {
-                                    words.insert(0, l.to_string());
-                                }
-                                d.set(&var, &join_words(&words))?;
-                            }
-                            Ok(d.to_string())
-                        });
-                        if let Err(e) = result {
-                            let line = ef.file.as_ref().and_then(|c| c.doc.get(&var)).map(|e| e.line);
-                            plan.notes.push(refused(check, &ef.path, line, e));
-                            listen_ok = false;
-                        }
-                    }
-                }
+                listen_ok &= ensure_listen(f, &service, &var, check, edits, &mut plan.notes);
                 config_changed |= listen_ok;
                 // Listening is what these edits establish: without them, do not wait for it.
                 listen_refused = !listen_ok;
@@ -177,4 +198,54 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, edit
         }
         DaemonMode::Absent => {}
     }
+}
+
+/// `--listen` in the environment file `service` really reads (the last it lists; other
+/// arguments kept, `--timeout N` dropped). False (and a note) when it cannot be.
+fn ensure_listen(f: &crate::facts::HostFacts, service: &str, var: &str, check: &str, edits: &mut Edits, notes: &mut Vec<String>) -> bool {
+    let var = var.to_string();
+    let libvirtd_unit = f.unit(service);
+    // The environment file the unit really reads: the last one it lists.
+    let ef = f.env_files.iter().rfind(|e| e.unit == service);
+    match ef {
+        None => notes.push(format!("libvirt.listen: {service} reads no environment file; add --listen to its ExecStart by hand")),
+        Some(ef) => {
+            let original = ef.file.as_ref().map(|c| c.text());
+            // Not set in the file: the unit's own Environment= default applies.
+            let unit_default: Vec<String> = libvirtd_unit
+                .and_then(|u| u.environment.iter().find_map(|e| e.strip_prefix(&format!("{var}="))))
+                .map(split_words)
+                .unwrap_or_default();
+            let result = edits.edit(&ef.path, original, "--listen: traditional libvirtd reads listen_tcp only with it", |cur| {
+                let mut d = EnvFile::parse(cur);
+                let words = match d.get(&var) {
+                    Some(e) => split_words(&e.value),
+                    None => unit_default.clone(),
+                };
+                // Drop --timeout N: with masked sockets an idle libvirtd would exit for good.
+                let remove: Vec<usize> = match words.iter().position(|w| w == "--timeout" || w == "-t") {
+                    Some(i) => (i..(i + 2).min(words.len())).collect(),
+                    None => Vec::new(),
+                };
+                let listen = (!words.iter().any(|w| w == "--listen" || w == "-l")).then_some("--listen");
+                if d.get(&var).is_some() {
+                    // Every other word stays as written, quotes included.
+                    d.edit_words(&var, &remove, listen)?;
+                } else {
+                    let mut words: Vec<String> = words.iter().enumerate().filter(|(i, _)| !remove.contains(i)).map(|(_, w)| w.clone()).collect();
+                    if let Some(l) = listen {
+                        words.insert(0, l.to_string());
+                    }
+                    d.set(&var, &join_words(&words))?;
+                }
+                Ok(d.to_string())
+            });
+            if let Err(e) = result {
+                let line = ef.file.as_ref().and_then(|c| c.doc.get(&var)).map(|e| e.line);
+                notes.push(refused(check, &ef.path, line, e));
+                return false;
+            }
+        }
+    }
+    true
 }

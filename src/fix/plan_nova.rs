@@ -29,7 +29,65 @@ fn merged(existing: Option<&str>, required: &[&str], drop_tunnelled: bool) -> St
     v.join(",")
 }
 
-pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &mut Vec<Step>, notes: &mut Vec<String>) {
+pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &mut Vec<Step>, notes: &mut Vec<String>) -> bool {
+    let before = edits_len(edits);
+    let native_tls = native_tls(ctx, findings, edits, notes);
+    flags(ctx, findings, edits, notes);
+    let f = ctx.facts();
+    if edits_len(edits) != before
+        && let Some(u) = ["nova-compute.service", "openstack-nova-compute.service"].iter().find_map(|id| f.unit(id))
+        && u.is_active()
+    {
+        steps.push(Step::Unit { action: UnitAction::Restart, unit: u.id.clone(), why: "apply the new nova.conf (it was running)".into() });
+    }
+    native_tls
+}
+
+/// transport tls: `[libvirt] live_migration_with_native_tls = true` (Stein and later: qemu+tls
+/// and the migration streams in TLS) in the file that decides it, when nova.migration-uri
+/// fails or warns. True when planned.
+fn native_tls(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, notes: &mut Vec<String>) -> bool {
+    let f = ctx.facts();
+    let st = status(findings, id::NOVA_MIGRATION_URI);
+    if ctx.transport() != crate::inventory::Transport::Tls || (st != Status::Fail && st != Status::Warn) {
+        return false;
+    }
+    let Some(first) = f.nova.files.first() else { return false };
+    let key = "live_migration_with_native_tls";
+    match ctx.me.spec.nova_release.or_else(|| f.detected_nova_release()) {
+        Some(r) if r >= NovaRelease::STEIN => {}
+        Some(r) => {
+            notes.push(format!("{}: Nova {r} has no {key} (Stein and later); set live_migration_scheme = tls by hand (the migration streams stay in clear)", id::NOVA_MIGRATION_URI));
+            return false;
+        }
+        None => {
+            notes.push(format!("{}: Nova release unknown; set nova_release in the inventory", id::NOVA_MIGRATION_URI));
+            return false;
+        }
+    }
+    let c = f.nova.file_for("libvirt", key).unwrap_or(first);
+    let result = edits.edit(&c.path, Some(c.text()), &format!("[libvirt] {key} = true (transport tls: qemu+tls, the migration streams in TLS)"), |cur| {
+        let mut d = IniDoc::parse(cur);
+        d.set("libvirt", key, "true")?;
+        Ok(d.to_string())
+    });
+    match result {
+        Ok(_) => {
+            if let Some((uri, _)) = f.nova_option("libvirt", "live_migration_uri")
+                && !uri.starts_with("qemu+tls://")
+            {
+                notes.push(format!("{}: live_migration_uri = {uri} is set (deprecated; it wins over the scheme): remove it", id::NOVA_MIGRATION_URI));
+            }
+            true
+        }
+        Err(e) => {
+            notes.push(refused(id::NOVA_MIGRATION_URI, &c.path, line_of(c, key), e));
+            false
+        }
+    }
+}
+
+fn flags(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, notes: &mut Vec<String>) {
     let f = ctx.facts();
     let st = status(findings, id::NOVA_FLAGS);
     if st != Status::Fail && st != Status::Warn {
@@ -43,7 +101,6 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
     // The file that decides a key as nova-compute reads its files (the last that sets
     // it), else the one that should hold it (nova.conf, else the last file read).
     let file_of = |key: &str| f.nova.file_for("libvirt", key).unwrap_or(first);
-    let before = edits_len(edits);
     if release <= NovaRelease::MITAKA {
         for (key, required, drop_tunnelled) in [
             ("live_migration_flag", LIVE.to_vec(), false),
@@ -92,12 +149,6 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
                 notes.push(refused(id::NOVA_FLAGS, &c.path, line_of(c, "live_migration_tunnelled"), e));
             }
         }
-    }
-    if edits_len(edits) != before
-        && let Some(u) = ["nova-compute.service", "openstack-nova-compute.service"].iter().find_map(|id| f.unit(id))
-        && u.is_active()
-    {
-        steps.push(Step::Unit { action: UnitAction::Restart, unit: u.id.clone(), why: "apply the new nova.conf (it was running)".into() });
     }
 }
 

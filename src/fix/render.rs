@@ -17,6 +17,23 @@ pub fn diff(path: &str, original: Option<&str>, new: &str) -> String {
     crate::formats::bytes::display(&diff).into_owned()
 }
 
+/// What an install step puts in its file, as shown: a private key never, a certificate by
+/// what it says (subject, names, validity), never the PEM.
+pub fn install_summary(step: &Step) -> String {
+    let Step::Install { content, secret, .. } = step else { return String::new() };
+    if *secret {
+        return super::plan_tls::KEY_NOT_SHOWN.to_string();
+    }
+    match crate::ca::read_cert(content) {
+        Ok(i) => {
+            let day = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).map(|d| d.date().to_string()).unwrap_or_default();
+            let names = if i.names.is_empty() { String::new() } else { format!(", names {}", i.names.join(", ")) };
+            format!("certificate: subject {}, issuer {}{names}, valid {} to {}", i.subject, i.issuer, day(i.not_before), day(i.not_after))
+        }
+        Err(_) => "(content not shown)".to_string(),
+    }
+}
+
 pub fn print_plan(out: &mut dyn Write, plan: &HostPlan) -> io::Result<()> {
     let host = esc(&plan.host);
     if plan.steps.is_empty() {
@@ -30,10 +47,15 @@ pub fn print_plan(out: &mut dyn Write, plan: &HostPlan) -> io::Result<()> {
                 writeln!(out, "# edit {}: {}", esc(path), esc(&why.join("; ")))?;
                 write!(out, "{}", lines_for_terminal(&diff(&esc(path), original.as_deref(), new)))?;
             }
+            Step::Install { path, expect, mode, owner, group, why, .. } => {
+                let how = if expect.is_some() { "replace" } else { "install" };
+                writeln!(out, "# {how} {} ({mode:04o} {}:{}): {}", esc(path), esc(owner), esc(group), esc(why))?;
+                writeln!(out, "  {}", esc(&install_summary(step)))?;
+            }
             other => {
                 let why = match other {
                     Step::Unit { why, .. } | Step::FirewallInsert { why, .. } | Step::FirewalldRich { why, .. } | Step::NftRule { why, .. } => why,
-                    Step::Edit { .. } => unreachable!(),
+                    Step::Edit { .. } | Step::Install { .. } => unreachable!(),
                 };
                 let argv = other.command().unwrap_or_default();
                 writeln!(out, "$ {}", esc(&crate::shell::join(&argv)))?;

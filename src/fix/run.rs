@@ -2,7 +2,7 @@
 //! audit again and report each check before -> after.
 
 use super::apply::{self, ApplyLog};
-use super::{duplicate_uuid_hosts, plan, render, HostPlan, FIXABLE};
+use super::{duplicate_uuid_hosts, render, HostPlan, FIXABLE};
 use crate::audit::{self, Gathered};
 use crate::checks::{id, Status};
 use crate::exit;
@@ -41,14 +41,25 @@ pub fn plans(inv: &Inventory, gathered: &[Gathered], before: &Report) -> Vec<Opt
     let views = audit::views(inv, gathered);
     let facts: Vec<(&str, &crate::facts::HostFacts)> = views.iter().flatten().map(|v| (v.name(), v.facts)).collect();
     let dup = duplicate_uuid_hosts(&facts);
+    // The inventory's CA, loaded once when a reached host's transport is tls.
+    let tls = (0..inv.hosts.len()).any(|i| views[i].is_some() && inv.hosts[i].transport.unwrap_or(inv.policy.transport) == crate::inventory::Transport::Tls);
+    let ca = tls.then(|| load_ca(&inv.tls));
     (0..inv.hosts.len())
         .map(|i| {
             let ctx = audit::ctx(inv, &views, i)?;
             assert!(!ctx.facts().texts_dropped, "fix plans need the files' texts (gather with Keep::FOR_FIX)");
             let uuid = dup.contains(&inv.hosts[i].name).then(new_uuid);
-            Some(plan(&ctx, &before.hosts[i].checks, uuid.as_deref()))
+            Some(super::plan_with_ca(&ctx, &before.hosts[i].checks, uuid.as_deref(), ca.as_ref()))
         })
         .collect()
+}
+
+/// The CA of the inventory's `[tls]` (or its default directory).
+fn load_ca(tls: &crate::inventory::TlsConf) -> Result<crate::ca::Ca, String> {
+    match (&tls.ca_cert, &tls.ca_key) {
+        (Some(c), Some(k)) => crate::ca::Ca::load(c, k).map_err(|e| format!("{e} (the inventory's [tls]; `migready ca init` makes a CA)")),
+        _ => Err("no CA: set [tls] ca_dir, or ca_cert and ca_key, in the inventory ($HOME is not set for the default)".into()),
+    }
 }
 
 fn confirm(out: &mut dyn Write) -> io::Result<bool> {
@@ -298,7 +309,7 @@ fn with_mesh(inv: &Inventory, gathered: &[Gathered], report: Report, opts: &Opti
 
 /// The plan of one host as JSON: edits with their diffs, commands as argv and as a
 /// shell line, notes.
-fn plan_json(p: &HostPlan) -> serde_json::Value {
+pub(crate) fn plan_json(p: &HostPlan) -> serde_json::Value {
     use serde_json::json;
     let steps: Vec<serde_json::Value> = p
         .steps
@@ -308,11 +319,16 @@ fn plan_json(p: &HostPlan) -> serde_json::Value {
                 "kind": "edit", "path": path, "why": why, "creates": original.is_none(),
                 "diff": render::diff(path, original.as_deref(), new),
             }),
+            super::Step::Install { path, expect, mode, owner, group, secret, why, .. } => json!({
+                "kind": "install", "path": path, "why": [why], "creates": expect.is_none(),
+                "mode": format!("{mode:04o}"), "owner": owner, "group": group, "secret": secret,
+                "content": render::install_summary(s),
+            }),
             other => {
                 let argv = other.command().unwrap_or_default();
                 let why = match other {
                     super::Step::Unit { why, .. } | super::Step::FirewallInsert { why, .. } | super::Step::FirewalldRich { why, .. } | super::Step::NftRule { why, .. } => why.clone(),
-                    super::Step::Edit { .. } => String::new(),
+                    super::Step::Edit { .. } | super::Step::Install { .. } => String::new(),
                 };
                 json!({"kind": "command", "command": crate::shell::join(&argv), "argv": argv, "why": why})
             }

@@ -667,18 +667,130 @@ fn nova_edit_goes_to_the_file_that_decides() {
 }
 
 #[test]
-fn transport_tls_plans_no_tcp_listener_and_opens_16514() {
+fn transport_tls_plans_the_tls_listener_and_opens_16514() {
     let mut fleet = stock();
     fleet.policy.transport = crate::inventory::Transport::Tls;
-    // Socket host: nothing planned for libvirt (TLS is not set up by fix yet), said so.
+    // Socket host, no CA given: the TLS socket (the service stopped first), no TCP socket;
+    // the certificates said not planned.
     let p = plan_of(&fleet, 0);
-    assert!(commands(&p).is_empty() && p.steps.is_empty(), "{:#?}", p.steps);
-    assert!(p.notes.iter().any(|n| n.starts_with("libvirt.listen: transport tls: not fixed by migready yet")), "{:?}", p.notes);
-    // Traditional REJECT host: no libvirtd.conf or --listen edit, the firewall opened on
-    // 16514 (and the migration range) to the peers.
-    let p = plan_of(&fleet, 1);
-    assert!(!p.steps.iter().any(|s| matches!(s, Step::Edit { path, .. } if path.starts_with("/etc/libvirt") || path == "/etc/sysconfig/libvirtd")), "{:#?}", p.steps);
     let cmds = commands(&p);
+    assert!(cmds.iter().any(|c| c == "systemctl enable --now libvirtd-tls.socket"), "{cmds:?}");
+    assert!(!cmds.iter().any(|c| c.contains("libvirtd-tcp.socket")), "{cmds:?}");
+    assert_eq!(p.verify, Some(Verify { active: vec!["libvirtd-tls.socket".into()], port: Some(16514) }));
+    assert!(p.notes.iter().any(|n| n.starts_with("tls.certificates: transport tls: no CA to issue this host's certificates from")), "{:?}", p.notes);
+    // Traditional REJECT host: --listen, no listen_tcp; the firewall opened on 16514 (and
+    // the migration range) to the peers, not 16509.
+    let p = plan_of(&fleet, 1);
+    assert!(edit_of(&p, "/etc/sysconfig/libvirtd").1.contains("\nLIBVIRTD_ARGS=\"--listen\"\n"), "{:#?}", p.steps);
+    assert!(!p.steps.iter().any(|s| matches!(s, Step::Edit { new, .. } if new.contains("listen_tcp = 1"))), "{:#?}", p.steps);
+    let cmds = commands(&p);
+    assert!(cmds.iter().any(|c| c == "systemctl restart libvirtd.service"), "{cmds:?}");
     assert!(cmds.iter().any(|c| c.contains("--dport 16514") && c.contains("-s 198.18.42.11/32") && c.contains("migready: libvirt-tls from cmp1")), "{cmds:?}");
     assert!(!cmds.iter().any(|c| c.contains("--dport 16509")), "{cmds:?}");
+}
+
+/// The PKI files fix installs, in order.
+const PKI: &[&str] = &[
+    "/etc/pki/CA/cacert.pem",
+    "/etc/pki/libvirt/servercert.pem",
+    "/etc/pki/libvirt/private/serverkey.pem",
+    "/etc/pki/libvirt/clientcert.pem",
+    "/etc/pki/libvirt/private/clientkey.pem",
+    "/etc/pki/qemu/ca-cert.pem",
+    "/etc/pki/qemu/server-cert.pem",
+    "/etc/pki/qemu/server-key.pem",
+    "/etc/pki/qemu/client-cert.pem",
+    "/etc/pki/qemu/client-key.pem",
+];
+
+#[test]
+fn transport_tls_installs_certificates_from_the_ca_once_and_never_shows_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::ca::init(&dir.path().join("ca")).unwrap();
+    let ca = crate::ca::Ca::load(&dir.path().join("ca/cacert.pem"), &dir.path().join("ca/cakey.pem"));
+    let mut r = raw("bookworm-socket");
+    crate::checks::testutil::set(&mut r, crate::facts::QEMU_GROUP, "libvirt-qemu:x:64055:libvirt-qemu\n");
+    let mut fleet = Fleet::new(vec![("cmp1", "198.18.42.11", r.clone()), ("cmp3", "198.18.42.13", raw("bookworm-traditional-reject"))]);
+    fleet.policy.transport = crate::inventory::Transport::Tls;
+    let views = fleet.views();
+    let p = plan_with_ca(&fleet.ctx(&views, 0), &fleet.findings(0), None, Some(&ca));
+    let installs: Vec<&Step> = p.steps.iter().filter(|s| matches!(s, Step::Install { .. })).collect();
+    let paths: Vec<&str> = installs.iter().map(|s| match s { Step::Install { path, .. } => path.as_str(), _ => "" }).collect();
+    assert_eq!(paths, PKI);
+    let ca_pem = ca.as_ref().unwrap().cert_pem.clone();
+    let mut contents = std::collections::BTreeMap::new();
+    for s in &installs {
+        let Step::Install { path, expect, content, mode, owner, group, secret, .. } = s else { unreachable!() };
+        assert_eq!(*expect, None, "{path}: a new file");
+        assert_eq!(owner, "root");
+        assert_eq!(*secret, path.contains("key"), "{path}");
+        let want = if path.starts_with("/etc/pki/qemu/") && *secret { (0o640, "libvirt-qemu") } else if *secret { (0o600, "root") } else { (0o644, "root") };
+        assert_eq!((*mode, group.as_str()), want, "{path}");
+        if !*secret {
+            if path.contains("ca") {
+                assert_eq!(content, &ca_pem);
+            } else {
+                crate::ca::verifies_against(content, &ca_pem).unwrap();
+                let names = crate::ca::read_cert(content).unwrap().names;
+                assert!(names.contains(&"cmp1".to_string()) && names.contains(&"198.18.42.11".to_string()), "{path}: {names:?}");
+            }
+        }
+        contents.insert(path.to_string(), content.clone());
+    }
+    // The libvirt daemon reads them: the TLS socket, the service stopped first.
+    assert!(commands(&p).iter().any(|c| c == "systemctl enable --now libvirtd-tls.socket"), "{:?}", commands(&p));
+    // Never a key in the plan shown, in JSON; the transaction carries them (stdin only).
+    let mut out = Vec::new();
+    render::print_plan(&mut out, &p).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(!out.contains("PRIVATE KEY") && out.contains("(private key, not shown)"), "{out}");
+    assert!(out.contains("# install /etc/pki/qemu/server-key.pem (0640 root:libvirt-qemu)"), "{out}");
+    let json = super::run::plan_json(&p).to_string();
+    assert!(!json.contains("PRIVATE KEY") && json.contains("(private key, not shown)"), "{json}");
+    let t = apply::transaction(&p, &fleet.hosts[0].1, &apply::TxnOptions { run: "r".into(), controller: "c".into(), step_delay: std::time::Duration::ZERO }, std::time::Duration::from_secs(30));
+    let step = &t["steps"][2];
+    assert_eq!((step["path"].as_str(), step["mode"].as_str(), step["owner"].as_str(), step["mkdirs"].as_bool()), (Some(PKI[2]), Some("0600"), Some("root"), Some(true)));
+
+    // Installed (the facts read the certificates and the keys' hashes): nothing to plan.
+    let record = |path: &str| match path {
+        "/etc/pki/CA/cacert.pem" => crate::facts::PKI_CACERT,
+        "/etc/pki/libvirt/servercert.pem" => crate::facts::PKI_SERVERCERT,
+        "/etc/pki/libvirt/clientcert.pem" => crate::facts::PKI_CLIENTCERT,
+        "/etc/pki/qemu/ca-cert.pem" => crate::facts::PKI_QEMU_CACERT,
+        "/etc/pki/qemu/server-cert.pem" => crate::facts::PKI_QEMU_SERVERCERT,
+        "/etc/pki/qemu/client-cert.pem" => crate::facts::PKI_QEMU_CLIENTCERT,
+        _ => "",
+    };
+    let mut keys = String::new();
+    for (path, content) in &contents {
+        match record(path) {
+            "" => keys.push_str(&format!("{} {path}\n", apply::sha256(content.as_bytes()))),
+            rec => crate::checks::testutil::set(&mut r, rec, content),
+        }
+    }
+    crate::checks::testutil::set(&mut r, crate::facts::PKI_KEYS, &keys);
+    // The host's clock now (the fixture's is from when it was captured).
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    crate::checks::testutil::set(&mut r, "date", &format!("{now}\n"));
+    let done = r.clone();
+    let mut fleet2 = Fleet::new(vec![("cmp1", "198.18.42.11", done), ("cmp3", "198.18.42.13", raw("bookworm-traditional-reject"))]);
+    fleet2.policy.transport = crate::inventory::Transport::Tls;
+    let views = fleet2.views();
+    assert_eq!(fleet2.finding(0, id::TLS_CERTIFICATES).status, Status::Pass, "{:?}", fleet2.finding(0, id::TLS_CERTIFICATES));
+    let p = plan_with_ca(&fleet2.ctx(&views, 0), &fleet2.findings(0), None, Some(&ca));
+    assert!(!p.steps.iter().any(|s| matches!(s, Step::Install { .. })), "{:#?}", p.steps);
+
+    // Another CA's certificates on the host: replaced, each refused if changed since read.
+    let dir2 = tempfile::tempdir().unwrap();
+    crate::ca::init(dir2.path()).unwrap();
+    let other = crate::ca::Ca::load(&dir2.path().join("cacert.pem"), &dir2.path().join("cakey.pem"));
+    let p = plan_with_ca(&fleet2.ctx(&views, 0), &fleet2.findings(0), None, Some(&other));
+    let expects: Vec<Option<String>> = p.steps.iter().filter_map(|s| match s { Step::Install { expect, .. } => Some(expect.clone()), _ => None }).collect();
+    assert_eq!(expects.len(), 10, "{:#?}", p.steps);
+    assert_eq!(expects[0], Some(apply::sha256(ca_pem.as_bytes())));
+    assert_eq!(expects[2], Some(apply::sha256(contents[PKI[2]].as_bytes())));
+    // A CA that cannot be loaded: a note, nothing installed.
+    let bad: Result<crate::ca::Ca, String> = Err("/x/cakey.pem: No such file".into());
+    let p = plan_with_ca(&fleet.ctx(&fleet.views(), 0), &fleet.findings(0), None, Some(&bad));
+    assert!(p.notes.iter().any(|n| n == "tls.certificates: transport tls: cannot issue this host's certificates: /x/cakey.pem: No such file"), "{:?}", p.notes);
 }

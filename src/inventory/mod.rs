@@ -75,6 +75,8 @@ pub struct Inventory {
     pub policy: Policy,
     /// `[nova]`: which cloud Nova-side checks and `validate --nova` use.
     pub nova: NovaConf,
+    /// `[tls]`: the CA fix issues host certificates from (transport tls).
+    pub tls: TlsConf,
     /// Every group name the inventory declares (Ansible groups, TOML `groups`),
     /// sorted; `all` and `ungrouped` included. For `--limit`.
     pub groups: Vec<String>,
@@ -159,6 +161,21 @@ pub struct NovaConf {
     /// The Glance image `validate --nova` boots (default `migready-lab-blank`).
     pub image: Option<String>,
 }
+
+/// `[tls]`: where the CA is that `fix` issues host certificates from under `transport =
+/// "tls"`: `ca_dir` (a `migready ca init` directory: cacert.pem, cakey.pem; default
+/// ~/.config/migready/ca), or an operator's CA as `ca_cert` and `ca_key`. The key stays
+/// on the control node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsConf {
+    /// The CA certificate (None: no `[tls]` and no $HOME to default from).
+    pub ca_cert: Option<PathBuf>,
+    /// The CA key (mode 0600; never sent to a host).
+    pub ca_key: Option<PathBuf>,
+}
+
+/// Where `[tls] ca_dir` defaults to.
+pub const DEFAULT_CA_DIR: &str = "~/.config/migready/ca";
 
 /// The `[policy]` table: what the libvirt/firewall checks expect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -369,6 +386,7 @@ const CHECKS_KEYS: &[&str] = &["skip"];
 /// Keys allowed in `[policy]`.
 const POLICY_KEYS: &[&str] = &["auth_tcp", "transport", "libvirt_port", "allowed_sources"];
 const NOVA_KEYS: &[&str] = &["cloud", "clouds_yaml", "image"];
+const TLS_KEYS: &[&str] = &["ca_dir", "ca_cert", "ca_key"];
 
 /// Connection settings that `[defaults]` and `[[hosts]]` share; `None` when
 /// the key is absent.
@@ -479,6 +497,7 @@ impl Parser<'_> {
         let mut skip = Vec::new();
         let mut policy = Policy::default();
         let mut nova = NovaConf::default();
+        let mut tls: Option<TlsConf> = None;
         // `[inventory] ansible`: that file's hosts and groups.
         let mut ansible: Option<(Vec<RawHost>, Vec<String>)> = None;
         // Sections are handled in file order so the first error reported is
@@ -503,6 +522,7 @@ impl Parser<'_> {
                 "checks" => skip = self.checks(item)?,
                 "policy" => policy = self.policy(item)?,
                 "nova" => nova = self.nova(item)?,
+                "tls" => tls = Some(self.tls(item)?),
                 "inventory" => ansible = self.inventory_table(item)?,
                 _ => {
                     let key_span = doc.get_key_value(key).and_then(|(k, _)| k.span());
@@ -516,7 +536,42 @@ impl Parser<'_> {
             groups.extend(ansible_groups);
             raw_hosts = merge_hosts(ansible_hosts, raw_hosts);
         }
-        self.finish(ssh_config_key, defaults, raw_hosts, skip, policy, nova, groups)
+        let mut inv = self.finish(ssh_config_key, defaults, raw_hosts, skip, policy, nova, groups)?;
+        if let Some(tls) = tls {
+            inv.tls = tls;
+        }
+        Ok(inv)
+    }
+
+    /// Parses `[tls]`: `ca_dir`, or `ca_cert` and `ca_key` together (paths: `~` expanded,
+    /// relative to the inventory's directory). An operator's CA files must exist.
+    fn tls(&self, item: &Item) -> Result<TlsConf, InventoryError> {
+        let table = self.table(item, "tls")?;
+        self.check_keys(table, TLS_KEYS, &[], "in [tls]")?;
+        let dir = table.get("ca_dir");
+        let (cert, key) = (table.get("ca_cert"), table.get("ca_key"));
+        if let Some(d) = dir {
+            if let Some(other) = cert.or(key) {
+                return Err(self.error(other.span(), "tls: ca_dir, or ca_cert and ca_key, not both"));
+            }
+            let dir = self.path_value(d, "tls.ca_dir")?;
+            return Ok(TlsConf { ca_cert: Some(dir.join(crate::ca::CA_CERT)), ca_key: Some(dir.join(crate::ca::CA_KEY)) });
+        }
+        match (cert, key) {
+            (Some(c), Some(k)) => {
+                let mut paths = Vec::new();
+                for (item, name) in [(c, "tls.ca_cert"), (k, "tls.ca_key")] {
+                    let p = self.path_value(item, name)?;
+                    if !p.is_file() {
+                        return Err(self.error(item.span(), format!("{name}: {} is not a file", p.display())));
+                    }
+                    paths.push(p);
+                }
+                Ok(TlsConf { ca_key: paths.pop(), ca_cert: paths.pop() })
+            }
+            (Some(one), None) | (None, Some(one)) => Err(self.error(one.span(), "tls: ca_cert and ca_key go together (an operator's CA: its certificate and its key)")),
+            (None, None) => Err(self.error(item.span(), "tls: expected ca_dir, or ca_cert and ca_key")),
+        }
     }
 
     /// Applies defaults and ssh_config to every host: the inventory.
@@ -547,6 +602,11 @@ impl Parser<'_> {
             skip,
             policy,
             nova,
+            // No [tls]: the directory `migready ca init` writes by default.
+            tls: match expand_path(DEFAULT_CA_DIR, self.base_dir, self.home) {
+                Ok(dir) => TlsConf { ca_cert: Some(dir.join(crate::ca::CA_CERT)), ca_key: Some(dir.join(crate::ca::CA_KEY)) },
+                Err(_) => TlsConf::default(),
+            },
             groups,
             format: self.format,
         })

@@ -1133,3 +1133,34 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn tls_ca_location() {
+    // Default: the directory `migready ca init` writes.
+    let inv = parse("").unwrap();
+    assert_eq!(inv.tls.ca_cert.as_deref(), Some(Path::new("/home/tester/.config/migready/ca/cacert.pem")));
+    assert_eq!(inv.tls.ca_key.as_deref(), Some(Path::new("/home/tester/.config/migready/ca/cakey.pem")));
+    // ca_dir, relative to the inventory's directory.
+    let inv = parse("[tls]\nca_dir = \"ca\"\n").unwrap();
+    assert_eq!(inv.tls.ca_cert.as_deref(), Some(Path::new("/etc/migready/ca/cacert.pem")));
+    assert_eq!(inv.tls.ca_key.as_deref(), Some(Path::new("/etc/migready/ca/cakey.pem")));
+    // An operator's CA: both files, which must exist.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.pem"), "x").unwrap();
+    std::fs::write(dir.path().join("k.pem"), "x").unwrap();
+    let text = format!("[tls]\nca_cert = \"{0}/c.pem\"\nca_key = \"{0}/k.pem\"\n", dir.path().display());
+    let inv = parse(&text).unwrap();
+    assert_eq!(inv.tls.ca_cert, Some(dir.path().join("c.pem")));
+    assert_eq!(inv.tls.ca_key, Some(dir.path().join("k.pem")));
+    for (text, want) in [
+        ("[tls]\nca_cert = \"/nonexistent/c.pem\"\n", "inv.toml:2:11: tls: ca_cert and ca_key go together"),
+        ("[tls]\nca_dir = \"ca\"\nca_key = \"k\"\n", "inv.toml:3:10: tls: ca_dir, or ca_cert and ca_key, not both"),
+        ("[tls]\nca_cert = \"/nonexistent/c.pem\"\nca_key = \"/nonexistent/k.pem\"\n", "inv.toml:2:11: tls.ca_cert: /nonexistent/c.pem is not a file"),
+        ("[tls]\nca_dir = 3\n", "inv.toml:2:10: tls.ca_dir: expected a string"),
+        ("[tls]\ncadir = \"x\"\n", "inv.toml:2:1: unknown key \"cadir\" in [tls]"),
+        ("[tls]\n", "inv.toml:1:1: tls: expected ca_dir, or ca_cert and ca_key"),
+    ] {
+        let e = parse_err(text);
+        assert!(e.starts_with(want), "{text:?}: {e}");
+    }
+}

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{address, lab_state, ssh};
+use common::{address, host_check, lab_state, pair_check, ssh};
 
 fn inventory() -> PathBuf {
     lab_state().join("inventory-nova.toml")
@@ -23,16 +23,6 @@ fn migready(args: &[&str], inv: &std::path::Path) -> (i32, Value) {
     let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
     common::assert_schema(&v);
     (out.status.code().unwrap_or(-1), v)
-}
-
-fn host_check<'a>(r: &'a Value, host: &str, id: &str) -> &'a Value {
-    let h = r["hosts"].as_array().unwrap().iter().find(|h| h["name"] == host).unwrap_or_else(|| panic!("no host {host}: {r}"));
-    h["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("{host}: no {id}: {h}"))
-}
-
-fn pair_check<'a>(r: &'a Value, from: &str, to: &str, id: &str) -> &'a Value {
-    let p = r["pairs"].as_array().unwrap().iter().find(|p| p["from"] == from && p["to"] == to).unwrap_or_else(|| panic!("no pair {from} -> {to}: {r}"));
-    p["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("{from} -> {to}: no {id}: {p}"))
 }
 
 /// Nothing of migready's left in the cloud or on the computes.

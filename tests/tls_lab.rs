@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
-use common::lab_state;
+use common::{address, host_check, lab_state, pair_check};
 
 fn read(p: PathBuf) -> String {
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}; is the lab up? (tests/run.sh)", p.display())).trim().to_string()
@@ -38,10 +38,6 @@ fn hosts() -> (String, String) {
     (found.0.expect("a bookworm:socket host without firewall in the lab"), found.1.expect("a host with the reject firewall in the lab"))
 }
 
-fn address(host: &str) -> String {
-    read(lab_state().join("hosts").join(host).join("address"))
-}
-
 /// The lab inventory restricted to `names`.
 fn inventory(dir: &Path, names: &[&str]) -> PathBuf {
     let mut text = format!(
@@ -61,14 +57,19 @@ fn migready(args: &[&str]) -> (i32, String, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-fn check<'a>(r: &'a Value, host: &str, id: &str) -> &'a Value {
-    let h = r["hosts"].as_array().unwrap().iter().find(|h| h["name"] == host).unwrap_or_else(|| panic!("no host {host}: {r}"));
-    h["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("{host}: no check {id}"))
+/// `migready validate --pair FROM:TO` (JSON, no mesh) on `inv`: the document (Null if
+/// none) and stderr.
+fn validate_pair(inv: &str, from: &str, to: &str) -> (Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_migready"))
+        .args(["validate", "--format", "json", "--mesh", "none", "-i", inv, "--pair", &format!("{from}:{to}")])
+        .output()
+        .unwrap();
+    (serde_json::from_slice(&out.stdout).unwrap_or(Value::Null), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[track_caller]
 fn expect(r: &Value, host: &str, id: &str, status: &str, needle: &str) {
-    let c = check(r, host, id);
+    let c = host_check(r, host, id);
     assert_eq!(c["status"], status, "{host} {id}: {c}");
     assert!(c["message"].as_str().unwrap().contains(needle), "{host} {id}: message lacks {needle:?}: {c}");
 }
@@ -109,7 +110,7 @@ fn a_host_without_firewall_and_auth_none_is_open_to_every_address() {
     expect(&r, &open, "firewall.libvirt", "pass", &format!("accepted from {walled}, and from any address"));
     expect(&r, &walled, "libvirt.exposure", "pass", "TCP 16509 is not open beyond the peers (an address outside them is refused)");
     expect(&r, &walled, "firewall.libvirt", "pass", &format!("accepted from {open}"));
-    assert!(!check(&r, &walled, "firewall.libvirt")["message"].as_str().unwrap().contains("any address"));
+    assert!(!host_check(&r, &walled, "firewall.libvirt")["message"].as_str().unwrap().contains("any address"));
     // The only failure left is the exposure.
     let fails: Vec<String> = r["hosts"]
         .as_array()
@@ -296,8 +297,7 @@ fn c_certificates_migready_issues_are_what_libvirt_accepts() {
             .output()
             .unwrap();
         let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let p = r["pairs"].as_array().unwrap().iter().find(|p| p["from"] == client.as_str() && p["to"] == server.as_str()).unwrap();
-        let c = p["checks"].as_array().unwrap().iter().find(|c| c["id"] == "mesh.qemu-tcp").unwrap();
+        let c = pair_check(&r, &client, &server, "mesh.qemu-tcp");
         assert_eq!(c["status"], "pass", "{engine}: {c}");
         assert!(c["message"].as_str().unwrap().contains(&format!("qemu+tls://{server}/system from {client} answers as {server}")), "{engine}: {c}");
     }
@@ -333,14 +333,9 @@ fn c_certificates_migready_issues_are_what_libvirt_accepts() {
     let text = std::fs::read_to_string(inventory(dir.path(), &[&client, &server])).unwrap();
     // The server's entry (the last) gets transport = "tls"; the client stays tcp.
     std::fs::write(&mig_inv, format!("{text}transport = \"tls\"\n")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_migready"))
-        .args(["validate", "--format", "json", "--mesh", "none", "-i", mig_inv.to_str().unwrap(), "--pair", &format!("{client}:{server}")])
-        .output()
-        .unwrap();
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    let p = r["pairs"].as_array().unwrap().iter().find(|p| p["from"] == client.as_str() && p["to"] == server.as_str()).unwrap();
-    let c = p["checks"].as_array().unwrap().iter().find(|c| c["id"] == "migration.live-block").unwrap();
-    assert_eq!(c["status"], "pass", "{}\n{c:#}", String::from_utf8_lossy(&out.stderr));
+    let (r, stderr) = validate_pair(mig_inv.to_str().unwrap(), &client, &server);
+    let c = pair_check(&r, &client, &server, "migration.live-block");
+    assert_eq!(c["status"], "pass", "{stderr}\n{c:#}");
     let ev = c["evidence"].to_string();
     assert!(ev.contains("|TLS (VIR_MIGRATE_TLS") && ev.contains(&format!("qemu+tls://{server}/system")), "{ev}");
     eprintln!("TLS migration {client} -> {server}: {}", c["message"]);
@@ -348,13 +343,8 @@ fn c_certificates_migready_issues_are_what_libvirt_accepts() {
     // the same migration fails.
     let (ok, out) = ssh_in(&server, "mv /etc/pki/qemu /etc/pki/qemu.off", "");
     assert!(ok, "{out}");
-    let out = Command::new(env!("CARGO_BIN_EXE_migready"))
-        .args(["validate", "--format", "json", "--mesh", "none", "-i", mig_inv.to_str().unwrap(), "--pair", &format!("{client}:{server}")])
-        .output()
-        .unwrap();
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    let p = r["pairs"].as_array().unwrap().iter().find(|p| p["from"] == client.as_str() && p["to"] == server.as_str()).unwrap();
-    let c = p["checks"].as_array().unwrap().iter().find(|c| c["id"] == "migration.live-block").unwrap();
+    let (r, _) = validate_pair(mig_inv.to_str().unwrap(), &client, &server);
+    let c = pair_check(&r, &client, &server, "migration.live-block");
     eprintln!("without /etc/pki/qemu on {server}: {}", c["message"]);
     assert_eq!(c["status"], "fail", "{c:#}");
     let (ok, out) = ssh_in(&server, "rm -rf /etc/pki/qemu.off", "");
@@ -474,14 +464,9 @@ fn d_fix_sets_tls_up_from_the_inventory_ca() {
     assert!(out.contains(&format!("== {open}: nothing to change")) && out.contains(&format!("== {walled}: nothing to change")), "{out}");
 
     // A test live block migration with TLS.
-    let out = Command::new(env!("CARGO_BIN_EXE_migready"))
-        .args(["validate", "--format", "json", "--mesh", "none", "-i", inv, "--pair", &format!("{walled}:{open}")])
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    let p = v["pairs"].as_array().unwrap().iter().find(|p| p["from"] == walled.as_str() && p["to"] == open.as_str()).unwrap();
-    let c = p["checks"].as_array().unwrap().iter().find(|c| c["id"] == "migration.live-block").unwrap();
-    assert_eq!(c["status"], "pass", "{}\n{c:#}", String::from_utf8_lossy(&out.stderr));
+    let (v, stderr) = validate_pair(inv, &walled, &open);
+    let c = pair_check(&v, &walled, &open, "migration.live-block");
+    assert_eq!(c["status"], "pass", "{stderr}\n{c:#}");
     let ev = c["evidence"].to_string();
     assert!(ev.contains("|TLS (VIR_MIGRATE_TLS") && ev.contains(&format!("qemu+tls://{open}/system")), "{ev}");
     eprintln!("TLS migration {walled} -> {open} after fix: {}", c["message"]);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::{lab_state, ssh};
+use common::{lab_state, pair_check, ssh};
 
 fn state() -> PathBuf {
     lab_state()
@@ -67,11 +67,6 @@ fn validate(args: &[&str]) -> (i32, Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_migready")).arg("validate").args(args).args(["--format", "json"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     (out.status.code().unwrap_or(-1), common::report_or_null(&out.stdout), stderr)
-}
-
-fn pair_check<'a>(r: &'a Value, from: &str, to: &str, id: &str) -> &'a Value {
-    let p = r["pairs"].as_array().unwrap().iter().find(|p| p["from"] == from && p["to"] == to).unwrap_or_else(|| panic!("no pair {from} -> {to}: {r}"));
-    p["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("no {id} for {from} -> {to}: {p}"))
 }
 
 #[track_caller]

@@ -131,3 +131,15 @@ pub fn only_exposure_fails_json(r: &serde_json::Value, hosts: &[&str]) {
     want.sort();
     assert_eq!(fails, want, "{r}");
 }
+
+/// The check `id` of `host` in a command's JSON document; panics naming what is missing.
+pub fn host_check<'a>(r: &'a Value, host: &str, id: &str) -> &'a Value {
+    let h = r["hosts"].as_array().unwrap().iter().find(|h| h["name"] == host).unwrap_or_else(|| panic!("no host {host}: {r}"));
+    h["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("{host}: no {id}: {h}"))
+}
+
+/// The check `id` of the pair `from` -> `to` in a command's JSON document.
+pub fn pair_check<'a>(r: &'a Value, from: &str, to: &str, id: &str) -> &'a Value {
+    let p = r["pairs"].as_array().unwrap().iter().find(|p| p["from"] == from && p["to"] == to).unwrap_or_else(|| panic!("no pair {from} -> {to}: {r}"));
+    p["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("{from} -> {to}: no {id}: {p}"))
+}

@@ -21,24 +21,7 @@ pub fn check(ctx: &Ctx) -> Outcome {
 
     match mode {
         DaemonMode::Absent => return Outcome::fail("no libvirt daemon installed"),
-        DaemonMode::Socket | DaemonMode::Modular => match f.units.get(tcp_socket).filter(|u| u.exists()) {
-            None => problems.push(format!("{tcp_socket} is not installed")),
-            Some(u) => {
-                evidence.push(format!("{tcp_socket}: {}", u.describe()));
-                if u.is_masked() {
-                    problems.push(format!("{tcp_socket} is masked"));
-                } else if !u.is_enabled() {
-                    problems.push(format!("{tcp_socket} is not enabled (it would not come back after a reboot)"));
-                }
-                if !u.is_masked() && !u.is_active() {
-                    problems.push(format!("{tcp_socket} is not active"));
-                }
-                let ports = u.stream_ports();
-                if !ports.is_empty() && !ports.contains(&port) {
-                    problems.push(format!("{tcp_socket} listens on {ports:?}, not {port}"));
-                }
-            }
-        },
+        DaemonMode::Socket | DaemonMode::Modular => socket_unit(f, tcp_socket, port, &mut problems, &mut evidence),
         DaemonMode::Traditional => {
             match HostFacts::conf_value(conf, "listen_tcp") {
                 Some((Value::Int(1), ev)) => evidence.push(ev),
@@ -98,6 +81,29 @@ pub fn check(ctx: &Ctx) -> Outcome {
     }
 }
 
+/// The listening socket unit of socket activation (TCP or TLS): installed, not masked,
+/// enabled, active, and on `port`.
+fn socket_unit(f: &HostFacts, unit: &str, port: u16, problems: &mut Vec<String>, evidence: &mut Vec<String>) {
+    match f.units.get(unit).filter(|u| u.exists()) {
+        None => problems.push(format!("{unit} is not installed")),
+        Some(u) => {
+            evidence.push(format!("{unit}: {}", u.describe()));
+            if u.is_masked() {
+                problems.push(format!("{unit} is masked"));
+            } else if !u.is_enabled() {
+                problems.push(format!("{unit} is not enabled (it would not come back after a reboot)"));
+            }
+            if !u.is_masked() && !u.is_active() {
+                problems.push(format!("{unit} is not active"));
+            }
+            let ports = u.stream_ports();
+            if !ports.is_empty() && !ports.contains(&port) {
+                problems.push(format!("{unit} listens on {ports:?}, not {port}"));
+            }
+        }
+    }
+}
+
 /// `transport = "tls"`: libvirt's TLS listener on 16514. Socket mode: the TLS socket
 /// (`libvirtd-tls.socket`, `virtproxyd-tls.socket`) enabled and active; traditional:
 /// `listen_tls` 1 (its default) and `--listen`; something listens on 16514.
@@ -110,24 +116,7 @@ fn tls(ctx: &Ctx) -> Outcome {
     let mut evidence: Vec<String> = Vec::new();
     match mode {
         DaemonMode::Absent => return Outcome::fail("no libvirt daemon installed"),
-        DaemonMode::Socket | DaemonMode::Modular => match f.units.get(tls_socket).filter(|u| u.exists()) {
-            None => problems.push(format!("{tls_socket} is not installed")),
-            Some(u) => {
-                evidence.push(format!("{tls_socket}: {}", u.describe()));
-                if u.is_masked() {
-                    problems.push(format!("{tls_socket} is masked"));
-                } else if !u.is_enabled() {
-                    problems.push(format!("{tls_socket} is not enabled (it would not come back after a reboot)"));
-                }
-                if !u.is_masked() && !u.is_active() {
-                    problems.push(format!("{tls_socket} is not active"));
-                }
-                let ports = u.stream_ports();
-                if !ports.is_empty() && !ports.contains(&port) {
-                    problems.push(format!("{tls_socket} listens on {ports:?}, not {port}"));
-                }
-            }
-        },
+        DaemonMode::Socket | DaemonMode::Modular => socket_unit(f, tls_socket, port, &mut problems, &mut evidence),
         DaemonMode::Traditional => {
             match HostFacts::conf_value(conf, "listen_tls") {
                 Some((Value::Int(1), ev)) => evidence.push(ev),

@@ -115,6 +115,13 @@ def journal_tail(unit):
     return p.stdout.decode("utf-8", "replace").strip().replace("\n", " | ")[-800:]
 
 
+def main_status(unit):
+    """The exit status of the unit's last main process, as systemd recorded it."""
+    p = subprocess.run(["systemctl", "show", "-p", "ExecMainStatus", "--value", unit],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV)
+    return p.stdout.decode("utf-8", "replace").strip()
+
+
 def run(argv, timeout):
     try:
         p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -239,6 +246,15 @@ class Txn:
         self.j.log(ev="step", i=i, state="start", argv=argv, undo=step.get("undo", []), runtime=step.get("runtime", False),
                    undo_display=step.get("undo_display"))
         rc, err = run(argv, self.left())
+        if rc != 0 and len(argv) == 3 and argv[:2] in (["systemctl", "restart"], ["systemctl", "try-restart"], ["systemctl", "start"]) \
+                and main_status(argv[2]) == "219":
+            # 219/CGROUP: systemd could not place the new process in the unit's cgroup, a
+            # transient state (seen under nspawn while the old process's cgroup was going):
+            # once more, a second later.
+            self.j.log(ev="step", i=i, state="retry", argv=argv, msg="%s: status 219/CGROUP, once more" % " ".join(argv))
+            time.sleep(1)
+            subprocess.run(["systemctl", "reset-failed", argv[2]], env=ENV, stderr=subprocess.DEVNULL)
+            rc, err = run(argv, self.left())
         if rc != 0 and len(argv) == 3 and argv[0] == "systemctl":
             err = "%s (journal: %s)" % (err, journal_tail(argv[2]))
         if rc != 0:
@@ -253,6 +269,7 @@ class Txn:
         self.j.log(ev="verify", state="start")
         units = v.get("active", [])
         port = v.get("port")
+        closed = v.get("closed")
         until = min(self.deadline, time.monotonic() + float(v.get("timeout_s", 20)))
         while True:
             ok = True
@@ -264,6 +281,10 @@ class Txn:
                 p = subprocess.run(["ss", "-Hltn", "sport = :%d" % port], stdout=subprocess.PIPE,
                                    stderr=subprocess.DEVNULL, env=ENV)
                 ok = bool(p.stdout.strip())
+            if ok and closed:
+                p = subprocess.run(["ss", "-Hltn", "sport = :%d" % closed], stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, env=ENV)
+                ok = p.returncode == 0 and not p.stdout.strip()
             if ok:
                 self.j.log(ev="verify", state="done", msg="verified")
                 return
@@ -274,6 +295,8 @@ class Txn:
                 what = ", ".join(units) + " active, libvirt answering"
                 if port:
                     what += ", TCP %d listening" % port
+                if closed:
+                    what += ", nothing on TCP %d" % closed
                 raise Abort("the libvirt daemon did not come back (%s): %s" % (what, tail))
             time.sleep(0.5)
 
@@ -320,6 +343,7 @@ def rollback(journal_recs, j, reset_units):
         real, backup = w["real"], w.get("backup")
         have = sha256_file(real)
         try:
+            msg = "restored %s" % w["path"]
             if have == w.get("old"):
                 pass  # the rename never happened
             elif have != w["new"]:
@@ -328,13 +352,14 @@ def rollback(journal_recs, j, reset_units):
             elif backup is None:
                 os.unlink(real)
                 fsync_dir(os.path.dirname(real))
+                msg = "removed %s (new)" % w["path"]
             else:
                 with open(backup, "rb") as f:
                     data = f.read()
                 atomic_write(real, data, like=(os.stat(backup), backup))
             if backup and os.path.exists(backup):
                 os.unlink(backup)
-            j.log(ev="undo", i=i, ok=True, msg="restored %s" % w["path"])
+            j.log(ev="undo", i=i, ok=True, msg=msg)
         except OSError as e:
             problems.append("restoring %s: %s" % (w["path"], e))
             j.log(ev="undo", i=i, ok=False, err=str(e))

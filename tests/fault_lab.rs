@@ -37,6 +37,7 @@ fn snapshot() -> String {
            [ -e $f ] && echo \"$(sha256sum $f) $(stat -c '%U:%G %a' $f)\"; done; \
          ls -a /etc/libvirt /etc/sysconfig /etc/nova /etc/systemd/system /etc/systemd/system/multi-user.target.wants; \
          iptables-save | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'; \
+         find /etc/pki -printf '%p %y %u:%g %m\\n' 2>&1 | sort; find /etc/pki -type f -exec sha256sum {} + 2>/dev/null | sort; \
          systemctl is-enabled libvirtd.service libvirtd-tcp.socket libvirtd.socket 2>&1; \
          systemctl is-active libvirtd.service 2>&1; systemctl is-failed libvirtd.service 2>&1; true",
     )
@@ -305,6 +306,35 @@ fn fault_matrix() {
         assert_eq!(snapshot(), before, "{case}");
         assert_bound(took, case);
         rows.push(Row(case, "byte-identical (rolled back, libvirtd running again)".into(), took));
+    }
+
+    // transport tls: the certificates installed (ten files, directories created), then
+    // libvirtd does not come back: every file and directory fix made is gone again.
+    if want("tls certificates installed, libvirtd does not come back") {
+        let case = "tls certificates installed, libvirtd does not come back";
+        reset();
+        let ca = dir.path().join("ca");
+        let out = Command::new(env!("CARGO_BIN_EXE_migready")).args(["ca", "init", "--dir", ca.to_str().unwrap()]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let tls = dir.path().join("tls.toml");
+        // Only HOST's transport is tls (cmp1 stays as the later tests want it).
+        let entry = format!("name = \"{HOST}\"\naddress = \"{}\"\n", address(HOST));
+        let text = std::fs::read_to_string(inv).unwrap().replace(&entry, &format!("{entry}transport = \"tls\"\n"));
+        assert!(text.contains("transport = \"tls\""), "{text}");
+        let text = text + &format!("\n[tls]\nca_dir = \"{}\"\n", ca.display());
+        std::fs::write(&tls, text).unwrap();
+        ssh(HOST, "mkdir -p /etc/systemd/system/libvirtd.service.d && printf '[Service]\\nExecStartPre=/bin/sh -c \"! test -e /etc/pki/libvirt/servercert.pem\"\\n' \
+                   > /etc/systemd/system/libvirtd.service.d/zz-fail.conf && systemctl daemon-reload");
+        let before = snapshot();
+        let (code, out, took) = Run::start(&tls, dir.path(), "tls", None).wait();
+        assert_eq!(code, 1, "{case}: {out}");
+        assert!(out.contains("install /etc/pki/libvirt/private/serverkey.pem") && out.contains("systemctl restart libvirtd.service: exit status 1"), "{case}: {out}");
+        assert!(out.contains("rolled back, the host is as it was") && !out.contains("PRIVATE KEY"), "{case}: {out}");
+        assert_eq!(snapshot(), before, "{case}: {out}\n{}", journals());
+        let j = journals();
+        assert!(j.contains("removed /etc/pki/libvirt/private/serverkey.pem (new)") && j.contains("removed directory /etc/pki/libvirt/private") && !j.contains("PRIVATE KEY"), "{case}: {j}");
+        assert_bound(took, case);
+        rows.push(Row(case, "byte-identical: the ten PKI files and the directories made for them removed, the files edited restored".into(), took));
     }
 
     // A second fix while one runs: refused with the holder's run id and start time.

@@ -157,6 +157,8 @@ fn b_transport_tls_is_what_doctor_and_fix_expect() {
     assert_eq!(code, 1);
     expect(&r, &open, "libvirt.listen", "fail", "transport tls: libvirtd-tls.socket is not enabled");
     expect(&r, &open, "libvirt.listen", "fail", "nothing listens on TCP 16514");
+    expect(&r, &open, "libvirt.listen", "fail", "TCP 16509 is served too (libvirtd-tcp.socket active");
+    expect(&r, &walled, "libvirt.listen", "fail", "TCP 16509 is served too (/etc/libvirt/libvirtd.conf:");
     expect(&r, &walled, "firewall.libvirt", "fail", &format!("TCP 16514 from {open} ({}) is rejected", address(&open)));
     expect(&r, &open, "libvirt.exposure", "pass", "TCP 16514 is open to any address (nothing filters it: no firewall rules at all); a client needs a certificate the CA signed");
     expect(&r, &open, "nova.migration-uri", "fail", "not the qemu+tls the transport policy asks");
@@ -177,8 +179,10 @@ fn b_transport_tls_is_what_doctor_and_fix_expect() {
     let (code, out, err) = migready(&["fix", "--dry-run", "-i", inv]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains(&format!("--dport 16514 -m comment --comment 'migready: libvirt-tls from {open}' -j ACCEPT")), "{out}");
-    // Nothing for TCP 16509 (the diff's context may show the rule tcp left, unchanged).
-    assert!(!out.contains("libvirtd-tcp.socket"), "{out}");
+    // TCP 16509 closed, not opened: the socket host's TCP socket disabled, the traditional
+    // host's listen_tcp = 0 (the diff's context may show the rule tcp left, unchanged).
+    assert!(out.contains("$ systemctl disable --now libvirtd-tcp.socket") && out.contains("\n+listen_tcp = 0\n"), "{out}");
+    assert!(!out.contains("enable --now libvirtd-tcp.socket"), "{out}");
     assert!(!out.lines().any(|l| (l.starts_with("$ ") || l.starts_with('+')) && l.contains("16509")), "{out}");
     // The TLS listener and the certificates from the CA, keys never shown.
     assert!(out.contains("$ systemctl enable --now libvirtd-tls.socket"), "{out}");
@@ -470,4 +474,40 @@ fn d_fix_sets_tls_up_from_the_inventory_ca() {
     let ev = c["evidence"].to_string();
     assert!(ev.contains("|TLS (VIR_MIGRATE_TLS") && ev.contains(&format!("qemu+tls://{open}/system")), "{ev}");
     eprintln!("TLS migration {walled} -> {open} after fix: {}", c["message"]);
+
+    // qemu+tcp closed beside qemu+tls: nothing listens on 16509 any more (the socket host's
+    // libvirtd-tcp.socket disabled, the traditional host's listen_tcp = 0).
+    for h in [&open, &walled] {
+        let (ok, out) = ssh_in(h, "ss -Hltn 'sport = :16509'; systemctl is-enabled libvirtd-tcp.socket 2>/dev/null; grep -E '^listen_tcp' /etc/libvirt/libvirtd.conf; true", "");
+        assert!(ok && !out.contains("LISTEN"), "{h}: 16509 still served: {out}");
+    }
+    assert!(!control_connects(&open, 16509), "{open}: 16509 still open to the control node");
+    assert!(control_connects(&open, 16514), "{open}: 16514 closed");
+
+    // And back to tcp, through fix: the TCP listener again, Nova's native TLS off; the
+    // qemu+tcp mesh passes both ways, a second fix changes nothing.
+    let tcp = inventory(dir.path(), &[&open, &walled]);
+    let tcp = tcp.to_str().unwrap();
+    let (code, out, err) = migready(&["fix", "--yes", "--format", "json", "-i", tcp]);
+    let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(r["fix"]["changes"]["rolled_back"], 0, "{r}");
+    for h in [&open, &walled] {
+        expect(&r, h, "libvirt.listen", "pass", "TCP 16509 is served by");
+        expect(&r, h, "nova.migration-uri", "pass", "Nova migrates over qemu+tcp");
+    }
+    // cmp1 has no firewall: with auth_tcp = "none" it is open to any address again.
+    common::only_exposure_fails_json(&r, &[&open]);
+    assert_eq!(code, 1, "{r}");
+    let (_, out, err) = migready(&["doctor", "--format", "json", "-i", tcp]);
+    let d: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    for (from, to) in [(&open, &walled), (&walled, &open)] {
+        let c = pair_check(&d, from, to, "mesh.qemu-tcp");
+        assert!(c["status"] == "pass" && c["message"].as_str().unwrap().contains(&format!("qemu+tcp://{to}:16509/system from {from} answers as {to}")), "{c}");
+    }
+    let (_, out, err) = migready(&["fix", "--dry-run", "-i", tcp]);
+    assert!(out.contains(&format!("== {open}: nothing to change")) && out.contains(&format!("== {walled}: nothing to change")), "{out}{err}");
+    let (v, stderr) = validate_pair(tcp, &walled, &open);
+    let c = pair_check(&v, &walled, &open, "migration.live-block");
+    assert_eq!(c["status"], "pass", "{stderr}\n{c:#}");
+    assert!(c["evidence"].to_string().contains(&format!("qemu+tcp://{open}")), "{c:#}");
 }

@@ -27,6 +27,25 @@ fn init_writes_a_ca_key_only_the_owner_reads_and_refuses_to_overwrite() {
 }
 
 #[test]
+fn an_operators_ca_whose_key_is_not_its_certificates_is_refused() {
+    // Two CAs: one's certificate with the other's key cannot sign for it; a host
+    // certificate would not verify against the CA the hosts get.
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_a, key_a) = init(&dir.path().join("a")).unwrap();
+    let (cert_b, key_b) = init(&dir.path().join("b")).unwrap();
+    Ca::load(&cert_b, &key_b).unwrap();
+    let e = Ca::load(&cert_a, &key_b).err().unwrap();
+    assert!(e.contains("do not belong together (the key is not the certificate's)") && e.contains(&*cert_a.to_string_lossy()), "{e}");
+    assert!(!e.contains("PRIVATE KEY"), "{e}");
+    // A host certificate (not a CA) with a matching key is refused too.
+    let ca = Ca::load(&cert_a, &key_a).unwrap();
+    let host = ca.issue("cmp1", &["cmp1".to_string()], Kind::Server, 30).unwrap();
+    std::fs::write(dir.path().join("host.pem"), &host.cert_pem).unwrap();
+    let e = Ca::load(&dir.path().join("host.pem"), &key_a).err().unwrap();
+    assert!(e.contains("not a CA certificate"), "{e}");
+}
+
+#[test]
 fn a_host_certificate_covers_its_names_and_verifies_against_the_ca() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = init(dir.path()).unwrap();

@@ -60,9 +60,30 @@ fn tls(ctx: &Ctx) -> Outcome {
             .with_all(evidence);
         }
     }
+    // QEMU's side: the migration (and NBD) streams' peer certificates checked against the CA.
+    if let Some((key, ev)) = qemu_unverified(ctx.facts()) {
+        evidence.push(ev);
+        return Outcome::fail(format!(
+            "/etc/libvirt/qemu.conf: {key} = 0: QEMU accepts a migration stream from any client, certificate or not"
+        ))
+        .with_all(evidence);
+    }
     match auth.as_str() {
         "none" => Outcome::pass(format!("auth_tls = \"none\": a client on TCP {port} needs a certificate the CA signed (transport tls)")).with_all(evidence),
         "sasl" => Outcome::pass("auth_tls = \"sasl\": a client needs a certificate the CA signed and SASL credentials (transport tls)").with_all(evidence),
         other => Outcome::fail(format!("auth_tls = \"{other}\": expected \"none\" (the certificate authenticates) or \"sasl\"")).with_all(evidence),
+    }
+}
+
+/// qemu.conf's key that turns off the check of a migration peer's certificate:
+/// `migrate_tls_x509_verify = 0`, or `default_tls_x509_verify = 0` with no
+/// `migrate_tls_x509_verify` (it inherits the default; libvirt's is 1). With its evidence.
+pub(crate) fn qemu_unverified(f: &HostFacts) -> Option<(&'static str, String)> {
+    let conf = f.qemu_conf.as_ref();
+    match HostFacts::conf_value(conf, "migrate_tls_x509_verify") {
+        Some((v, ev)) => (v == Value::Int(0)).then_some(("migrate_tls_x509_verify", ev)),
+        None => HostFacts::conf_value(conf, "default_tls_x509_verify")
+            .filter(|(v, _)| *v == Value::Int(0))
+            .map(|(_, ev)| ("default_tls_x509_verify", ev)),
     }
 }

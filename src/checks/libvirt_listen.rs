@@ -145,6 +145,15 @@ fn tls(ctx: &Ctx) -> Outcome {
     if !listening {
         problems.push(format!("nothing listens on TCP {port}"));
     }
+    // qemu+tcp beside qemu+tls: whoever reaches the TCP port needs no certificate.
+    if let Some(how) = tcp_served(ctx) {
+        let tcp = ctx.policy.libvirt_port;
+        if ctx.policy.keep_tcp {
+            evidence.push(format!("TCP {tcp} served too ({how}): kept ([policy] keep_tcp = true)"));
+        } else {
+            problems.push(format!("TCP {tcp} is served too ({how}): qemu+tcp needs no certificate; fix closes it ([policy] keep_tcp = true keeps it)"));
+        }
+    }
     if problems.is_empty() {
         let how = match mode {
             DaemonMode::Traditional => format!("{daemon} --listen with listen_tls = 1"),
@@ -154,4 +163,34 @@ fn tls(ctx: &Ctx) -> Outcome {
     } else {
         Outcome::fail(format!("transport tls: {}", problems.join("; "))).with_all(evidence)
     }
+}
+
+/// How libvirt's TCP listener (qemu+tcp, `libvirt_port`) is still served, if it is: the
+/// TCP socket unit enabled or active (socket activation), or `listen_tcp = 1` with
+/// `--listen` (traditional), or something listening on the port.
+pub(crate) fn tcp_served(ctx: &Ctx) -> Option<String> {
+    let f = ctx.facts();
+    let port = ctx.policy.libvirt_port;
+    let (daemon, conf, tcp_socket, _) = f.remote_daemon();
+    let mut how = Vec::new();
+    match f.daemon_mode() {
+        DaemonMode::Socket | DaemonMode::Modular => {
+            if let Some(u) = f.units.get(tcp_socket).filter(|u| u.exists() && (u.is_enabled() || u.is_active())) {
+                how.push(format!("{tcp_socket} {}", u.describe()));
+            }
+        }
+        DaemonMode::Traditional => {
+            let (args, _) = f.daemon_args(daemon);
+            if args.iter().any(|a| a == "--listen" || a == "-l")
+                && let Some((Value::Int(1), ev)) = HostFacts::conf_value(conf, "listen_tcp")
+            {
+                how.push(ev);
+            }
+        }
+        DaemonMode::Absent => {}
+    }
+    if f.listens_on(port) {
+        how.push(format!("something listens on {port}"));
+    }
+    (!how.is_empty()).then(|| how.join("; "))
 }

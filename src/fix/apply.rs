@@ -98,6 +98,9 @@ fn undo(step: &Step, before: &HostFacts) -> Vec<Vec<String>> {
             match action {
                 UnitAction::EnableNow if !enabled => vec![s(&["systemctl", "disable", "--now", unit])],
                 UnitAction::EnableNow if !active => vec![s(&["systemctl", "stop", unit])],
+                UnitAction::DisableNow if enabled && active => vec![s(&["systemctl", "enable", "--now", unit])],
+                UnitAction::DisableNow if enabled => vec![s(&["systemctl", "enable", unit])],
+                UnitAction::DisableNow if active => vec![s(&["systemctl", "start", unit])],
                 UnitAction::Stop if active => vec![s(&["systemctl", "start", unit])],
                 UnitAction::Restart | UnitAction::TryRestart if active => vec![s(&["systemctl", "restart", unit])],
                 UnitAction::Restart if !active => vec![s(&["systemctl", "stop", unit])],
@@ -142,6 +145,8 @@ fn runtime_only(step: &Step, before: &HostFacts) -> bool {
         Step::Edit { .. } | Step::Install { .. } => false,
         // `enable --now` of a unit that was disabled: its undo disables it again.
         Step::Unit { action: UnitAction::EnableNow, unit, .. } => before.unit(unit).is_some_and(|u| u.is_enabled()),
+        // `disable --now` of an enabled unit: its undo enables it again.
+        Step::Unit { action: UnitAction::DisableNow, unit, .. } => !before.unit(unit).is_some_and(|u| u.is_enabled()),
         Step::Unit { .. } => true,
         Step::FirewallInsert { .. } => true,
         Step::FirewalldRich { permanent, .. } => !permanent,
@@ -209,7 +214,7 @@ pub fn transaction(plan: &HostPlan, before: &HostFacts, opts: &TxnOptions, budge
         "deadline_s": budget.as_secs(),
         "step_delay_ms": opts.step_delay.as_millis() as u64,
         "steps": steps,
-        "verify": plan.verify.as_ref().map(|v| json!({"active": v.active, "port": v.port, "timeout_s": 20})),
+        "verify": plan.verify.as_ref().map(|v| json!({"active": v.active, "port": v.port, "closed": v.closed, "timeout_s": 20})),
         "reset_failed": units,
     })
 }
@@ -251,6 +256,7 @@ impl Follow {
                     self.log.backups.push(b.to_string());
                 }
             }
+            "step" if s("state") == "retry" => progress(&s("msg")),
             "verify" if s("state") == "done" => progress("verified"),
             "failed" => {
                 self.failed = Some(s("err"));

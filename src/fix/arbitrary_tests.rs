@@ -177,9 +177,11 @@ proptest! {
         hosts in prop::collection::vec((host(), "198\\.18\\.42\\.1[0-9]|fd42:42::1[0-9]|cmp[0-9]|", prop::option::of(0u32..40)), 1..4),
         allowed in prop::collection::vec("198\\.18\\.0\\.0/16|fd42::/16|10\\.0\\.0\\.1|junk/99", 0..2),
         sasl in any::<bool>(),
+        tls in any::<bool>(),
+        keep_tcp in any::<bool>(),
         port in prop_oneof![Just(16509u16), Just(0u16), Just(65535u16)],
     ) {
-        let policy = Policy { auth_tcp: if sasl { AuthTcp::Sasl } else { AuthTcp::None }, transport: Default::default(), libvirt_port: port, allowed_sources: allowed };
+        let policy = Policy { auth_tcp: if sasl { AuthTcp::Sasl } else { AuthTcp::None }, transport: if tls { crate::inventory::Transport::Tls } else { Default::default() }, libvirt_port: port, allowed_sources: allowed, keep_tcp };
         let built: Vec<(crate::inventory::HostSpec, HostFacts)> = hosts
             .iter()
             .enumerate()

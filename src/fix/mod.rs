@@ -28,6 +28,8 @@ pub enum UnitAction {
     ResetFailed,
     /// `enable --now`
     EnableNow,
+    /// `disable --now`
+    DisableNow,
     /// `try-restart`: restart only if running.
     TryRestart,
     Restart,
@@ -39,6 +41,7 @@ impl UnitAction {
             UnitAction::Stop => &["stop"],
             UnitAction::ResetFailed => &["reset-failed"],
             UnitAction::EnableNow => &["enable", "--now"],
+            UnitAction::DisableNow => &["disable", "--now"],
             UnitAction::TryRestart => &["try-restart"],
             UnitAction::Restart => &["restart"],
         }
@@ -129,13 +132,15 @@ impl HostPlan {
 }
 
 /// The post-change test that decides between keeping and rolling back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Verify {
     /// Units that must be active.
     pub active: Vec<String>,
     /// A TCP port that must be listening (None when listening is not
     /// something this plan establishes or found working).
     pub port: Option<u16>,
+    /// A TCP port nothing may listen on any more (the plan closes it).
+    pub closed: Option<u16>,
 }
 
 /// Accumulates file edits so several fixes to one file make one step.

@@ -63,10 +63,18 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, cert
     let failed = libvirtd_unit.is_some_and(|u| u.active_state == "failed");
     if tls {
         if fix_auth {
-            // The client's certificate, checked against the CA, authenticates.
-            config_changed |= conf_set(edits, &mut plan.notes, id::LIBVIRT_AUTH, &conf_path, conf, "auth_tls", Value::Str("none".into()), "auth_tls = \"none\" (transport tls: the client's certificate authenticates)");
-            if conf.and_then(|c| c.doc.get("tls_no_verify_certificate")).is_some() {
+            let auth_ok = conf.and_then(|c| c.doc.get("auth_tls")).is_none_or(|e| matches!(&e.value, Value::Str(v) if v == "none" || v == "sasl"));
+            if !auth_ok {
+                // The client's certificate, checked against the CA, authenticates.
+                config_changed |= conf_set(edits, &mut plan.notes, id::LIBVIRT_AUTH, &conf_path, conf, "auth_tls", Value::Str("none".into()), "auth_tls = \"none\" (transport tls: the client's certificate authenticates)");
+            }
+            if conf.and_then(|c| c.doc.get("tls_no_verify_certificate")).is_some_and(|e| e.value != Value::Int(0)) {
                 config_changed |= conf_set(edits, &mut plan.notes, id::LIBVIRT_AUTH, &conf_path, conf, "tls_no_verify_certificate", Value::Int(0), "tls_no_verify_certificate = 0 (clients' certificates verified)");
+            }
+            // QEMU reads qemu.conf when the daemon starts: the restart below applies it.
+            if let Some((key, _)) = crate::checks::libvirt_auth::qemu_unverified(f) {
+                let why = format!("{key} = 1 (QEMU checks a migration peer's certificate against the CA)");
+                config_changed |= conf_set(edits, &mut plan.notes, id::LIBVIRT_AUTH, "/etc/libvirt/qemu.conf", f.qemu_conf.as_ref(), key, Value::Int(1), &why);
             }
         }
         if fix_mode {
@@ -74,6 +82,9 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, cert
         }
         let fix_listen = fix_listen || certs_installed;
         let port = crate::inventory::LIBVIRT_TLS_PORT;
+        let tcp_port = ctx.policy.libvirt_port;
+        // qemu+tcp closed beside qemu+tls, unless the policy keeps it.
+        let close_tcp = fix_listen && !ctx.policy.keep_tcp && crate::checks::libvirt_listen::tcp_served(ctx).is_some();
         let (_, _, _, tls_socket) = f.remote_daemon();
         match mode {
             DaemonMode::Socket | DaemonMode::Modular => {
@@ -82,24 +93,36 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, cert
                     plan.notes.push(format!("libvirt.listen: {tls_socket} is missing or masked; unmask it or switch to traditional mode by hand"));
                 }
                 let need_socket = fix_listen && sock.is_some_and(|u| !u.is_masked() && (!u.is_enabled() || !u.is_active()));
+                let tcp = f.units.get(tcp_socket).filter(|u| close_tcp && u.exists() && (u.is_enabled() || u.is_active()));
                 if failed {
                     units.push(Step::Unit { action: UnitAction::ResetFailed, unit: service.clone(), why: format!("{service} had failed") });
                 }
                 let running = libvirtd_unit.is_some_and(|u| u.is_active());
-                if need_socket {
+                if need_socket || tcp.is_some() {
                     if running {
+                        // The service holds the sockets' listening descriptors: only a stop lets
+                        // a socket unit bind, or closes the port of one that is stopped.
                         units.push(Step::Unit {
                             action: UnitAction::Stop,
                             unit: service.clone(),
-                            why: format!("{tls_socket} cannot start while {service} runs (running guests are not affected); the service comes back on demand and reads the certificates"),
+                            why: format!("the sockets change ({tls_socket} cannot start, nor {tcp_socket} close, while {service} runs; running guests are not affected); the service comes back on demand and reads the certificates"),
                         });
                     }
-                    units.push(Step::Unit { action: UnitAction::EnableNow, unit: tls_socket.into(), why: format!("serve TLS on TCP {port} through socket activation (transport tls)") });
+                    if tcp.is_some() {
+                        units.push(Step::Unit {
+                            action: UnitAction::DisableNow,
+                            unit: tcp_socket.into(),
+                            why: format!("close TCP {tcp_port}: qemu+tcp needs no certificate (transport tls; [policy] keep_tcp = true keeps it)"),
+                        });
+                    }
+                    if need_socket {
+                        units.push(Step::Unit { action: UnitAction::EnableNow, unit: tls_socket.into(), why: format!("serve TLS on TCP {port} through socket activation (transport tls)") });
+                    }
                 } else if config_changed || certs_installed {
                     units.push(Step::Unit { action: UnitAction::TryRestart, unit: service.clone(), why: "read the new configuration and certificates (if running)".into() });
                 }
-                if need_socket || config_changed || certs_installed {
-                    plan.verify = Some(Verify { active: vec![tls_socket.to_string()], port: Some(port) });
+                if need_socket || tcp.is_some() || config_changed || certs_installed {
+                    plan.verify = Some(Verify { active: vec![tls_socket.to_string()], port: Some(port), closed: close_tcp.then_some(tcp_port) });
                 }
             }
             DaemonMode::Traditional => {
@@ -109,13 +132,16 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, cert
                     if tls_off {
                         listen_ok &= conf_set(edits, &mut plan.notes, id::LIBVIRT_LISTEN, &conf_path, conf, "listen_tls", Value::Int(1), "listen_tls = 1 (transport tls)");
                     }
+                    if close_tcp {
+                        config_changed |= conf_set(edits, &mut plan.notes, id::LIBVIRT_LISTEN, &conf_path, conf, "listen_tcp", Value::Int(0), &format!("listen_tcp = 0: close TCP {tcp_port}, qemu+tcp needs no certificate (transport tls; [policy] keep_tcp = true keeps it)"));
+                    }
                     let before = edits.changed();
                     listen_ok &= ensure_listen(f, &service, &var, id::LIBVIRT_LISTEN, edits, &mut plan.notes);
                     config_changed |= tls_off || edits.changed() != before;
                 }
                 if config_changed || certs_installed {
                     units.push(Step::Unit { action: UnitAction::Restart, unit: service.clone(), why: "read the new configuration and certificates (running guests are not affected)".into() });
-                    plan.verify = Some(Verify { active: vec![service.clone()], port: listen_ok.then_some(port) });
+                    plan.verify = Some(Verify { active: vec![service.clone()], port: listen_ok.then_some(port), closed: close_tcp.then_some(tcp_port) });
                 }
             }
             DaemonMode::Absent => {}
@@ -176,7 +202,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, cert
             }
             if need_socket || config_changed {
                 let port = (need_socket || !fix_listen).then_some(ctx.policy.libvirt_port);
-                plan.verify = Some(Verify { active: vec![tcp_socket.to_string()], port });
+                plan.verify = Some(Verify { active: vec![tcp_socket.to_string()], port, closed: None });
             }
         }
         DaemonMode::Traditional => {
@@ -193,7 +219,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, cert
             if config_changed {
                 units.push(Step::Unit { action: UnitAction::Restart, unit: service.clone(), why: "apply the new configuration (running guests are not affected)".into() });
                 let port = (!listen_refused).then_some(ctx.policy.libvirt_port);
-                plan.verify = Some(Verify { active: vec![service.clone()], port });
+                plan.verify = Some(Verify { active: vec![service.clone()], port, closed: None });
             }
         }
         DaemonMode::Absent => {}

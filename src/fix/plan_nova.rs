@@ -49,11 +49,28 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
 fn native_tls(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, notes: &mut Vec<String>) -> bool {
     let f = ctx.facts();
     let st = status(findings, id::NOVA_MIGRATION_URI);
-    if ctx.transport() != crate::inventory::Transport::Tls || (st != Status::Fail && st != Status::Warn) {
+    let key = "live_migration_with_native_tls";
+    if st != Status::Fail && st != Status::Warn {
         return false;
     }
+    if ctx.transport() != crate::inventory::Transport::Tls {
+        // Back to tcp: native TLS (which makes Nova use qemu+tls) off again, where it is on.
+        let on = f.nova_option("libvirt", key).is_some_and(|(v, _)| v.eq_ignore_ascii_case("true"));
+        let Some(c) = f.nova.file_for("libvirt", key).filter(|_| on) else { return false };
+        let result = edits.edit(&c.path, Some(c.text()), &format!("[libvirt] {key} = false (transport tcp: Nova migrates over qemu+tcp)"), |cur| {
+            let mut d = IniDoc::parse(cur);
+            d.set("libvirt", key, "false")?;
+            Ok(d.to_string())
+        });
+        return match result {
+            Ok(_) => f.nova_option("libvirt", "live_migration_scheme").is_none_or(|(s, _)| s == "tcp") && f.nova_option("libvirt", "live_migration_uri").is_none(),
+            Err(e) => {
+                notes.push(refused(id::NOVA_MIGRATION_URI, &c.path, line_of(c, key), e));
+                false
+            }
+        };
+    }
     let Some(first) = f.nova.files.first() else { return false };
-    let key = "live_migration_with_native_tls";
     match ctx.me.spec.nova_release.or_else(|| f.detected_nova_release()) {
         Some(r) if r >= NovaRelease::STEIN => {}
         Some(r) => {

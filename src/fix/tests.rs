@@ -42,7 +42,7 @@ fn socket_host_gets_auth_and_tcp_socket() {
     let (orig, new) = edit_of(&p, "/etc/libvirt/libvirtd.conf");
     assert_eq!(changed_lines(orig, new), vec!["-#auth_tcp = \"sasl\"", "+auth_tcp = \"none\""]);
     assert_eq!(commands(&p), vec!["systemctl stop libvirtd.service", "systemctl enable --now libvirtd-tcp.socket"]);
-    assert_eq!(p.verify, Some(Verify { active: vec!["libvirtd-tcp.socket".into()], port: Some(16509) }));
+    assert_eq!(p.verify, Some(Verify { active: vec!["libvirtd-tcp.socket".into()], port: Some(16509), closed: None }));
 }
 
 #[test]
@@ -65,7 +65,7 @@ fn traditional_host_gets_listen_args_firewall_and_restart() {
     assert_eq!(cmds[0], "systemctl restart libvirtd.service");
     assert_eq!(cmds.len(), 5);
     assert!(cmds[1..].iter().all(|c| c.starts_with("iptables -I INPUT 5 -s ")), "{cmds:?}");
-    assert_eq!(p.verify, Some(Verify { active: vec!["libvirtd.service".into()], port: Some(16509) }));
+    assert_eq!(p.verify, Some(Verify { active: vec!["libvirtd.service".into()], port: Some(16509), closed: None }));
 }
 
 #[test]
@@ -676,7 +676,7 @@ fn transport_tls_plans_the_tls_listener_and_opens_16514() {
     let cmds = commands(&p);
     assert!(cmds.iter().any(|c| c == "systemctl enable --now libvirtd-tls.socket"), "{cmds:?}");
     assert!(!cmds.iter().any(|c| c.contains("libvirtd-tcp.socket")), "{cmds:?}");
-    assert_eq!(p.verify, Some(Verify { active: vec!["libvirtd-tls.socket".into()], port: Some(16514) }));
+    assert_eq!(p.verify, Some(Verify { active: vec!["libvirtd-tls.socket".into()], port: Some(16514), closed: None }));
     assert!(p.notes.iter().any(|n| n.starts_with("tls.certificates: transport tls: no CA to issue this host's certificates from")), "{:?}", p.notes);
     // Traditional REJECT host: --listen, no listen_tcp; the firewall opened on 16514 (and
     // the migration range) to the peers, not 16509.
@@ -793,4 +793,122 @@ fn transport_tls_installs_certificates_from_the_ca_once_and_never_shows_a_key() 
     let bad: Result<crate::ca::Ca, String> = Err("/x/cakey.pem: No such file".into());
     let p = plan_with_ca(&fleet.ctx(&fleet.views(), 0), &fleet.findings(0), None, Some(&bad));
     assert!(p.notes.iter().any(|n| n == "tls.certificates: transport tls: cannot issue this host's certificates: /x/cakey.pem: No such file"), "{:?}", p.notes);
+}
+
+/// The fixture's `systemctl show` block of `unit` set active (listening) or inactive,
+/// enabled or disabled.
+fn set_unit(r: &mut crate::facts::raw::RawFacts, unit: &str, active: bool, enabled: bool) {
+    edit(r, "units", |t| {
+        let mut blocks: Vec<String> = t.split("\n\n").map(str::to_string).collect();
+        let mut found = false;
+        for b in blocks.iter_mut().filter(|b| b.lines().any(|l| l == format!("Id={unit}"))) {
+            found = true;
+            *b = b
+                .lines()
+                .map(|l| match l.split_once('=') {
+                    Some(("ActiveState", _)) => format!("ActiveState={}", if active { "active" } else { "inactive" }),
+                    Some(("SubState", _)) => format!("SubState={}", if active { "listening" } else { "dead" }),
+                    Some(("UnitFileState", _)) => format!("UnitFileState={}", if enabled { "enabled" } else { "disabled" }),
+                    _ => l.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
+        assert!(found, "no {unit} in the fixture");
+        blocks.join("\n\n")
+    });
+}
+
+/// cmp1 (socket) as after a tcp fix and a tls fix: both sockets enabled, active, listening.
+fn socket_tcp_and_tls() -> crate::facts::raw::RawFacts {
+    let mut r = raw("bookworm-socket");
+    set_unit(&mut r, "libvirtd-tcp.socket", true, true);
+    set_unit(&mut r, "libvirtd-tls.socket", true, true);
+    edit(&mut r, "listen", |t| format!("{t}LISTEN 0 4096 *:16509 *:*\nLISTEN 0 4096 *:16514 *:*\n"));
+    r
+}
+
+#[test]
+fn transport_tls_closes_the_tcp_listener_unless_the_policy_keeps_it() {
+    let mut fleet = Fleet::new(vec![("cmp1", "198.18.42.11", socket_tcp_and_tls()), ("cmp3", "198.18.42.13", raw("bookworm-traditional-reject"))]);
+    fleet.policy.transport = crate::inventory::Transport::Tls;
+    let listen = fleet.finding(0, id::LIBVIRT_LISTEN);
+    assert_eq!(listen.status, Status::Fail, "{listen:?}");
+    assert!(listen.message.contains("TCP 16509 is served too (libvirtd-tcp.socket active (listening), enabled; something listens on 16509): qemu+tcp needs no certificate; fix closes it ([policy] keep_tcp = true keeps it)"), "{}", listen.message);
+    // The TLS socket is there: the service stopped (it holds the TCP socket's descriptor),
+    // the TCP socket disabled and stopped; verified by the TLS port up and 16509 closed.
+    let p = plan_of(&fleet, 0);
+    let cmds = commands(&p);
+    assert_eq!(cmds.iter().filter(|c| c.contains("libvirtd")).cloned().collect::<Vec<_>>(), vec!["systemctl stop libvirtd.service", "systemctl disable --now libvirtd-tcp.socket"], "{cmds:?}");
+    assert_eq!(p.verify, Some(Verify { active: vec!["libvirtd-tls.socket".into()], port: Some(16514), closed: Some(16509) }));
+    // Its undo enables and starts it again; a persistent change, kept after a reboot.
+    let t = apply::transaction(&p, &fleet.hosts[0].1, &apply::TxnOptions { run: "r".into(), controller: "c".into(), step_delay: std::time::Duration::ZERO }, std::time::Duration::from_secs(30));
+    let step = t["steps"].as_array().unwrap().iter().find(|s| s["argv"] == serde_json::json!(["systemctl", "disable", "--now", "libvirtd-tcp.socket"])).unwrap();
+    assert_eq!(step["undo"], serde_json::json!([["systemctl", "enable", "--now", "libvirtd-tcp.socket"]]), "{step}");
+    assert_eq!(step["runtime"], false, "{step}");
+    assert_eq!(t["verify"]["closed"], 16509);
+
+    // keep_tcp: the TCP listener is said, not failed, and not touched.
+    fleet.policy.keep_tcp = true;
+    let listen = fleet.finding(0, id::LIBVIRT_LISTEN);
+    assert_eq!(listen.status, Status::Pass, "{listen:?}");
+    assert!(listen.evidence.iter().any(|e| e.starts_with("TCP 16509 served too (libvirtd-tcp.socket") && e.ends_with("kept ([policy] keep_tcp = true)")), "{:?}", listen.evidence);
+    assert!(!commands(&plan_of(&fleet, 0)).iter().any(|c| c.contains("libvirtd")), "{:?}", commands(&plan_of(&fleet, 0)));
+}
+
+#[test]
+fn transport_tls_on_a_traditional_host_sets_listen_tcp_0() {
+    // cmp3 as after a tcp fix: listen_tcp = 1, listen_tls = 0, --listen.
+    let mut r = raw("bookworm-traditional-reject");
+    edit(&mut r, "libvirtd_conf", |t| format!("{t}listen_tls = 0\nlisten_tcp = 1\n"));
+    edit(&mut r, "envfile:libvirtd.service:/etc/sysconfig/libvirtd", |t| format!("{t}LIBVIRTD_ARGS=\"--listen\"\n"));
+    edit(&mut r, "listen", |t| format!("{t}LISTEN 0 4096 *:16509 *:*\n"));
+    let mut fleet = Fleet::new(vec![("cmp1", "198.18.42.11", raw("bookworm-socket")), ("cmp3", "198.18.42.13", r)]);
+    fleet.policy.transport = crate::inventory::Transport::Tls;
+    let listen = fleet.finding(1, id::LIBVIRT_LISTEN);
+    assert!(listen.message.contains("TCP 16509 is served too (/etc/libvirt/libvirtd.conf:"), "{listen:?}");
+    let p = plan_of(&fleet, 1);
+    let (orig, new) = edit_of(&p, "/etc/libvirt/libvirtd.conf");
+    assert_eq!(changed_lines(orig, new), vec!["-listen_tls = 0", "-listen_tcp = 1", "+listen_tls = 1", "+listen_tcp = 0"]);
+    assert_eq!(p.verify, Some(Verify { active: vec!["libvirtd.service".into()], port: Some(16514), closed: Some(16509) }));
+}
+
+#[test]
+fn transport_tls_wants_qemu_to_verify_migration_peers() {
+    // qemu.conf turns the check of the peer's certificate off: libvirt.auth fails, fix
+    // turns it on again (and the daemon restarts to read it); auth_tls is left as it is.
+    for (line, key) in [("migrate_tls_x509_verify = 0", "migrate_tls_x509_verify"), ("default_tls_x509_verify = 0", "default_tls_x509_verify")] {
+        let mut r = socket_tcp_and_tls();
+        set_unit(&mut r, "libvirtd-tcp.socket", false, false);
+        edit(&mut r, "listen", |t| t.replace("LISTEN 0 4096 *:16509 *:*\n", ""));
+        edit(&mut r, "qemu_conf", |t| format!("{t}{line}\n"));
+        let mut fleet = Fleet::new(vec![("cmp1", "198.18.42.11", r)]);
+        fleet.policy.transport = crate::inventory::Transport::Tls;
+        let auth = fleet.finding(0, id::LIBVIRT_AUTH);
+        assert_eq!(auth.status, Status::Fail, "{auth:?}");
+        assert_eq!(auth.message, format!("/etc/libvirt/qemu.conf: {key} = 0: QEMU accepts a migration stream from any client, certificate or not"));
+        let p = plan_of(&fleet, 0);
+        let (orig, new) = edit_of(&p, "/etc/libvirt/qemu.conf");
+        assert_eq!(changed_lines(orig, new), vec![format!("-{line}"), format!("+{key} = 1")]);
+        assert!(!p.steps.iter().any(|s| matches!(s, Step::Edit { path, .. } if path == "/etc/libvirt/libvirtd.conf")), "{:#?}", p.steps);
+        assert!(commands(&p).contains(&"systemctl try-restart libvirtd.service".to_string()), "{:?}", commands(&p));
+    }
+    // migrate_ set to 1 wins over a default of 0.
+    let mut r = raw("bookworm-socket");
+    edit(&mut r, "qemu_conf", |t| format!("{t}default_tls_x509_verify = 0\nmigrate_tls_x509_verify = 1\n"));
+    assert_eq!(crate::checks::libvirt_auth::qemu_unverified(&Fleet::new(vec![("cmp1", "198.18.42.11", r)]).hosts[0].1), None);
+}
+
+#[test]
+fn back_to_transport_tcp_turns_novas_native_tls_off() {
+    let mut r = raw("bookworm-socket");
+    edit(&mut r, "nova_conf", |t| t.replacen("[libvirt]\n", "[libvirt]\nlive_migration_with_native_tls = true\n", 1));
+    let mut fleet = Fleet::new(vec![("cmp1", "198.18.42.11", r)]);
+    fleet.hosts[0].0.nova_release = crate::nova_release::NovaRelease::parse("zed");
+    let uri = fleet.finding(0, id::NOVA_MIGRATION_URI);
+    assert_eq!(uri.status, Status::Fail, "{uri:?}");
+    let p = plan_of(&fleet, 0);
+    let (orig, new) = edit_of(&p, "/etc/nova/nova.conf");
+    assert_eq!(changed_lines(orig, new), vec!["-live_migration_with_native_tls = true", "+live_migration_with_native_tls = false"]);
+    assert!(!p.notes.iter().any(|n| n.starts_with("nova.migration-uri")), "{:?}", p.notes);
 }

@@ -189,6 +189,9 @@ pub struct Policy {
     /// Addresses or CIDRs allowed to reach libvirt and the migration ports.
     /// Empty means only the peer hosts' addresses.
     pub allowed_sources: Vec<String>,
+    /// Under transport tls, keep libvirt's TCP listener (`libvirt_port`) too; by default
+    /// it is closed: qemu+tcp next to qemu+tls bypasses the certificates.
+    pub keep_tcp: bool,
 }
 
 impl Default for Policy {
@@ -198,6 +201,7 @@ impl Default for Policy {
             transport: Transport::Tcp,
             libvirt_port: DEFAULT_LIBVIRT_PORT,
             allowed_sources: Vec::new(),
+            keep_tcp: false,
         }
     }
 }
@@ -384,7 +388,7 @@ const INVENTORY_KEYS: &[&str] = &["ansible"];
 /// Keys allowed in `[checks]`.
 const CHECKS_KEYS: &[&str] = &["skip"];
 /// Keys allowed in `[policy]`.
-const POLICY_KEYS: &[&str] = &["auth_tcp", "transport", "libvirt_port", "allowed_sources"];
+const POLICY_KEYS: &[&str] = &["auth_tcp", "transport", "libvirt_port", "allowed_sources", "keep_tcp"];
 const NOVA_KEYS: &[&str] = &["cloud", "clouds_yaml", "image"];
 const TLS_KEYS: &[&str] = &["ca_dir", "ca_cert", "ca_key"];
 
@@ -1177,6 +1181,9 @@ impl Parser<'_> {
         }
         if let Some(item) = table.get("libvirt_port") {
             policy.libvirt_port = self.port(item, "policy.libvirt_port")?;
+        }
+        if let Some(item) = table.get("keep_tcp") {
+            policy.keep_tcp = self.boolean(item, "policy.keep_tcp")?;
         }
         if let Some(item) = table.get("allowed_sources") {
             let array = item.as_array().ok_or_else(|| {

@@ -80,6 +80,7 @@ auth_tcp = "sasl"
 transport = "tls"
 libvirt_port = 16514
 allowed_sources = ["192.0.2.0/24", "2001:db8::/64", "198.51.100.7"]
+keep_tcp = true
 
 [checks]
 skip = ["nova.compute", "libvirt.listen", "nova.compute"]
@@ -134,6 +135,7 @@ skip = ["nova.compute", "libvirt.listen", "nova.compute"]
                 "2001:db8::/64".into(),
                 "198.51.100.7".into()
             ],
+            keep_tcp: true,
         }
     );
     // Duplicates in skip are dropped, order kept.

@@ -65,7 +65,7 @@ enum Command {
     /// and firewall-cmd commands; firewalld rich rules go to the runtime and the
     /// permanent configuration, without --reload), shows it, and with --yes (or a
     /// yes on the terminal) applies it as one transaction per host, run by the
-    /// host itself (migready-fix.service, which also locks the host): atomic file
+    /// host itself (migready-fix-RUN.service, which also locks the host): atomic file
     /// writes with backups that refuse to overwrite a file changed since it was
     /// read, then the libvirt daemon must come back, or everything is rolled back;
     /// also when the connection or migready dies meanwhile (the host finishes on its

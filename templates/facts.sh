@@ -235,7 +235,9 @@ fact date date +%s
 fact boot_id cat /proc/sys/kernel/random/boot_id
 if [ -d /var/lib/migready/txn ]; then
     fact txn_journals sh -c 'for j in /var/lib/migready/txn/*/journal.jsonl; do [ -f "$j" ] || continue; printf "@@ %s\n" "$j"; cat "$j"; done'
-    fact txn_unit systemctl is-active migready-fix.service
+    # Each run's unit has a name of its own (migready-fix-RUN.service; older runners:
+    # migready-fix.service): "active" when one of them is.
+    fact txn_unit sh -c 'systemctl list-units --state=active --plain --no-legend "migready-fix*.service" | grep -q . && echo active || echo inactive'
 fi
 
 # Headers (sizes of every file in one call), then the data (every file in one call).

@@ -1,5 +1,5 @@
 # migready transaction runner: applies one host's fix plan, verifies it, and rolls it
-# back on failure, on the host itself, under a transient systemd unit (migready-fix.service)
+# back on failure, on the host itself, under a transient systemd unit (migready-fix-RUN.service)
 # so that it outlives the SSH session that started it. The controller sends this file and
 # the plan in one round trip (see src/fix/apply.rs); everything below runs as root.
 #
@@ -541,10 +541,31 @@ def settle(run_id):
             Journal(jpath).log(ev="reported", by=run_id)
 
 
+def unit_name(run_id):
+    """The transient unit of one run: a name of its own, so that the unit of an earlier
+    run that systemd has not collected yet (seen under nspawn with cgroup v1: "loaded
+    inactive dead" for minutes) never stands in the way of the next."""
+    return "%s-%s.service" % (UNIT, run_id)
+
+
 def unit_state():
-    p = subprocess.run(["systemctl", "show", "-p", "ActiveState", "--value", UNIT + ".service"],
-                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV)
-    return p.stdout.decode().strip()
+    """The state of the unit of the run that last started (current.json), or of the
+    fixed-name unit older runners used: the busiest of the two."""
+    names = [UNIT + ".service"]
+    try:
+        with open(os.path.join(TXN, "current.json")) as f:
+            names.insert(0, unit_name(json.load(f)["run"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    states = []
+    for n in names:
+        p = subprocess.run(["systemctl", "show", "-p", "ActiveState", "--value", n],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV)
+        states.append(p.stdout.decode().strip())
+    for busy in ("active", "activating", "reloading", "deactivating"):
+        if busy in states:
+            return busy
+    return states[0] if states else ""
 
 
 def locked_by():
@@ -603,23 +624,7 @@ def cmd_start():
         with open(os.path.join(TXN, "current.json.tmp"), "w") as f:
             json.dump({"run": run_id, "started": now(), "controller": plan.get("controller", "")}, f)
         os.rename(os.path.join(TXN, "current.json.tmp"), os.path.join(TXN, "current.json"))
-        subprocess.run(["systemctl", "reset-failed", UNIT + ".service"], env=ENV, stderr=subprocess.DEVNULL)
-        for attempt in range(20):
-            p = start_unit(d)
-            # The last run's unit may still be unloading: "already loaded".
-            if p.returncode == 0 or b"already" not in p.stderr:
-                break
-            if attempt >= 2:
-                # Or it ended and systemd never collected it (seen under nspawn with
-                # cgroup v1: "loaded inactive dead" for good). It is not active (checked
-                # above, under the lock): a stop job waits for what is left of it
-                # (ExecStopPost) and unloads it.
-                try:
-                    subprocess.run(["systemctl", "stop", UNIT + ".service"], env=ENV, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, timeout=90)
-                except subprocess.TimeoutExpired:
-                    pass
-            time.sleep(0.25)
+        p = start_unit(d)
         if p.returncode != 0:
             emit(ev="error", err="systemd-run: " + p.stderr.decode("utf-8", "replace").strip())
             shutil.rmtree(d, ignore_errors=True)
@@ -633,7 +638,7 @@ def cmd_start():
 
 def start_unit(d):
     run_id = os.path.basename(d)
-    return subprocess.run(["systemd-run", "--quiet", "--collect", "--unit=" + UNIT,
+    return subprocess.run(["systemd-run", "--quiet", "--collect", "--unit=" + unit_name(run_id),
                             "--description=migready fix run " + run_id,
                             "--property=KillMode=process", "--property=TimeoutStopSec=60",
                             # Whatever ends the runner (even SIGKILL), what it left is undone.

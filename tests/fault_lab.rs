@@ -126,7 +126,7 @@ fn wait_steps(n: usize) {
 fn wait_settled() -> String {
     let t = Instant::now();
     loop {
-        let running = lab(&["ssh", HOST, "systemctl is-active -q migready-fix.service"]).status.success();
+        let running = lab(&["ssh", HOST, "systemctl list-units --state=active --plain --no-legend 'migready-fix*.service' | grep -q ."]).status.success();
         let last = ssh(HOST, "cat \"$(ls -d /var/lib/migready/txn/*/ | tail -1)journal.jsonl\"");
         if !running && last.contains("\"ev\": \"end\"") {
             return last;

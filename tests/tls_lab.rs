@@ -103,6 +103,7 @@ fn a_host_without_firewall_and_auth_none_is_open_to_every_address() {
     // anyone, and fix says so in its exit status (doctor's: a failing check).
     let (code, out, err) = migready(&["fix", "--yes", "--mesh", "none", "--format", "json", "-i", inv]);
     let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    common::assert_schema(&r);
     assert_eq!(r["fix"]["changes"]["rolled_back"], 0, "{r}");
     assert_eq!(code, 1, "{r}");
     expect(&r, &open, "libvirt.exposure", "fail", "TCP 16509 is open to any address (nothing filters it: no firewall rules at all) and auth_tcp = \"none\"");
@@ -286,6 +287,7 @@ fn c_certificates_migready_issues_are_what_libvirt_accepts() {
     let doctor = || {
         let (_, out, err) = migready(&["doctor", "--mesh", "none", "--format", "json", "-i", &tls_inv]);
         let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    common::assert_schema(&r);
         assert!(!out.contains("PRIVATE KEY"), "{out}");
         r
     };
@@ -432,6 +434,7 @@ fn d_fix_sets_tls_up_from_the_inventory_ca() {
     let (code, out, err) = migready(&["fix", "--yes", "--format", "json", "-i", inv]);
     assert!(!out.contains("PRIVATE KEY") && !err.contains("PRIVATE KEY"), "{out}{err}");
     let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    common::assert_schema(&r);
     struct Back(Value, Vec<(String, Vec<String>)>);
     impl Drop for Back {
         fn drop(&mut self) {
@@ -455,6 +458,7 @@ fn d_fix_sets_tls_up_from_the_inventory_ca() {
     // doctor, with the mesh over qemu+tls both ways.
     let (code, out, err) = migready(&["doctor", "--format", "json", "-i", inv]);
     let d: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    common::assert_schema(&d);
     assert_eq!(code, 0, "{d}");
     for (from, to) in [(&open, &walled), (&walled, &open)] {
         let p = d["pairs"].as_array().unwrap().iter().find(|p| &p["from"] == from && &p["to"] == to).unwrap();
@@ -490,6 +494,7 @@ fn d_fix_sets_tls_up_from_the_inventory_ca() {
     let tcp = tcp.to_str().unwrap();
     let (code, out, err) = migready(&["fix", "--yes", "--format", "json", "-i", tcp]);
     let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    common::assert_schema(&r);
     assert_eq!(r["fix"]["changes"]["rolled_back"], 0, "{r}");
     for h in [&open, &walled] {
         expect(&r, h, "libvirt.listen", "pass", "TCP 16509 is served by");
@@ -500,6 +505,7 @@ fn d_fix_sets_tls_up_from_the_inventory_ca() {
     assert_eq!(code, 1, "{r}");
     let (_, out, err) = migready(&["doctor", "--format", "json", "-i", tcp]);
     let d: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    common::assert_schema(&d);
     for (from, to) in [(&open, &walled), (&walled, &open)] {
         let c = pair_check(&d, from, to, "mesh.qemu-tcp");
         assert!(c["status"] == "pass" && c["message"].as_str().unwrap().contains(&format!("qemu+tcp://{to}:16509/system from {from} answers as {to}")), "{c}");

@@ -32,7 +32,7 @@ fn judge(ctx: &Ctx) -> Outcome {
     if let Some((v, ev)) = f.nova_option("libvirt", "live_migration_with_native_tls")
         && v.eq_ignore_ascii_case("true")
     {
-        return Outcome::fail("live_migration_with_native_tls = true: Nova migrates over qemu+tls, not qemu+tcp").with(ev);
+        return Outcome::fail("live_migration_with_native_tls = true: QEMU's migration streams in TLS, which needs the certificates under /etc/pki/qemu that transport tcp does not set up").with(ev);
     }
     let mut out = match f.nova_option("libvirt", "live_migration_scheme") {
         Some((s, ev)) if s == "tcp" => Outcome::pass("Nova migrates over qemu+tcp (live_migration_scheme = tcp)").with(ev),
@@ -48,29 +48,39 @@ fn judge(ctx: &Ctx) -> Outcome {
     out
 }
 
-/// `transport = "tls"`: Nova opens qemu+tls and, with native TLS, QEMU's streams are in
-/// TLS too; `live_migration_scheme = tls` alone puts libvirt's connection in TLS, not the
-/// streams.
+/// `transport = "tls"`: Nova opens qemu+tls (`live_migration_scheme = tls`, or a
+/// `live_migration_uri` of qemu+tls) and QEMU's streams are in TLS
+/// (`live_migration_with_native_tls = true`, Stein and later). The two are independent:
+/// native TLS does not change the scheme (default tcp; seen on the lab's Zed cloud: with
+/// native TLS alone nova-compute connected to qemu+tcp on 16509).
 fn tls(ctx: &Ctx) -> Outcome {
     let f = ctx.facts();
-    if let Some((v, ev)) = f.nova_option("libvirt", "live_migration_with_native_tls")
-        && v.eq_ignore_ascii_case("true")
-    {
-        return Outcome::pass("Nova migrates over qemu+tls, the migration streams in TLS (live_migration_with_native_tls = true)").with(ev);
+    let native = f.nova_option("libvirt", "live_migration_with_native_tls").filter(|(v, _)| v.eq_ignore_ascii_case("true"));
+    // The scheme Nova's libvirt connection uses: (scheme, its evidence, its name).
+    let (scheme, ev, what) = match f.nova_option("libvirt", "live_migration_uri") {
+        Some((uri, ev)) => (uri.split("://").next().unwrap_or("").trim_start_matches("qemu+").to_string(), Some(ev), format!("live_migration_uri = {uri}")),
+        None => match f.nova_option("libvirt", "live_migration_scheme") {
+            Some((s, ev)) => (s.clone(), Some(ev), format!("live_migration_scheme = {s}")),
+            None => ("tcp".to_string(), None, "live_migration_scheme not set (default tcp)".to_string()),
+        },
+    };
+    let mut out = match (scheme == "tls", &native) {
+        (true, Some(_)) => Outcome::pass(format!("Nova migrates over qemu+tls ({what}), the migration streams in TLS (live_migration_with_native_tls = true)")),
+        (true, None) => Outcome::warn(format!(
+            "{what}: libvirt's connection in TLS, the migration streams not; set live_migration_with_native_tls = true (Stein and later)"
+        )),
+        (false, Some(_)) => Outcome::fail(format!(
+            "{what}: Nova opens qemu+{scheme}, not the qemu+tls the transport policy asks (live_migration_with_native_tls = true puts only QEMU's streams in TLS); set live_migration_scheme = tls"
+        )),
+        (false, None) => Outcome::fail(format!(
+            "{what}: Nova opens qemu+{scheme}, not the qemu+tls the transport policy asks; set live_migration_scheme = tls and live_migration_with_native_tls = true"
+        )),
+    };
+    if let Some(ev) = ev {
+        out = out.with(ev);
     }
-    if let Some((uri, ev)) = f.nova_option("libvirt", "live_migration_uri") {
-        return if uri.starts_with("qemu+tls://") {
-            Outcome::warn(format!("live_migration_uri = {uri}: qemu+tls, but the migration streams are not in TLS; set live_migration_with_native_tls = true")).with(ev)
-        } else {
-            Outcome::fail(format!("live_migration_uri = {uri}: Nova will not use qemu+tls, which the transport policy asks")).with(ev)
-        };
+    if let Some((_, ev)) = native {
+        out = out.with(ev);
     }
-    match f.nova_option("libvirt", "live_migration_scheme") {
-        Some((s, ev)) if s == "tls" => Outcome::warn(
-            "live_migration_scheme = tls: libvirt's connection in TLS, the migration streams not; set live_migration_with_native_tls = true (Stein and later)",
-        )
-        .with(ev),
-        Some((s, ev)) => Outcome::fail(format!("live_migration_scheme = {s}: Nova will use qemu+{s}, not the qemu+tls the transport policy asks")).with(ev),
-        None => Outcome::fail("Nova migrates over qemu+tcp (default scheme), not the qemu+tls the transport policy asks; set live_migration_with_native_tls = true"),
-    }
+    out
 }

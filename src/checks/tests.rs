@@ -537,9 +537,13 @@ fn transport_tls_is_what_the_libvirt_and_nova_checks_expect() {
         f.policy.transport = Transport::Tls;
         f.finding(0, "nova.migration-uri")
     };
-    assert_finding(&nova_with("live_migration_with_native_tls = true\n"), Pass, "the migration streams in TLS");
+    // Both: qemu+tls and the streams in TLS. Native TLS alone leaves Nova on qemu+tcp (as
+    // seen on the lab's Zed cloud), the scheme alone leaves the streams in clear.
+    assert_finding(&nova_with("live_migration_scheme = tls\nlive_migration_with_native_tls = true\n"), Pass, "Nova migrates over qemu+tls (live_migration_scheme = tls), the migration streams in TLS");
+    assert_finding(&nova_with("live_migration_with_native_tls = true\n"), Fail, "live_migration_scheme not set (default tcp): Nova opens qemu+tcp, not the qemu+tls the transport policy asks (live_migration_with_native_tls = true puts only QEMU's streams in TLS)");
     assert_finding(&nova_with("live_migration_scheme = tls\n"), Warn, "the migration streams not");
-    assert_finding(&nova_with("live_migration_uri = qemu+tcp://%s/system\n"), Fail, "Nova will not use qemu+tls");
+    assert_finding(&nova_with("live_migration_uri = qemu+tls://%s/system\nlive_migration_with_native_tls = true\n"), Pass, "qemu+tls (live_migration_uri = qemu+tls://%s/system)");
+    assert_finding(&nova_with("live_migration_uri = qemu+tcp://%s/system\n"), Fail, "Nova opens qemu+tcp, not the qemu+tls");
 }
 
 #[test]

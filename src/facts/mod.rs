@@ -263,7 +263,7 @@ pub struct HostFacts {
     pub texts_dropped: bool,
     /// Earlier fix runs' transactions on this host (oldest first).
     pub transactions: Vec<txn::Transaction>,
-    /// A fix transaction (migready-fix.service) runs now.
+    /// A fix transaction (migready-fix-RUN.service) runs now.
     pub txn_running: bool,
     /// /proc/sys/kernel/random/boot_id: tells a transaction begun before a reboot.
     pub boot_id: Option<String>,

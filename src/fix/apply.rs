@@ -3,7 +3,7 @@
 //! The controller sends the runner (templates/txn.py) and the host's whole plan in one
 //! round trip: every file with the sha256 it must still have and its new content,
 //! every command with its undo, the verify step and a deadline. The runner takes the
-//! host lock (the transient unit `migready-fix.service`, so a second fix is refused),
+//! host lock (the transient unit `migready-fix-RUN.service`, so a second fix is refused),
 //! applies, verifies and rolls back on its own, journaling each step under
 //! /var/lib/migready/txn/RUN. It runs under that unit, so it ends verified or rolled
 //! back even when the SSH connection or the controller dies. The controller follows

@@ -43,65 +43,73 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
     native_tls
 }
 
-/// transport tls: `[libvirt] live_migration_with_native_tls = true` (Stein and later: qemu+tls
-/// and the migration streams in TLS) in the file that decides it, when nova.migration-uri
-/// fails or warns. True when planned.
+/// The transport in nova.conf, when nova.migration-uri fails or warns, each key in the file
+/// that decides it (else the first file nova-compute reads). transport tls:
+/// `[libvirt] live_migration_scheme = tls` (libvirt's connection: qemu+tls) and
+/// `live_migration_with_native_tls = true` (Stein and later: QEMU's streams in TLS; it does
+/// not change the scheme). transport tcp: the scheme back to tcp where set otherwise, and
+/// native TLS false where true. A `live_migration_uri` (deprecated; it wins over the scheme)
+/// that is not the transport's is a note. True when what is planned makes the check pass.
 fn native_tls(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, notes: &mut Vec<String>) -> bool {
     let f = ctx.facts();
     let st = status(findings, id::NOVA_MIGRATION_URI);
-    let key = "live_migration_with_native_tls";
     if st != Status::Fail && st != Status::Warn {
         return false;
     }
-    if ctx.transport() != crate::inventory::Transport::Tls {
-        // Back to tcp: native TLS (which makes Nova use qemu+tls) off again, where it is on.
-        let on = f.nova_option("libvirt", key).is_some_and(|(v, _)| v.eq_ignore_ascii_case("true"));
-        let Some(c) = f.nova.file_for("libvirt", key).filter(|_| on) else { return false };
-        let result = edits.edit(&c.path, Some(c.text()), &format!("[libvirt] {key} = false (transport tcp: Nova migrates over qemu+tcp)"), |cur| {
+    let Some(first) = f.nova.files.first() else { return false };
+    let tls = ctx.transport() == crate::inventory::Transport::Tls;
+    let scheme = if tls { "tls" } else { "tcp" };
+    let mut ok = true;
+    let mut set = |key: &str, value: &str, why: String, notes: &mut Vec<String>| -> bool {
+        let c = f.nova.file_for("libvirt", key).unwrap_or(first);
+        let result = edits.edit(&c.path, Some(c.text()), &why, |cur| {
             let mut d = IniDoc::parse(cur);
-            d.set("libvirt", key, "false")?;
+            d.set("libvirt", key, value)?;
             Ok(d.to_string())
         });
-        return match result {
-            Ok(_) => f.nova_option("libvirt", "live_migration_scheme").is_none_or(|(s, _)| s == "tcp") && f.nova_option("libvirt", "live_migration_uri").is_none(),
+        match result {
+            Ok(_) => true,
             Err(e) => {
                 notes.push(refused(id::NOVA_MIGRATION_URI, &c.path, line_of(c, key), e));
                 false
             }
-        };
-    }
-    let Some(first) = f.nova.files.first() else { return false };
-    match ctx.me.spec.nova_release.or_else(|| f.detected_nova_release()) {
-        Some(r) if r >= NovaRelease::STEIN => {}
-        Some(r) => {
-            notes.push(format!("{}: Nova {r} has no {key} (Stein and later); set live_migration_scheme = tls by hand (the migration streams stay in clear)", id::NOVA_MIGRATION_URI));
-            return false;
         }
-        None => {
-            notes.push(format!("{}: Nova release unknown; set nova_release in the inventory", id::NOVA_MIGRATION_URI));
-            return false;
-        }
+    };
+    if let Some((uri, _)) = f.nova_option("libvirt", "live_migration_uri")
+        && !uri.starts_with(&format!("qemu+{scheme}://"))
+    {
+        notes.push(format!("{}: live_migration_uri = {uri} is set (deprecated; it wins over live_migration_scheme): remove it", id::NOVA_MIGRATION_URI));
+        ok = false;
+    } else if f.nova_option("libvirt", "live_migration_uri").is_none()
+        && f.nova_option("libvirt", "live_migration_scheme").map_or("tcp".to_string(), |(s, _)| s) != scheme
+    {
+        let why = format!("[libvirt] live_migration_scheme = {scheme} (transport {scheme}: Nova opens qemu+{scheme})");
+        ok &= set("live_migration_scheme", scheme, why, notes);
     }
-    let c = f.nova.file_for("libvirt", key).unwrap_or(first);
-    let result = edits.edit(&c.path, Some(c.text()), &format!("[libvirt] {key} = true (transport tls: qemu+tls, the migration streams in TLS)"), |cur| {
-        let mut d = IniDoc::parse(cur);
-        d.set("libvirt", key, "true")?;
-        Ok(d.to_string())
-    });
-    match result {
-        Ok(_) => {
-            if let Some((uri, _)) = f.nova_option("libvirt", "live_migration_uri")
-                && !uri.starts_with("qemu+tls://")
-            {
-                notes.push(format!("{}: live_migration_uri = {uri} is set (deprecated; it wins over the scheme): remove it", id::NOVA_MIGRATION_URI));
+    let key = "live_migration_with_native_tls";
+    let native = f.nova_option("libvirt", key).is_some_and(|(v, _)| v.eq_ignore_ascii_case("true"));
+    if !tls {
+        if native {
+            ok &= set(key, "false", format!("[libvirt] {key} = false (transport tcp: QEMU's streams need no certificates)"), notes);
+        }
+        return ok;
+    }
+    if !native {
+        match ctx.me.spec.nova_release.or_else(|| f.detected_nova_release()) {
+            Some(r) if r >= NovaRelease::STEIN => {
+                ok &= set(key, "true", format!("[libvirt] {key} = true (transport tls: the migration streams in TLS)"), notes);
             }
-            true
-        }
-        Err(e) => {
-            notes.push(refused(id::NOVA_MIGRATION_URI, &c.path, line_of(c, key), e));
-            false
+            Some(r) => {
+                notes.push(format!("{}: Nova {r} has no {key} (Stein and later): the migration streams stay in clear", id::NOVA_MIGRATION_URI));
+                ok = false;
+            }
+            None => {
+                notes.push(format!("{}: Nova release unknown; set nova_release in the inventory", id::NOVA_MIGRATION_URI));
+                ok = false;
+            }
         }
     }
+    ok
 }
 
 fn flags(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, notes: &mut Vec<String>) {

@@ -588,7 +588,18 @@ fn the_json_document_holds_plans_actions_and_changes_and_fits_the_schema() {
     use crate::report::{schema_errors, HostReport, PairReport, Report};
     use apply::ApplyLog;
     let fleet = stock();
-    let plans: Vec<Option<HostPlan>> = (0..3).map(|i| Some(plan_of(&fleet, i))).collect();
+    let mut plans: Vec<Option<HostPlan>> = (0..3).map(|i| Some(plan_of(&fleet, i))).collect();
+    // cmp1 under transport tls with a CA: install steps (certificates, keys not shown) and
+    // the TCP socket disabled.
+    let dir = tempfile::tempdir().unwrap();
+    crate::ca::init(dir.path()).unwrap();
+    let ca = crate::ca::Ca::load(&dir.path().join("cacert.pem"), &dir.path().join("cakey.pem"));
+    let mut tls = Fleet::new(vec![("cmp1", "198.18.42.11", socket_tcp_and_tls()), ("cmp3", "198.18.42.13", raw("bookworm-traditional-reject"))]);
+    tls.policy.transport = crate::inventory::Transport::Tls;
+    let views = tls.views();
+    let p = plan_with_ca(&tls.ctx(&views, 0), &tls.findings(0), None, Some(&ca));
+    assert!(p.steps.iter().any(|s| matches!(s, Step::Install { .. })) && commands(&p).iter().any(|c| c.contains("disable --now")), "{:#?}", p.steps);
+    plans[0] = Some(p);
     let report = |fixed: bool| {
         let hosts = (0..3)
             .map(|i| HostReport {
@@ -900,15 +911,34 @@ fn transport_tls_wants_qemu_to_verify_migration_peers() {
 }
 
 #[test]
-fn back_to_transport_tcp_turns_novas_native_tls_off() {
+fn nova_goes_to_qemu_tls_with_native_tls_and_back_to_tcp() {
+    // transport tls: the scheme (libvirt's connection) and native TLS (QEMU's streams),
+    // which are independent: native TLS alone leaves Nova on qemu+tcp.
+    let mut fleet = Fleet::new(vec![("cmp1", "198.18.42.11", raw("bookworm-socket"))]);
+    fleet.hosts[0].0.nova_release = crate::nova_release::NovaRelease::parse("zed");
+    fleet.policy.transport = crate::inventory::Transport::Tls;
+    let p = plan_of(&fleet, 0);
+    let (orig, new) = edit_of(&p, "/etc/nova/nova.conf");
+    let mut changed = changed_lines(orig, new);
+    changed.sort();
+    assert!(changed.iter().any(|l| l == "+live_migration_scheme = tls") && changed.iter().any(|l| l == "+live_migration_with_native_tls = true"), "{changed:?}");
+    assert!(changed.iter().all(|l| l.starts_with("-#") || l.starts_with('+')), "{changed:?}");
+    assert!(!p.notes.iter().any(|n| n.starts_with("nova.migration-uri")), "{:?}", p.notes);
+    // Before Stein: the scheme, and a note that the streams stay in clear.
+    fleet.hosts[0].0.nova_release = crate::nova_release::NovaRelease::parse("rocky");
+    let p = plan_of(&fleet, 0);
+    assert!(edit_of(&p, "/etc/nova/nova.conf").1.contains("\nlive_migration_scheme = tls\n"));
+    assert!(p.notes.iter().any(|n| n.contains("has no live_migration_with_native_tls (Stein and later): the migration streams stay in clear")), "{:?}", p.notes);
+
+    // Back to tcp: both undone where set.
     let mut r = raw("bookworm-socket");
-    edit(&mut r, "nova_conf", |t| t.replacen("[libvirt]\n", "[libvirt]\nlive_migration_with_native_tls = true\n", 1));
+    edit(&mut r, "nova_conf", |t| t.replacen("[libvirt]\n", "[libvirt]\nlive_migration_scheme = tls\nlive_migration_with_native_tls = true\n", 1));
     let mut fleet = Fleet::new(vec![("cmp1", "198.18.42.11", r)]);
     fleet.hosts[0].0.nova_release = crate::nova_release::NovaRelease::parse("zed");
     let uri = fleet.finding(0, id::NOVA_MIGRATION_URI);
     assert_eq!(uri.status, Status::Fail, "{uri:?}");
     let p = plan_of(&fleet, 0);
     let (orig, new) = edit_of(&p, "/etc/nova/nova.conf");
-    assert_eq!(changed_lines(orig, new), vec!["-live_migration_with_native_tls = true", "+live_migration_with_native_tls = false"]);
+    assert_eq!(changed_lines(orig, new), vec!["-live_migration_scheme = tls", "-live_migration_with_native_tls = true", "+live_migration_scheme = tcp", "+live_migration_with_native_tls = false"]);
     assert!(!p.notes.iter().any(|n| n.starts_with("nova.migration-uri")), "{:?}", p.notes);
 }

@@ -47,10 +47,52 @@ fn ports(ctx: &Ctx, lo: u16, hi: u16, what: &str, extra: Option<String>) -> Outc
         return out;
     }
     // Accepted from the peers: say too whether it is from any address as well.
-    match reach_from_outside(ctx, lo, hi) {
+    let mut out = match reach_from_outside(ctx, lo, hi) {
         Reach::Any { why, .. } => Outcome { message: format!("{}, and from any address ({why})", out.message), ..out },
         _ => out,
+    };
+    // Accepted now, by migready's rules: are they brought back at boot?
+    let tag = if what == "libvirt" && ctx.transport() == crate::inventory::Transport::Tls { "libvirt-tls" } else { what };
+    let lost = unpersisted(ctx.facts(), tag);
+    if !lost.is_empty() {
+        out.status = Status::Warn;
+        out.message.push_str(&format!("; but {}: lost at the next boot", lost.join("; ")));
     }
+    out
+}
+
+/// migready's live iptables/ip6tables rules for `what` (commented `migready: WHAT from
+/// ...`) that nothing brings back at boot: in no file the host persists that family's
+/// rules to (by chain and comment), or the host has no such file. One phrase per family.
+fn unpersisted(f: &HostFacts, what: &str) -> Vec<String> {
+    let prefix = format!("{} {what} from ", crate::fix::COMMENT);
+    let mut out = Vec::new();
+    for (live, files, save) in [(&f.iptables, crate::facts::IPTABLES_PERSIST, "iptables"), (&f.ip6tables, crate::facts::IP6TABLES_PERSIST, "ip6tables")] {
+        let Some(Firewall::Rules(live)) = live else { continue };
+        let ours: Vec<&crate::firewall::Rule> = live
+            .table("filter")
+            .into_iter()
+            .flat_map(|t| &t.chains)
+            .flat_map(|c| &c.rules)
+            .filter(|r| r.comment.as_deref().is_some_and(|c| c.starts_with(&prefix)))
+            .collect();
+        if ours.is_empty() {
+            continue;
+        }
+        let Some(path) = f.persisted_rules.iter().find(|p| files.contains(&p.as_str())) else {
+            out.push(format!("nothing on this host persists {save} rules (no {} or {}), so migready's {} accept rule(s) for it are live only", files[0], files[1], ours.len()));
+            continue;
+        };
+        let saved = f.raw.ok(&format!("persist:{path}")).and_then(|t| crate::firewall::parse(t).ok());
+        let kept = |r: &crate::firewall::Rule| {
+            saved.as_ref().and_then(|s| s.table("filter")).is_some_and(|t| t.chains.iter().flat_map(|c| &c.rules).any(|s| s.chain == r.chain && s.comment == r.comment))
+        };
+        let missing: Vec<String> = ours.iter().filter(|r| !kept(r)).filter_map(|r| r.comment.clone()).collect();
+        if !missing.is_empty() {
+            out.push(format!("{path} lacks {} (live only)", missing.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")));
+        }
+    }
+    out
 }
 
 /// Who besides the peers and `policy.allowed_sources` reaches a port range.

@@ -652,3 +652,30 @@ mod tls_certificates {
         assert_finding(&fleet.finding(0, "tls.certificates"), Fail, "no /etc/pki/CA/cacert.pem");
     }
 }
+
+/// migready's accept rules that are live but not persisted: a warning that they are lost
+/// at the next boot (issue 9: "where rules cannot be persisted, doctor reports exactly
+/// that"); persisted, a pass; not migready's, nothing said.
+#[test]
+fn firewall_rules_migready_added_but_nothing_persists_are_a_warning() {
+    let rule = "-A INPUT -s 198.18.42.11/32 -p tcp -m tcp --dport 16509 -m comment --comment \"migready: libvirt from cmp1\" -j ACCEPT\n";
+    let live = |r: &mut crate::facts::raw::RawFacts| edit(r, "iptables_save", |t| t.replacen("-A INPUT -j REJECT", &format!("{rule}-A INPUT -j REJECT"), 1));
+    let judge = |r: crate::facts::raw::RawFacts| Fleet::new(vec![("cmp1", "198.18.42.11", raw("bookworm-socket")), ("cmp3", "198.18.42.13", r)]).finding(1, "firewall.libvirt");
+    // Live and in /etc/sysconfig/iptables: a pass.
+    let mut r = raw("bookworm-traditional-reject");
+    live(&mut r);
+    edit(&mut r, "persist:/etc/sysconfig/iptables", |t| t.replacen("-A INPUT -j REJECT", &format!("{rule}-A INPUT -j REJECT"), 1));
+    assert_finding(&judge(r.clone()), Pass, "TCP 16509 accepted from cmp1");
+    // Live only: a warning naming the file and the rule.
+    let mut r = raw("bookworm-traditional-reject");
+    live(&mut r);
+    let c = judge(r.clone());
+    assert_finding(&c, Warn, "TCP 16509 accepted from cmp1; but /etc/sysconfig/iptables lacks \"migready: libvirt from cmp1\" (live only): lost at the next boot");
+    // No file persists iptables rules at all.
+    r.records.remove("persist:/etc/sysconfig/iptables");
+    assert_finding(&judge(r), Warn, "nothing on this host persists iptables rules (no /etc/sysconfig/iptables or /etc/iptables/rules.v4), so migready's 1 accept rule(s) for it are live only: lost at the next boot");
+    // Someone else's accept, not persisted: not migready's to say.
+    let mut r = raw("bookworm-traditional-reject");
+    edit(&mut r, "iptables_save", |t| t.replacen("-A INPUT -j REJECT", "-A INPUT -s 198.18.42.11/32 -p tcp -m tcp --dport 16509 -j ACCEPT\n-A INPUT -j REJECT", 1));
+    assert_finding(&judge(r), Pass, "TCP 16509 accepted from cmp1");
+}

@@ -192,6 +192,11 @@ pub const PKI_KEYS: &str = "pki_keys";
 /// `getent group libvirt-qemu qemu`: the group QEMU runs as.
 pub const QEMU_GROUP: &str = "qemu_group";
 
+/// The files that persist iptables (and ip6tables) rules at boot, as the facts read them
+/// (`persist:PATH`): RHEL's iptables-services, Debian's iptables-persistent.
+pub const IPTABLES_PERSIST: [&str; 2] = ["/etc/sysconfig/iptables", "/etc/iptables/rules.v4"];
+pub const IP6TABLES_PERSIST: [&str; 2] = ["/etc/sysconfig/ip6tables", "/etc/iptables/rules.v6"];
+
 /// Records that are parsed into a `ConfigFile` and then dropped from `raw`.
 const PARSED_FILES: &[&str] = &[
     "libvirtd_conf",

@@ -221,7 +221,7 @@ fn plan_firewalld(ctx: &Ctx, cfg: &fwd::Config, wanted: &[Wanted], sources: &[(S
 fn plan_iptables(ctx: &Ctx, ipv6: bool, wanted: &[Wanted], sources: &[&(String, String, IpAddr)], edits: &mut Edits, steps: &mut Vec<Step>, notes: &mut Vec<String>) {
     let f = ctx.facts();
     let (save, files): (&str, [&str; 2]) =
-        if ipv6 { ("ip6tables-save", ["/etc/sysconfig/ip6tables", "/etc/iptables/rules.v6"]) } else { ("iptables-save", ["/etc/sysconfig/iptables", "/etc/iptables/rules.v4"]) };
+        if ipv6 { ("ip6tables-save", crate::facts::IP6TABLES_PERSIST) } else { ("iptables-save", crate::facts::IPTABLES_PERSIST) };
     let rules = match if ipv6 { &f.ip6tables } else { &f.iptables } {
         Some(Firewall::Rules(r)) => r,
         Some(Firewall::Unreadable(why)) => {

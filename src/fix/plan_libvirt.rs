@@ -97,7 +97,9 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, cert
                 if failed {
                     units.push(Step::Unit { action: UnitAction::ResetFailed, unit: service.clone(), why: format!("{service} had failed") });
                 }
-                let running = libvirtd_unit.is_some_and(|u| u.is_active());
+                // Stopped also when not running as planned: socket activation may start it
+                // before this step (see the tcp path below).
+                let running = libvirtd_unit.is_some_and(|u| u.exists());
                 if need_socket || tcp.is_some() {
                     if running {
                         // The service holds the sockets' listening descriptors: only a stop lets
@@ -189,11 +191,14 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, cert
                 units.push(Step::Unit { action: UnitAction::ResetFailed, unit: service.clone(), why: format!("{service} had failed") });
             }
             if need_socket {
-                if libvirtd_unit.is_some_and(|u| u.is_active()) {
+                // Also when it was not running as planned: socket activation starts it on
+                // demand (doctor's own virsh did, seen on the lab), and then the socket's
+                // start is refused ("Socket service libvirtd.service already active").
+                if libvirtd_unit.is_some_and(|u| u.exists()) {
                     units.push(Step::Unit {
                         action: UnitAction::Stop,
                         unit: service.clone(),
-                        why: format!("{tcp_socket} cannot start while {service} runs (running guests are not affected); the service comes back on demand"),
+                        why: format!("{tcp_socket} cannot start while {service} runs, and socket activation may start it at any moment (running guests are not affected); the service comes back on demand"),
                     });
                 }
                 units.push(Step::Unit { action: UnitAction::EnableNow, unit: tcp_socket.into(), why: format!("serve TCP {} through socket activation", ctx.policy.libvirt_port) });

@@ -75,7 +75,7 @@ fn seed_host_loses_listen_and_gets_the_socket() {
     assert_eq!(changed_lines(orig, new), vec!["-LIBVIRTD_ARGS=\"--listen\"", "+#LIBVIRTD_ARGS=\"--listen\""]);
     // auth_tcp = none is already set (the seed's recipe): libvirtd.conf untouched.
     assert!(!p.steps.iter().any(|s| matches!(s, Step::Edit { path, .. } if path == "/etc/libvirt/libvirtd.conf")));
-    assert_eq!(commands(&p), vec!["systemctl reset-failed libvirtd.service", "systemctl enable --now libvirtd-tcp.socket"]);
+    assert_eq!(commands(&p), vec!["systemctl reset-failed libvirtd.service", "systemctl stop libvirtd.service", "systemctl enable --now libvirtd-tcp.socket"]);
 }
 
 #[test]

@@ -147,11 +147,16 @@ def copy_meta(src_stat, dst, label_from=None):
             pass
 
 
+def temp_path(path, pid):
+    """The temp file atomic_write (in process pid) writes path through."""
+    return os.path.join(os.path.dirname(path), ".%s.migready.%d" % (os.path.basename(path), pid))
+
+
 def atomic_write(path, data, like=None, mode=0o644):
     """Write data to path through a temp file in the same directory and a rename.
     like: an os.stat_result (and path) whose owner, mode and label the new file gets."""
     d = os.path.dirname(path)
-    tmp = os.path.join(d, ".%s.migready.%d" % (os.path.basename(path), os.getpid()))
+    tmp = temp_path(path, os.getpid())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -209,9 +214,11 @@ class Txn:
             backup = "%s.migready-%s.bak" % (real, time.strftime("%Y%m%d%H%M%S"))
             if os.path.exists(backup):
                 backup += ".%d" % os.getpid()
+            # Journaled before the backup is made: a runner killed while making it (or
+            # the temp file) leaves nothing the rollback does not know of.
+            self.j.log(ev="step", i=i, state="start", path=path, real=real, backup=backup, old=want, new=new_sha)
             shutil.copy2(real, backup)
             copy_meta(st, backup, real)
-            self.j.log(ev="step", i=i, state="start", path=path, real=real, backup=backup, old=want, new=new_sha)
             atomic_write(real, data, like=(st, real))
         else:
             d = os.path.dirname(real)
@@ -346,9 +353,15 @@ def rollback(journal_recs, j, reset_units, until):
             cmds[r["i"]] = r
     starts = {r["i"]: r for r in journal_recs if r.get("ev") == "step" and "argv" in r and r.get("state") == "start"}
     problems = []
+    begin = next((r for r in journal_recs if r.get("ev") == "begin"), {})
     for i in sorted(writes, reverse=True):
         w = writes[i]
         real, backup = w["real"], w.get("backup")
+        try:
+            # A write cut before its rename (the runner killed) left its temp file.
+            os.unlink(temp_path(real, int(begin.get("pid", 0))))
+        except (OSError, ValueError):
+            pass
         have = sha256_file(real)
         try:
             msg = "restored %s" % w["path"]
@@ -379,7 +392,6 @@ def rollback(journal_recs, j, reset_units, until):
                 j.log(ev="undo", ok=True, msg="removed directory %s" % r["path"])
         except OSError as e:
             problems.append("removing directory %s: %s" % (r["path"], e))
-    begin = next((r for r in journal_recs if r.get("ev") == "begin"), {})
     runtime_gone = begin.get("boot") != boot_id() or shutting_down()
     if runtime_gone and any(starts.get(i, {}).get("runtime") for i in cmds):
         # Runtime state (rules, running units) ends with the boot it was made in; the

@@ -292,11 +292,12 @@ fn fault_matrix() {
         let mut run = Run::start(inv, dir.path(), "sigkill", Some(STEP_DELAY_MS));
         wait_steps(1);
         run.child.kill().unwrap();
-        let (_, _, took) = run.wait();
+        let (_, out, took) = run.wait();
         assert_fixed(inv, case);
-        let (st, msg) = finding(&doctor(inv), "fix.transaction");
-        assert!(st == "warn" && msg.contains("ended without its controller"), "{case}: {msg}");
-        rows.push(Row(case, "fully fixed and verified; next doctor: warn 'ended without its controller'".into(), took));
+        let run = run_id(&out);
+        assert_doctor_says(inv, case, "warn", &run, "ended without its controller: applied and verified");
+        assert_next_fix_reports(inv, dir.path(), case, &run, "ended without its controller: applied and verified");
+        rows.push(Row(case, "fully fixed and verified; next doctor: warn 'ended without its controller: applied and verified', next fix reports it".into(), took));
     }
 
     // The host-side runner killed (SIGKILL): the unit's ExecStopPost rolls back.
@@ -444,6 +445,10 @@ fn fault_matrix() {
         reset();
         let first = Run::start(inv, dir.path(), "first", Some(STEP_DELAY_MS));
         wait_steps(0);
+        // The unit's hard limits (src/fix/apply.rs unit_limits): with command_timeout 35,
+        // the deadline is 15 s; RuntimeMaxSec 15 + 20 + 10, TimeoutStopSec 20 + 10.
+        let limits = ssh(HOST, "systemctl show -P RuntimeMaxUSec migready-fix.service; systemctl show -P TimeoutStopUSec migready-fix.service");
+        assert_eq!(limits, "45s\n30s\n", "{case}");
         let (code, out, took) = Run::start(inv, dir.path(), "second", None).wait();
         assert_eq!(code, 1, "{case}: {out}");
         assert!(out.contains("another fix holds this host: run 20") && out.contains(" started 20"), "{case}: {out}");
@@ -517,12 +522,12 @@ fn fault_matrix() {
         let last = wait_settled();
         assert!(last.contains("\"ev\": \"recover\""), "{case}: {last}");
         assert_eq!(snapshot(), before, "{case}: {out}\n{}", journals());
-        // The next fix reports the interrupted run, then fixes the host.
-        let (code, out, _) = Run::start(inv, dir.path(), "power-cut-next", None).wait();
-        assert_eq!(code, 0, "{case}: {out}");
-        assert!(out.contains("earlier: fix run") && out.contains("runner died"), "{case}: {out}");
-        assert_fixed(inv, case);
-        rows.push(Row(case, "byte-identical after the boot (migready-recover.service); next fix reports it and fixes".into(), took));
+        // The next doctor says the boot rolled it back; the next fix reports the
+        // interrupted run, then fixes the host.
+        let run = run_id(&out);
+        assert_doctor_says(inv, case, "warn", &run, "ended without its controller: rolled back (its runner died (killed, or the host went down); rolled back afterwards)");
+        assert_next_fix_reports(inv, dir.path(), case, &run, "ended without its controller: rolled-back: its runner died");
+        rows.push(Row(case, "byte-identical after the boot (migready-recover.service); next doctor: warn 'ended without its controller: rolled back (its runner died ...)', next fix reports it and fixes".into(), took));
     }
 
     eprintln!("\n| fault | outcome | controller returned after |\n|---|---|---|");

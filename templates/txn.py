@@ -39,8 +39,11 @@ BASE = "/var/lib/migready"
 TXN = BASE + "/txn"
 UNIT = "migready-fix"
 KEEP = 10
-# Each command of a rollback gets at most this long.
+# Each command of a rollback gets at most this long, and all of them together at most
+# the plan's rollback_s (default ROLLBACK_S): a command the time left cannot cover is not
+# run (the rollback is then incomplete, and says so).
 UNDO_TIMEOUT = 20
+ROLLBACK_S = 20
 ENV = dict(os.environ, LC_ALL="C", PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 
 
@@ -144,11 +147,16 @@ def copy_meta(src_stat, dst, label_from=None):
             pass
 
 
+def temp_path(path, pid):
+    """The temp file atomic_write (in process pid) writes path through."""
+    return os.path.join(os.path.dirname(path), ".%s.migready.%d" % (os.path.basename(path), pid))
+
+
 def atomic_write(path, data, like=None, mode=0o644):
     """Write data to path through a temp file in the same directory and a rename.
     like: an os.stat_result (and path) whose owner, mode and label the new file gets."""
     d = os.path.dirname(path)
-    tmp = os.path.join(d, ".%s.migready.%d" % (os.path.basename(path), os.getpid()))
+    tmp = temp_path(path, os.getpid())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -180,6 +188,10 @@ class Txn:
     def left(self):
         return self.deadline - time.monotonic()
 
+    def clip(self, cap, until=None):
+        """A command's timeout: cap, or less when the deadline (or until) is nearer."""
+        return max(1, min(cap, (until or self.deadline) - time.monotonic()))
+
     def check_time(self, what):
         if self.left() <= 0:
             raise Abort("deadline of %d s passed before %s" % (self.plan.get("deadline_s", 40), what))
@@ -202,9 +214,11 @@ class Txn:
             backup = "%s.migready-%s.bak" % (real, time.strftime("%Y%m%d%H%M%S"))
             if os.path.exists(backup):
                 backup += ".%d" % os.getpid()
+            # Journaled before the backup is made: a runner killed while making it (or
+            # the temp file) leaves nothing the rollback does not know of.
+            self.j.log(ev="step", i=i, state="start", path=path, real=real, backup=backup, old=want, new=new_sha)
             shutil.copy2(real, backup)
             copy_meta(st, backup, real)
-            self.j.log(ev="step", i=i, state="start", path=path, real=real, backup=backup, old=want, new=new_sha)
             atomic_write(real, data, like=(st, real))
         else:
             d = os.path.dirname(real)
@@ -273,9 +287,9 @@ class Txn:
         until = min(self.deadline, time.monotonic() + float(v.get("timeout_s", 20)))
         while True:
             ok = True
-            if units and run(["systemctl", "is-active", "-q"] + units, 10)[0] != 0:
+            if units and run(["systemctl", "is-active", "-q"] + units, self.clip(10, until))[0] != 0:
                 ok = False
-            if ok and run(["virsh", "-q", "-c", "qemu:///system", "version"], 20)[0] != 0:
+            if ok and run(["virsh", "-q", "-c", "qemu:///system", "version"], self.clip(20, until))[0] != 0:
                 ok = False
             if ok and port:
                 p = subprocess.run(["ss", "-Hltn", "sport = :%d" % port], stdout=subprocess.PIPE,
@@ -321,9 +335,10 @@ def shutting_down():
     return p.stdout.strip() == b"stopping"
 
 
-def rollback(journal_recs, j, reset_units):
+def rollback(journal_recs, j, reset_units, until):
     """Undo, in reverse, what the journal says was started or done. Files first (so that
-    restarted daemons read the old configuration), then commands. Returns problems."""
+    restarted daemons read the old configuration), then commands, each within what is
+    left until `until` (time.monotonic()). Returns problems."""
     writes, cmds = {}, {}
     for r in journal_recs:
         if r.get("ev") != "step":
@@ -338,9 +353,15 @@ def rollback(journal_recs, j, reset_units):
             cmds[r["i"]] = r
     starts = {r["i"]: r for r in journal_recs if r.get("ev") == "step" and "argv" in r and r.get("state") == "start"}
     problems = []
+    begin = next((r for r in journal_recs if r.get("ev") == "begin"), {})
     for i in sorted(writes, reverse=True):
         w = writes[i]
         real, backup = w["real"], w.get("backup")
+        try:
+            # A write cut before its rename (the runner killed) left its temp file.
+            os.unlink(temp_path(real, int(begin.get("pid", 0))))
+        except (OSError, ValueError):
+            pass
         have = sha256_file(real)
         try:
             msg = "restored %s" % w["path"]
@@ -371,7 +392,6 @@ def rollback(journal_recs, j, reset_units):
                 j.log(ev="undo", ok=True, msg="removed directory %s" % r["path"])
         except OSError as e:
             problems.append("removing directory %s: %s" % (r["path"], e))
-    begin = next((r for r in journal_recs if r.get("ev") == "begin"), {})
     runtime_gone = begin.get("boot") != boot_id() or shutting_down()
     if runtime_gone and any(starts.get(i, {}).get("runtime") for i in cmds):
         # Runtime state (rules, running units) ends with the boot it was made in; the
@@ -385,18 +405,23 @@ def rollback(journal_recs, j, reset_units):
             continue
         shown = starts.get(i, {}).get("undo_display") or []
         for k, argv in enumerate(starts.get(i, {}).get("undo", [])):
-            if argv[:1] == ["systemctl"] and len(argv) >= 3:
-                # A failed attempt may have hit the unit's start limit.
-                run(["systemctl", "reset-failed", argv[-1]], 10)
-            rc, err = run(argv, UNDO_TIMEOUT)
             # A short description where the plan gives one (a script's argv is long).
             what = shown[k] if k < len(shown) else " ".join(argv)
+            left = until - time.monotonic()
+            if left < 1:
+                problems.append("%s: not run: the rollback's time was used up" % what)
+                j.log(ev="undo", i=i, ok=False, argv=argv, err="not run: the rollback's time was used up")
+                continue
+            if argv[:1] == ["systemctl"] and len(argv) >= 3:
+                # A failed attempt may have hit the unit's start limit.
+                run(["systemctl", "reset-failed", argv[-1]], min(10, left))
+            rc, err = run(argv, min(UNDO_TIMEOUT, until - time.monotonic()))
             if rc != 0:
                 problems.append("%s: exit status %d: %s" % (what, rc, err))
             j.log(ev="undo", i=i, ok=rc == 0, argv=argv, err=err if rc else None,
                   msg=("undid: " + shown[k]) if k < len(shown) else None)
-    if reset_units:
-        run(["systemctl", "reset-failed"] + reset_units, 10)
+    if reset_units and until - time.monotonic() >= 1:
+        run(["systemctl", "reset-failed"] + reset_units, min(10, until - time.monotonic()))
     return problems
 
 
@@ -445,7 +470,7 @@ def cmd_apply(d):
         except OSError:
             pass
     j.log(ev="begin", run=plan["run"], pid=os.getpid(), boot=boot_id(), steps=len(plan["steps"]),
-          controller=plan.get("controller", ""), deadline_s=plan.get("deadline_s"))
+          controller=plan.get("controller", ""), deadline_s=plan.get("deadline_s"), rollback_s=plan.get("rollback_s"))
     t = Txn(d, plan, j)
     error = None
     try:
@@ -462,7 +487,10 @@ def cmd_apply(d):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     j.log(ev="failed", err=error)
-    problems = rollback(read_journal(j.path), j, plan.get("reset_failed", []))
+    # The rollback has its own bounded time after the deadline (a failure before it
+    # leaves the rest of the deadline too).
+    until = max(time.monotonic(), t.deadline) + float(plan.get("rollback_s", ROLLBACK_S))
+    problems = rollback(read_journal(j.path), j, plan.get("reset_failed", []), until)
     if problems:
         j.log(ev="end", outcome="rollback-incomplete", err=error, problems=problems)
     else:
@@ -514,7 +542,9 @@ def recover(d):
     recs = read_journal(jpath)
     j = Journal(jpath)
     j.log(ev="recover", boot=boot_id())
-    problems = rollback(recs, j, ["libvirtd.service"])
+    begin = next((r for r in recs if r.get("ev") == "begin"), {})
+    until = time.monotonic() + float(begin.get("rollback_s") or ROLLBACK_S)
+    problems = rollback(recs, j, ["libvirtd.service"], until)
     run_id, _ = journal_state(recs)
     disarm_boot_recovery()
     if problems:
@@ -624,7 +654,7 @@ def cmd_start():
         with open(os.path.join(TXN, "current.json.tmp"), "w") as f:
             json.dump({"run": run_id, "started": now(), "controller": plan.get("controller", "")}, f)
         os.rename(os.path.join(TXN, "current.json.tmp"), os.path.join(TXN, "current.json"))
-        p = start_unit(d)
+        p = start_unit(d, plan)
         if p.returncode != 0:
             emit(ev="error", err="systemd-run: " + p.stderr.decode("utf-8", "replace").strip())
             shutil.rmtree(d, ignore_errors=True)
@@ -636,11 +666,16 @@ def cmd_start():
     return follow(d)
 
 
-def start_unit(d):
+def start_unit(d, plan):
     run_id = os.path.basename(d)
+    # The runner ends itself within deadline_s + rollback_s; RuntimeMaxSec stops one that
+    # hangs past that (SIGTERM: it rolls back), TimeoutStopSec bounds that rollback and
+    # then ExecStopPost's (see src/fix/apply.rs, host_bound).
     return subprocess.run(["systemd-run", "--quiet", "--collect", "--unit=" + unit_name(run_id),
                             "--description=migready fix run " + run_id,
-                            "--property=KillMode=process", "--property=TimeoutStopSec=60",
+                            "--property=KillMode=process",
+                            "--property=RuntimeMaxSec=%d" % int(plan.get("runtime_max_s", 120)),
+                            "--property=TimeoutStopSec=%d" % int(plan.get("stop_timeout_s", 60)),
                             # Whatever ends the runner (even SIGKILL), what it left is undone.
                             "--property=ExecStopPost=%s %s recover-dead %s" % (sys.executable, os.path.join(BASE, "txn.py"), d),
                             sys.executable, os.path.join(BASE, "txn.py"), "apply", d],

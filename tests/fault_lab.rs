@@ -1,17 +1,22 @@
 //! The fault matrix of `migready fix` on real lab hosts: the SSH connection cut before,
 //! during and after the file writes (a silent network partition, or the session killed),
 //! the controller SIGKILLed mid-apply, the host-side runner killed, a directory that
-//! cannot be written, a second fix while one runs, the host rebooted (orderly, or a power
-//! cut) mid-apply, and the host rebooted after fix.
+//! cannot be written, libvirtd not coming back (also with TLS certificates installed), a
+//! second fix while one runs, the host rebooted (orderly, or a power cut) mid-apply, and
+//! the host rebooted after fix; and the write path on a symlinked, a latin-1 and a BOM
+//! config (every byte but the changed lines kept).
 //!
 //! The target is cmp3 (bookworm, traditional mode, RHEL REJECT ruleset: fix edits three
 //! files, restarts libvirtd and inserts iptables rules), reset to the state `lab.sh up`
 //! gave it before each case, with cmp1 as its peer. For each case: the host ends either
 //! fully fixed and verified, or byte-identical to before; the controller returns within
-//! connect_timeout + command_timeout + a small bound; the next doctor or fix says what
-//! happened. `MIGREADY_TXN_STEP_DELAY_MS` slows the host's steps so a fault lands where
+//! connect_timeout + command_timeout + a small bound; the next doctor's fix.transaction
+//! names the run and how it ended, and where no controller saw the end the next fix
+//! reports it once ("earlier: fix run RUN ...") and fixes the host. cmp1 is fixed first
+//! (a no-op after tests/fix_lab.rs), so the cases' runs change cmp3 only. `MIGREADY_TXN_STEP_DELAY_MS` slows the host's steps so a fault lands where
 //! the case says. Run by tests/run.sh after tests/fix_lab.rs.
 
+use base64::Engine as _;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -165,6 +170,32 @@ fn assert_bound(took: Duration, case: &str) {
     assert!(took <= bound, "{case}: the controller took {took:?}, more than {bound:?}");
 }
 
+/// The run id a fix printed ("fix run RUN: applying on ...").
+fn run_id(out: &str) -> String {
+    let at = out.find("fix run ").unwrap_or_else(|| panic!("no run id: {out}")) + "fix run ".len();
+    out[at..].split(':').next().unwrap().to_string()
+}
+
+/// What the next doctor says of the last fix run (fix.transaction): its status is
+/// `status` and its message names `run` and holds `says`.
+fn assert_doctor_says(inv: &Path, case: &str, status: &str, run: &str, says: &str) -> String {
+    let (st, msg) = finding(&doctor(inv), "fix.transaction");
+    assert!(st == status && msg.contains(run) && msg.contains(says), "{case}: the next doctor: want {status} '{says}' for {run}, got {st}: {msg}");
+    msg
+}
+
+/// The next fix reports `run` once ("earlier: fix run RUN ...", holding `says`), fixes
+/// the host, and then the run is settled.
+fn assert_next_fix_reports(inv: &Path, dir: &Path, case: &str, run: &str, says: &str) {
+    let (code, out, _) = Run::start(inv, dir, &format!("{case}-next"), None).wait();
+    assert_eq!(code, 0, "{case}: the next fix: {out}");
+    let line = out.lines().find(|l| l.contains(&format!("earlier: fix run {run}"))).unwrap_or_else(|| panic!("{case}: the next fix does not report {run}: {out}"));
+    assert!(line.contains(says), "{case}: {line}");
+    assert_fixed(inv, case);
+    let (st, msg) = finding(&doctor(inv), "fix.transaction");
+    assert!(st == "pass" && msg.starts_with("last fix run "), "{case}: settled: {st}: {msg}");
+}
+
 /// A network partition between the control node and the host (its veth on the lab
 /// bridge down): packets vanish, nothing answers; lifted on drop.
 struct Partition(String);
@@ -203,14 +234,10 @@ fn cut_ssh(case: &'static str, after_steps: usize, rows: &mut Vec<Row>, dir: &Pa
     assert_bound(took, case);
     // The host went on alone and ended verified; the next doctor says so.
     assert_fixed(inv, case);
-    let (st, msg) = finding(&doctor(inv), "fix.transaction");
-    assert_eq!(st, "warn", "{case}: {msg}");
-    assert!(msg.contains("ended without its controller: applied and verified"), "{case}: {msg}");
+    let run = run_id(&out);
+    assert_doctor_says(inv, case, "warn", &run, "ended without its controller: applied and verified");
     // ... and the next fix reports it once, then it is settled.
-    let (code, out, _) = Run::start(inv, dir, &format!("{case}-next"), None).wait();
-    assert_eq!(code, 0, "{case}: {out}");
-    assert!(out.contains("earlier: fix run") && out.contains("ended without its controller"), "{case}: {out}");
-    assert_eq!(finding(&doctor(inv), "fix.transaction").0, "pass");
+    assert_next_fix_reports(inv, dir, case, &run, "ended without its controller: applied and verified");
     rows.push(Row(case, "fully fixed and verified by the host alone; next doctor: warn 'ended without its controller'".into(), took));
 }
 
@@ -224,6 +251,13 @@ fn fault_matrix() {
     // MIGREADY_FAULT_CASES=word,word runs only the cases whose names hold one (for development).
     let only = std::env::var("MIGREADY_FAULT_CASES").unwrap_or_default();
     let want = |case: &str| only.is_empty() || only.split(',').any(|w| case.contains(w));
+    // The peer fixed first, so that the cases' runs change HOST only (after
+    // tests/fix_lab.rs it is, and this plans nothing; on a lab of its own it is not).
+    let peer = dir.path().join("peer.toml");
+    let text = std::fs::read_to_string(inv).unwrap();
+    std::fs::write(&peer, &text[..text.find(&format!("\n[[hosts]]\nname = \"{HOST}\"")).unwrap()]).unwrap();
+    let (code, out, _) = Run::start(&peer, dir.path(), "peer", None).wait();
+    assert_eq!(code, 0, "fixing cmp1 first: {out}");
 
     // SSH cut (silent partition) before, during and after the file writes (three edits).
     for (case, steps) in [("ssh cut before the writes", 0), ("ssh cut during the writes", 1), ("ssh cut after the writes", 3)] {
@@ -244,7 +278,11 @@ fn fault_matrix() {
         assert!(out.contains("LOST:") || out.contains("before its end"), "{case}: {out}");
         assert!(took < Duration::from_secs(COMMAND_TIMEOUT), "{case}: a closed connection must not cost a timeout: {took:?}");
         assert_fixed(inv, case);
-        rows.push(Row(case, "fully fixed and verified; returned at once".into(), took));
+        // Nobody saw the end: the next doctor warns, the next fix reports it once.
+        let run = run_id(&out);
+        assert_doctor_says(inv, case, "warn", &run, "ended without its controller: applied and verified");
+        assert_next_fix_reports(inv, dir.path(), case, &run, "ended without its controller: applied and verified");
+        rows.push(Row(case, "fully fixed and verified; returned at once; next doctor: warn 'ended without its controller: applied and verified', next fix reports it".into(), took));
     }
 
     // The controller SIGKILLed mid-apply.
@@ -254,11 +292,12 @@ fn fault_matrix() {
         let mut run = Run::start(inv, dir.path(), "sigkill", Some(STEP_DELAY_MS));
         wait_steps(1);
         run.child.kill().unwrap();
-        let (_, _, took) = run.wait();
+        let (_, out, took) = run.wait();
         assert_fixed(inv, case);
-        let (st, msg) = finding(&doctor(inv), "fix.transaction");
-        assert!(st == "warn" && msg.contains("ended without its controller"), "{case}: {msg}");
-        rows.push(Row(case, "fully fixed and verified; next doctor: warn 'ended without its controller'".into(), took));
+        let run = run_id(&out);
+        assert_doctor_says(inv, case, "warn", &run, "ended without its controller: applied and verified");
+        assert_next_fix_reports(inv, dir.path(), case, &run, "ended without its controller: applied and verified");
+        rows.push(Row(case, "fully fixed and verified; next doctor: warn 'ended without its controller: applied and verified', next fix reports it".into(), took));
     }
 
     // The host-side runner killed (SIGKILL): the unit's ExecStopPost rolls back.
@@ -274,7 +313,14 @@ fn fault_matrix() {
         let last = wait_settled();
         assert!(last.contains("\"outcome\": \"rolled-back\""), "{case}: {last}");
         assert_eq!(snapshot(), before, "{case}: the host must be as it was");
-        rows.push(Row(case, "byte-identical (ExecStopPost rolled back)".into(), took));
+        // The controller saw the runner die before ExecStopPost's rollback ended: it
+        // says so, and the next doctor and fix tell how it ended.
+        assert!(out.contains("runner is gone"), "{case}: {out}");
+        let run = run_id(&out);
+        let died = "rolled back (its runner died (killed, or the host went down); rolled back afterwards)";
+        assert_doctor_says(inv, case, "warn", &run, &format!("ended without its controller: {died}"));
+        assert_next_fix_reports(inv, dir.path(), case, &run, "ended without its controller: rolled-back: its runner died");
+        rows.push(Row(case, "byte-identical (ExecStopPost rolled back); next doctor: warn 'ended without its controller: rolled back (its runner died ...)', next fix reports it and fixes".into(), took));
     }
 
     // A config file's directory cannot be written (read-only bind mount).
@@ -287,9 +333,54 @@ fn fault_matrix() {
         assert_eq!(code, 1, "{case}: {out}");
         assert!(out.contains("rolled back, the host is as it was") && out.contains("Read-only file system"), "{case}: {out}");
         assert_eq!(snapshot(), before, "{case}");
-        let (st, msg) = finding(&doctor(inv), "fix.transaction");
-        assert!(st == "pass" && msg.contains("rolled-back"), "{case}: {msg}");
-        rows.push(Row(case, "byte-identical (rolled back); fix exits 1 naming the error".into(), took));
+        assert_bound(took, case);
+        assert_doctor_says(inv, case, "pass", &run_id(&out), "rolled-back");
+        rows.push(Row(case, "byte-identical (rolled back); fix exits 1 naming the error; next doctor: pass 'last fix run R: rolled-back'".into(), took));
+    }
+
+    // The write path keeps what it must not change: /etc/sysconfig/libvirtd a relative
+    // symlink to a file that starts with a UTF-8 BOM, libvirtd.conf with latin-1 bytes
+    // in a comment, both with their own owner and mode. After fix the symlink is still
+    // one and its target was edited; every byte but those of the lines fix changes is
+    // kept (BOM and latin-1 included); owners and modes kept; a backup of each holds the
+    // old bytes.
+    if want("symlink, latin-1 and BOM configs kept") {
+        let case = "symlink, latin-1 and BOM configs kept";
+        reset();
+        ssh(HOST, "cd /etc/sysconfig && { printf '\\357\\273\\277'; cat libvirtd; } > libvirtd-args && rm libvirtd && ln -s libvirtd-args libvirtd \
+                   && chown root:adm libvirtd-args && chmod 640 libvirtd-args \
+                   && cd /etc/libvirt && { printf '# caf\\351 cr\\350me \\377\\n'; cat libvirtd.conf; } > l.tmp && cat l.tmp > libvirtd.conf && rm l.tmp \
+                   && chown root:libvirt libvirtd.conf && chmod 604 libvirtd.conf");
+        let bytes = |path: &str| base64::engine::general_purpose::STANDARD.decode(ssh(HOST, &format!("base64 -w0 {path}")).trim()).unwrap();
+        let meta = |path: &str| ssh(HOST, &format!("stat -c '%F %U:%G %a' {path}"));
+        let files = [("/etc/sysconfig/libvirtd-args", "root:adm 640"), ("/etc/libvirt/libvirtd.conf", "root:libvirt 604")];
+        let before: Vec<Vec<u8>> = files.iter().map(|(f, _)| bytes(f)).collect();
+        assert!(before[0].starts_with(b"\xef\xbb\xbf#") && before[1].starts_with(b"# caf\xe9 cr\xe8me \xff\n"), "{case}: the setup");
+        let (code, out, took) = Run::start(inv, dir.path(), "bytes", None).wait();
+        assert_eq!(code, 0, "{case}: {out}");
+        assert_fixed(inv, case);
+        assert_eq!(ssh(HOST, "stat -c %F /etc/sysconfig/libvirtd; readlink /etc/sysconfig/libvirtd"), "symbolic link\nlibvirtd-args\n", "{case}: the symlink must stay one");
+        assert!(out.contains("wrote /etc/sysconfig/libvirtd (-> /etc/sysconfig/libvirtd-args)"), "{case}: {out}");
+        // The only lines that may differ, as (before, after).
+        let changes: [&[(&[u8], &[u8])]; 2] = [
+            &[(b"#LIBVIRTD_ARGS=\"--listen\"", b"LIBVIRTD_ARGS=\"--listen\"")],
+            &[(b"#listen_tls = 0", b"listen_tls = 0"), (b"#listen_tcp = 1", b"listen_tcp = 1"), (b"#auth_tcp = \"sasl\"", b"auth_tcp = \"none\"")],
+        ];
+        for (k, (f, owner)) in files.iter().enumerate() {
+            let after = bytes(f);
+            let (b, a): (Vec<&[u8]>, Vec<&[u8]>) = (before[k].split(|&c| c == b'\n').collect(), after.split(|&c| c == b'\n').collect());
+            assert_eq!(b.len(), a.len(), "{case}: {f}: lines added or removed");
+            let differ: Vec<(&[u8], &[u8])> = b.iter().zip(&a).filter(|(x, y)| x != y).map(|(x, y)| (*x, *y)).collect();
+            assert_eq!(differ, changes[k].to_vec(), "{case}: {f}: only the lines fix changes may differ");
+            assert_eq!(&after[..4], &before[k][..4], "{case}: {f}: the first bytes (BOM, latin-1) kept");
+            assert_eq!(meta(f), format!("regular file {owner}\n"), "{case}: {f}: owner and mode kept");
+            let backup = ssh(HOST, &format!("ls {f}.migready-*.bak"));
+            let backup = backup.trim();
+            assert!(!backup.is_empty() && !backup.contains('\n'), "{case}: {f}: one backup: {backup}");
+            assert_eq!(bytes(backup), before[k], "{case}: {backup}: the old bytes");
+            assert_eq!(meta(backup), format!("regular file {owner}\n"), "{case}: {backup}: owner and mode");
+        }
+        rows.push(Row(case, "fully fixed; the symlink kept (its target edited); BOM, latin-1 and every unchanged line byte-identical; owner, mode and a backup kept".into(), took));
     }
 
     // libvirtd does not come back after the change.
@@ -305,7 +396,15 @@ fn fault_matrix() {
         assert!(out.contains("systemctl restart libvirtd.service: exit status 1") && out.contains("rolled back, the host is as it was"), "{case}: {out}");
         assert_eq!(snapshot(), before, "{case}");
         assert_bound(took, case);
-        rows.push(Row(case, "byte-identical (rolled back, libvirtd running again)".into(), took));
+        // The controller saw the end (and acknowledged it): the next doctor says how the
+        // last run ended, and the next fix has nothing earlier to report.
+        let run = run_id(&out);
+        assert_doctor_says(inv, case, "pass", &run, &format!("last fix run {run}: rolled-back"));
+        ssh(HOST, "rm -r /etc/systemd/system/libvirtd.service.d && systemctl daemon-reload");
+        let (code, next, _) = Run::start(inv, dir.path(), "libvirtd-next", None).wait();
+        assert!(code == 0 && !next.contains("earlier:"), "{case}: the next fix: {next}");
+        assert_fixed(inv, case);
+        rows.push(Row(case, "byte-identical (rolled back, libvirtd running again); next doctor: pass 'last fix run R: rolled-back'; next fix fixes".into(), took));
     }
 
     // transport tls: the certificates installed (ten files, directories created), then
@@ -334,7 +433,10 @@ fn fault_matrix() {
         let j = journals();
         assert!(j.contains("removed /etc/pki/libvirt/private/serverkey.pem (new)") && j.contains("removed directory /etc/pki/libvirt/private") && !j.contains("PRIVATE KEY"), "{case}: {j}");
         assert_bound(took, case);
-        rows.push(Row(case, "byte-identical: the ten PKI files and the directories made for them removed, the files edited restored".into(), took));
+        let run = run_id(&out);
+        let (st, msg) = finding(&doctor(&tls), "fix.transaction");
+        assert!(st == "pass" && msg.contains(&format!("last fix run {run}: rolled-back")), "{case}: the next doctor: {st}: {msg}");
+        rows.push(Row(case, "byte-identical: the ten PKI files and the directories made for them removed, the files edited restored; next doctor: pass 'last fix run R: rolled-back'".into(), took));
     }
 
     // A second fix while one runs: refused with the holder's run id and start time.
@@ -343,26 +445,52 @@ fn fault_matrix() {
         reset();
         let first = Run::start(inv, dir.path(), "first", Some(STEP_DELAY_MS));
         wait_steps(0);
+        // The unit's hard limits (src/fix/apply.rs unit_limits): with command_timeout 35,
+        // the deadline is 15 s; RuntimeMaxSec 15 + 20 + 10, TimeoutStopSec 20 + 10.
+        // The running one's unit: migready-fix-RUN.service (each run a unit of its own).
+        let limits = ssh(
+            HOST,
+            "u=$(systemctl list-units --state=active --plain --no-legend 'migready-fix-*.service' | cut -d' ' -f1 | head -1); \
+             systemctl show -P RuntimeMaxUSec \"$u\"; systemctl show -P TimeoutStopUSec \"$u\"",
+        );
+        assert_eq!(limits, "45s\n30s\n", "{case}");
         let (code, out, took) = Run::start(inv, dir.path(), "second", None).wait();
         assert_eq!(code, 1, "{case}: {out}");
         assert!(out.contains("another fix holds this host: run 20") && out.contains(" started 20"), "{case}: {out}");
+        assert_bound(took, case);
         let (code1, out1, _) = first.wait();
         assert_eq!(code1, 0, "{case}: the first run: {out1}");
         assert_fixed(inv, case);
-        rows.push(Row(case, "second refused naming the holder; first fully fixed".into(), took));
+        assert_doctor_says(inv, case, "pass", &run_id(&out1), "verified");
+        rows.push(Row(case, "second refused naming the holder; first fully fixed; next doctor: pass 'last fix run R: verified'".into(), took));
     }
 
-    // Rebooted after fix: still passes doctor (units enabled, files, persisted rules).
+    // Rebooted after fix: fixed from the state `up` gave, then rebooted: every fixable
+    // check still passes (units enabled, files, persisted rules), what fix made
+    // persistent is as it was, and the next doctor and fix say the run was verified.
     if want("host rebooted after fix") {
         let case = "host rebooted after fix";
-        let out = lab(&["reboot", HOST]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        reset();
+        let (code, out, took) = Run::start(inv, dir.path(), "before-reboot", None).wait();
+        assert_eq!(code, 0, "{case}: {out}");
+        assert_fixed(inv, case);
+        let run = run_id(&out);
+        let fixed = snapshot();
+        let t = Instant::now();
+        let rb = lab(&["reboot", HOST]);
+        assert!(rb.status.success(), "{}", String::from_utf8_lossy(&rb.stderr));
         let r = doctor(inv);
         for id in FIXABLE {
             assert_eq!(finding(&r, id).0, "pass", "{case}: {id}: {r}");
         }
         assert_eq!(ssh("cmp1", &format!("virsh -c qemu+tcp://{HOST}/system hostname")).trim(), HOST);
-        rows.push(Row(case, "every fixable check still passes".into(), Duration::ZERO));
+        // Files, owners, modes, listings, enabled units, and the rules restored at boot
+        // from the persisted file: all as fix left them.
+        assert_eq!(snapshot(), fixed, "{case}: the boot must rebuild what fix left");
+        assert_doctor_says(inv, case, "pass", &run, &format!("last fix run {run}: verified"));
+        let (code, next, _) = Run::start(inv, dir.path(), "after-reboot", None).wait();
+        assert!(code == 0 && next.contains("nothing to change") && !next.contains("earlier:"), "{case}: the next fix: {next}");
+        rows.push(Row(case, format!("every fixable check still passes, state as fix left it; next doctor: pass 'last fix run R: verified'; next fix: nothing to change (reboot {:.0} s)", t.elapsed().as_secs_f64()), took));
     }
 
     // Rebooted (orderly) mid-apply: the runner gets SIGTERM and rolls back the files.
@@ -375,8 +503,15 @@ fn fault_matrix() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let (_, out, took) = run.wait();
         assert_bound(took, case);
+        let last = wait_settled();
         assert_eq!(snapshot(), before, "{case}: {out}\n{}", journals());
-        rows.push(Row(case, "byte-identical after the boot (rolled back at shutdown)".into(), took));
+        // The runner rolled back on SIGTERM and ended its journal; its controller, cut by
+        // the shutdown, never saw the end: the next doctor warns, the next fix reports it.
+        assert!(last.contains("\"outcome\": \"rolled-back\"") && last.contains("stopped by signal 15") && !last.contains("\"ev\": \"recover\""), "{case}: {last}");
+        let run = run_id(&out);
+        assert_doctor_says(inv, case, "warn", &run, "ended without its controller: rolled back (stopped by signal 15)");
+        assert_next_fix_reports(inv, dir.path(), case, &run, "ended without its controller: rolled-back: stopped by signal 15");
+        rows.push(Row(case, "byte-identical after the boot (rolled back at shutdown); next doctor: warn 'ended without its controller: rolled back (stopped by signal 15)', next fix reports it and fixes".into(), took));
     }
 
     // Power cut mid-apply (the host killed): rolled back at the next boot.
@@ -392,12 +527,12 @@ fn fault_matrix() {
         let last = wait_settled();
         assert!(last.contains("\"ev\": \"recover\""), "{case}: {last}");
         assert_eq!(snapshot(), before, "{case}: {out}\n{}", journals());
-        // The next fix reports the interrupted run, then fixes the host.
-        let (code, out, _) = Run::start(inv, dir.path(), "power-cut-next", None).wait();
-        assert_eq!(code, 0, "{case}: {out}");
-        assert!(out.contains("earlier: fix run") && out.contains("runner died"), "{case}: {out}");
-        assert_fixed(inv, case);
-        rows.push(Row(case, "byte-identical after the boot (migready-recover.service); next fix reports it and fixes".into(), took));
+        // The next doctor says the boot rolled it back; the next fix reports the
+        // interrupted run, then fixes the host.
+        let run = run_id(&out);
+        assert_doctor_says(inv, case, "warn", &run, "ended without its controller: rolled back (its runner died (killed, or the host went down); rolled back afterwards)");
+        assert_next_fix_reports(inv, dir.path(), case, &run, "ended without its controller: rolled-back: its runner died");
+        rows.push(Row(case, "byte-identical after the boot (migready-recover.service); next doctor: warn 'ended without its controller: rolled back (its runner died ...)', next fix reports it and fixes".into(), took));
     }
 
     eprintln!("\n| fault | outcome | controller returned after |\n|---|---|---|");

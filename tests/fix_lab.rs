@@ -79,6 +79,20 @@ fn connects(from: &str, to: &str, port: u16) -> bool {
     out.status.success()
 }
 
+/// The rules `host` persists (for the boot to load) still parse: `iptables-restore
+/// --test` (and ip6tables-restore) over each file that exists, e.g. a comment fix wrote
+/// that the boot's restore could not read would fail here. The files tested.
+fn assert_restorable(host: &str) -> Vec<String> {
+    let out = ssh(
+        host,
+        "for f in /etc/sysconfig/iptables /etc/iptables/rules.v4 /etc/sysconfig/ip6tables /etc/iptables/rules.v6; do \
+           [ -e $f ] || continue; case $f in *6*) r=ip6tables-restore ;; *) r=iptables-restore ;; esac; \
+           if $r --test < $f 2>/tmp/restore.err; then echo \"ok $f\"; else echo \"FAILED $f: $(cat /tmp/restore.err)\"; fi; done",
+    );
+    assert!(!out.contains("FAILED") && out.contains("ok "), "{host}: the persisted rules do not restore: {out}");
+    out.lines().map(|l| l.trim_start_matches("ok ").to_string()).collect()
+}
+
 fn libvirtd_pid(host: &str) -> String {
     ssh(host, "systemctl show -p MainPID --value libvirtd.service").trim().to_string()
 }
@@ -278,6 +292,9 @@ fn b_fix_end_to_end() {
     let modes = ssh("cmp3", "cd /etc/sysconfig && stat -c '%U:%G %a' iptables $(ls iptables.migready-*.bak | head -1)");
     let modes: Vec<&str> = modes.lines().collect();
     assert_eq!(modes, ["root:root 600", "root:root 600"]);
+    // What the iptables hosts persisted loads at boot: iptables-restore parses it.
+    assert!(assert_restorable("cmp3").contains(&"/etc/sysconfig/iptables".to_string()));
+    assert!(assert_restorable("cmp4").iter().any(|f| f == "/etc/sysconfig/iptables" || f == "/etc/iptables/rules.v4"));
 
     // A second run changes nothing: no file written, no rule added, no restart.
     let before: Vec<String> = HOSTS.iter().map(|h| snapshot(h)).collect();
@@ -373,6 +390,7 @@ fn c_ipv6_peer_through_ip6tables() {
     assert_eq!(ssh("cmp1", &format!("virsh -c 'qemu+tcp://[{}]/system' hostname", v6(13))).trim(), "cmp3");
     let saved = ssh("cmp3", "grep -c -- '-s .*/128 .*migready: ' /etc/sysconfig/ip6tables");
     assert_eq!(saved.trim(), "2");
+    assert!(assert_restorable("cmp3").contains(&"/etc/sysconfig/ip6tables".to_string()));
     // Rules and file agree after a restore from the file (what a reboot does).
     let live = ip6();
     ssh("cmp3", "ip6tables-restore /etc/sysconfig/ip6tables");

@@ -156,11 +156,35 @@ fn runtime_only(step: &Step, before: &HostFacts) -> bool {
     }
 }
 
+/// The time a rollback has on the host after the runner's deadline (files first, then
+/// each undo command clipped to what is left of it; one it cannot cover is not run and
+/// the rollback says it is incomplete).
+pub const ROLLBACK: Duration = Duration::from_secs(20);
+/// What the runner may overrun its deadline plus [`ROLLBACK`] by (file writes and short
+/// probes are not clipped) before systemd stops it (RuntimeMaxSec).
+const OVERRUN: Duration = Duration::from_secs(10);
+
 /// How long the runner may take to apply and verify, within the controller's
-/// `command_timeout`: the rest is kept for a rollback (each undo command is bounded
-/// on the host) and the journal's last lines.
+/// `command_timeout`: the rest is kept for a rollback ([`ROLLBACK`]) and the journal's
+/// last lines.
 pub fn budget(command_timeout: Duration) -> Duration {
-    command_timeout.saturating_sub(Duration::from_secs(25)).max(Duration::from_secs(15))
+    command_timeout.saturating_sub(ROLLBACK + Duration::from_secs(5)).max(Duration::from_secs(15))
+}
+
+/// The transient unit's limits for a runner with `budget`: (RuntimeMaxSec,
+/// TimeoutStopSec). A runner that hangs past its deadline, its rollback and
+/// [`OVERRUN`] is stopped (SIGTERM: it rolls back within TimeoutStopSec, else SIGKILL),
+/// then its ExecStopPost rolls back what is left, also within TimeoutStopSec.
+pub fn unit_limits(budget: Duration) -> (Duration, Duration) {
+    (budget + ROLLBACK + OVERRUN, ROLLBACK + OVERRUN)
+}
+
+/// When the host is done with a transaction, counted from its start, with the
+/// controller gone or not: (normally: the deadline and the rollback; at most: the unit's
+/// RuntimeMaxSec, then its stop and its ExecStopPost, each TimeoutStopSec).
+pub fn host_bound(budget: Duration) -> (Duration, Duration) {
+    let (runtime_max, stop) = unit_limits(budget);
+    (budget + ROLLBACK, runtime_max + stop * 2)
 }
 
 /// The plan as the runner reads it (one JSON document; file contents in base64).
@@ -208,10 +232,14 @@ pub fn transaction(plan: &HostPlan, before: &HostFacts, opts: &TxnOptions, budge
     units.push("libvirtd.service");
     units.sort();
     units.dedup();
+    let (runtime_max, stop) = unit_limits(budget);
     json!({
         "run": opts.run,
         "controller": opts.controller,
         "deadline_s": budget.as_secs(),
+        "rollback_s": ROLLBACK.as_secs(),
+        "runtime_max_s": runtime_max.as_secs(),
+        "stop_timeout_s": stop.as_secs(),
         "step_delay_ms": opts.step_delay.as_millis() as u64,
         "steps": steps,
         "verify": plan.verify.as_ref().map(|v| json!({"active": v.active, "port": v.port, "closed": v.closed, "timeout_s": 20})),
@@ -346,14 +374,20 @@ pub fn apply(target: &Target, plan: &HostPlan, before: &HostFacts, opts: &TxnOpt
         }
         Err(e) => {
             let at = if f.steps_done == 0 { "before any step was reported".to_string() } else { format!("after {} step(s) of {}", f.steps_done, plan.steps.len()) };
-            f.log.lost = Some(format!(
-                "lost the connection {at} ({e}); the host finishes transaction {} on its own (verified or rolled back within {} s); `migready doctor` reports how it ended",
-                opts.run,
-                budget(session.command_timeout()).as_secs() + 30
-            ));
+            f.log.lost = Some(format!("lost the connection {at} ({e}); {}", lost_tail(&opts.run, budget(session.command_timeout()))));
         }
     }
     f.log
+}
+
+/// What a LOST message says of the host's side of transaction `run`.
+fn lost_tail(run: &str, budget: Duration) -> String {
+    let (normal, most) = host_bound(budget);
+    format!(
+        "the host finishes transaction {run} on its own: verified or rolled back within {} s of its start ({} s at most: systemd stops a runner that overruns, and it is rolled back); `migready doctor` reports how it ended",
+        normal.as_secs(),
+        most.as_secs()
+    )
 }
 
 /// Finishes what earlier fix runs left on a host before this run plans: rolls back
@@ -425,5 +459,29 @@ mod tests {
     fn budget_leaves_room_for_a_rollback() {
         assert_eq!(budget(Duration::from_secs(60)), Duration::from_secs(35));
         assert_eq!(budget(Duration::from_secs(20)), Duration::from_secs(15));
+        // Apply, verify and the rollback fit the controller's wait when it is long enough.
+        for secs in [40, 60, 120, 600] {
+            let ct = Duration::from_secs(secs);
+            assert!(host_bound(budget(ct)).0 + Duration::from_secs(5) <= ct, "{secs}");
+        }
+    }
+
+    #[test]
+    fn the_host_side_is_bounded() {
+        let b = Duration::from_secs(35);
+        let (runtime_max, stop) = unit_limits(b);
+        // systemd stops the runner only after its own deadline and rollback, and gives a
+        // stopped runner (and then ExecStopPost) the whole rollback time.
+        assert_eq!(runtime_max, b + ROLLBACK + OVERRUN);
+        assert!(stop > ROLLBACK);
+        assert_eq!(host_bound(b), (Duration::from_secs(55), Duration::from_secs(65 + 60)));
+        // The plan carries the limits to the runner and the unit.
+        let facts = HostFacts::from_raw(Default::default());
+        let plan = HostPlan { host: "h".into(), steps: vec![], notes: vec![], verify: None };
+        let t = transaction(&plan, &facts, &TxnOptions { run: "r".into(), controller: "c".into(), step_delay: Duration::ZERO }, b);
+        assert_eq!((t["deadline_s"].as_u64(), t["rollback_s"].as_u64(), t["runtime_max_s"].as_u64(), t["stop_timeout_s"].as_u64()), (Some(35), Some(20), Some(65), Some(30)));
+        // The LOST message states both bounds.
+        let m = lost_tail("r1", b);
+        assert!(m.contains("transaction r1") && m.contains("within 55 s of its start") && m.contains("125 s at most"), "{m}");
     }
 }

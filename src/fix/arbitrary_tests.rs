@@ -1,7 +1,8 @@
 //! Whatever a host reports, no check and no planner panics: facts built from
-//! arbitrary records (the lab fixtures' records mixed across hosts, mutated line
-//! by line, replaced by junk, missing or failed) go through every check, the
-//! plan, its rendering and validate's prechecks.
+//! arbitrary records (the lab fixtures' records, nftables host included, mixed across
+//! hosts, mutated line by line, replaced by junk or by TLS certificates, missing or
+//! failed) go through every check, the plan (with no CA, a real one and one that
+//! failed to load: the TLS planner), its rendering and validate's prechecks.
 
 use super::*;
 use crate::checks::testutil::{raw, spec};
@@ -14,6 +15,7 @@ use std::sync::LazyLock;
 const FIXTURES: &[&str] = &[
     "bookworm-seed",
     "bookworm-socket",
+    "bookworm-socket-nftables",
     "bookworm-traditional-reject",
     "trixie-socket",
     "trixie-socket-firewalld",
@@ -36,12 +38,59 @@ static NAMES: LazyLock<Vec<String>> = LazyLock::new(|| {
             "link:libvirtd_conf",
             "link:nova_conf",
             "link:persist:/etc/sysconfig/iptables",
+            "nftconf:2:/etc/nftables.d/extra.nft",
+            crate::facts::PKI_CACERT,
+            crate::facts::PKI_SERVERCERT,
+            crate::facts::PKI_CLIENTCERT,
+            crate::facts::PKI_QEMU_CACERT,
+            crate::facts::PKI_QEMU_SERVERCERT,
+            crate::facts::PKI_QEMU_CLIENTCERT,
+            crate::facts::PKI_KEYS,
+            crate::facts::QEMU_GROUP,
         ]
         .map(String::from),
     );
     names.sort();
     names.dedup();
     names
+});
+
+/// A real CA (made once, in a directory kept for the test binary's life), for the TLS
+/// planner; a CA that failed to load is tried too.
+static CA: LazyLock<(tempfile::TempDir, Result<crate::ca::Ca, String>)> = LazyLock::new(|| {
+    let d = tempfile::tempdir().unwrap();
+    let (c, k) = crate::ca::init(d.path()).unwrap();
+    let ca = crate::ca::Ca::load(&c, &k);
+    assert!(ca.is_ok(), "{:?}", ca.as_ref().err());
+    (d, ca)
+});
+
+/// Certificates a host could hold: the CA's own, server and client ones for names the
+/// generated hosts have (valid, expired, not yet valid), one from another CA, and
+/// broken PEM.
+static CERTS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    use crate::ca::Kind;
+    let ca = CA.1.as_ref().unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let names: Vec<String> = ["h0", "h1", "198.18.42.11", "fd42:42::11", "cmp1"].map(String::from).to_vec();
+    let d = time::Duration::days(1);
+    let mut v = vec![
+        ca.cert_pem.clone(),
+        ca.issue("h0", &names, Kind::Server, 365).unwrap().cert_pem,
+        ca.issue("h1", &names[1..2], Kind::Client, 365).unwrap().cert_pem,
+        ca.issue_valid("h0", &names[..1], Kind::Server, now - d * 400, now - d).unwrap().cert_pem,
+        ca.issue_valid("h2", &[], Kind::Client, now + d, now + d * 2).unwrap().cert_pem,
+    ];
+    let other = tempfile::tempdir().unwrap();
+    let (c, k) = crate::ca::init(other.path()).unwrap();
+    let other = crate::ca::Ca::load(&c, &k).unwrap();
+    v.push(other.cert_pem.clone());
+    v.push(other.issue("h0", &names, Kind::Server, 30).unwrap().cert_pem);
+    let cut = v[1][..v[1].len() / 2].to_string();
+    v.push(cut);
+    v.push(format!("{}{}", v[0], v[1]));
+    v.push("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n".into());
+    v
 });
 
 /// Lines that mean something to one parser or another, with awkward values.
@@ -74,6 +123,13 @@ fn junk_line() -> impl Strategy<Value = String> {
         "  (target|interfaces|sources|services|ports|protocols|forward|masquerade|icmp-block-inversion): [a-z0-9./%/ -]{0,20}",
         "  rich rules: ?|\trule( priority=\"-?[0-9]{1,12}\")?( family=\"ipv[46x]\")?( source (NOT )?address=\"[0-9./:a-f]{0,18}\")?( port port=\"[0-9-]{0,11}\" protocol=\"(tcp|udp)\")? (accept|reject|drop)",
         "(DefaultZone|FirewallBackend)=[a-z]{0,8}|/usr/lib/firewalld/services/[a-z]{1,6}\\.xml:<port protocol=\"tcp\" port=\"[0-9-]{0,11}\"/>",
+        // nft -a list ruleset, /etc/nftables.conf
+        "(table|chain) (inet|ip|ip6|arp|bridge|netdev)? ?[a-z]{0,6} \\{|\\}|include \"[a-z/*.]{0,12}\"|flush ruleset",
+        "[ \\t]*(type filter hook (input|forward) priority (0|-?[0-9]{1,20}|filter);|policy (drop|accept);)( # handle [0-9]{1,20})?",
+        "[ \\t]*(iif(name)? \"?lo\"?|ip6? saddr [0-9./:a-f{}, ]{0,20}|ct state [a-z,{} ]{0,20}|tcp dport [0-9{}:, -]{0,16}|meta l4proto tcp)* ?(accept|drop|reject|jump [a-z]{0,4}|goto [a-z]{0,4}|counter)?( comment \"[a-z: ]{0,12}\")?( # handle [0-9]{1,20})?",
+        "(add|insert) rule (inet )?filter input .{0,12}|[{}\\[\\]\",:a-z0-9]{0,24}",
+        // pki_keys, getent group
+        "[0-9a-f]{64} /etc/pki/(libvirt/private/(server|client)key|qemu/(server|client)-key)\\.pem|(libvirt-qemu|qemu):x:[0-9]{1,6}:[a-z,]{0,12}",
         // anything
         ".{0,16}",
     ]
@@ -87,6 +143,8 @@ enum Content {
     Fixture(usize),
     Mutated(usize, Vec<(usize, u8, String)>),
     Junk(Vec<String>),
+    Cert(usize),
+    Mixed(usize, Vec<(usize, u8, String)>),
 }
 
 fn content() -> impl Strategy<Value = Content> {
@@ -96,6 +154,8 @@ fn content() -> impl Strategy<Value = Content> {
         4 => (0..FIXTURES.len()).prop_map(Content::Fixture),
         4 => (0..FIXTURES.len(), prop::collection::vec((any::<usize>(), 0u8..6, junk_line()), 1..6)).prop_map(|(f, ops)| Content::Mutated(f, ops)),
         1 => prop::collection::vec(junk_line(), 0..8).prop_map(Content::Junk),
+        1 => any::<usize>().prop_map(Content::Cert),
+        1 => (any::<usize>(), prop::collection::vec((any::<usize>(), 0u8..6, junk_line()), 1..4)).prop_map(|(c, ops)| Content::Mixed(c, ops)),
     ]
 }
 
@@ -154,6 +214,9 @@ fn build(contents: &[Content]) -> RawFacts {
                 Record { stdout: mutate(&r.stdout, ops), ..r }
             }
             Content::Junk(lines) => Record { status: 0, stdout: lines.iter().map(|l| format!("{l}\n")).collect(), stderr: String::new() },
+            Content::Cert(c) => Record { status: 0, stdout: CERTS[c % CERTS.len()].clone(), stderr: String::new() },
+            // A certificate's PEM mutated line by line.
+            Content::Mixed(c, ops) => Record { status: 0, stdout: mutate(&CERTS[c % CERTS.len()], ops), stderr: String::new() },
         };
         raw.records.insert(name.clone(), record);
     }
@@ -180,6 +243,7 @@ proptest! {
         tls in any::<bool>(),
         keep_tcp in any::<bool>(),
         port in prop_oneof![Just(16509u16), Just(0u16), Just(65535u16)],
+        ca_pick in 0u8..3,
     ) {
         let policy = Policy { auth_tcp: if sasl { AuthTcp::Sasl } else { AuthTcp::None }, transport: if tls { crate::inventory::Transport::Tls } else { Default::default() }, libvirt_port: port, allowed_sources: allowed, keep_tcp };
         let built: Vec<(crate::inventory::HostSpec, HostFacts)> = hosts
@@ -204,9 +268,17 @@ proptest! {
             let findings = run_host(&ctx, &[]);
             prop_assert_eq!(findings.len(), crate::checks::ALL.len());
             let uuid = dup.contains(&views[i].spec.name).then_some("6f2c3d7e-0000-4000-8000-000000000001");
-            let p = plan(&ctx, &findings, uuid);
+            let failed_ca: Result<crate::ca::Ca, String> = Err("no CA (test)".into());
+            let ca = match ca_pick {
+                0 => None,
+                1 => Some(&CA.1),
+                _ => Some(&failed_ca),
+            };
+            let p = plan_with_ca(&ctx, &findings, uuid, ca);
             let mut out = Vec::new();
             render::print_plan(&mut out, &p).unwrap();
+            let _ = super::run::plan_json(&p);
+            let _ = apply::transaction(&p, views[i].facts, &apply::TxnOptions { run: "r".into(), controller: "c".into(), step_delay: std::time::Duration::ZERO }, std::time::Duration::from_secs(35));
             // An edit never touches a file the facts did not read as it is.
             for s in &p.steps {
                 if let Step::Edit { original: Some(o), new, .. } = s {

@@ -238,7 +238,7 @@ pub fn locate_chain(files: &[(String, String)], family: Family, table: &str, cha
                     && w.get(1).is_some_and(|x| x == "rule")
                     && rule_cmd_names(&w[2..], family, table, chain)
                 {
-                    elsewhere.push(format!("{path}:{}: {}", st.toks[0].line + 1, w.join(" ")));
+                    elsewhere.push(format!("{path}:{}: {}", st.toks.first().map_or(0, |t| t.line) + 1, w.join(" ")));
                 }
                 continue;
             }
@@ -263,10 +263,12 @@ pub fn locate_chain(files: &[(String, String)], family: Family, table: &str, cha
                 }
                 let mut cb = Reader { toks: &toks, pos: tb.pos };
                 let mut rules = Vec::new();
-                let mut last_prop_line = st.toks[0].line;
+                let mut last_prop_line = st.toks.first().map_or(0, |t| t.line);
                 while let Some(rs) = cb.next(&[])? {
                     let w = words(rs.toks);
-                    let (first, last) = (&rs.toks[0], &rs.toks[rs.toks.len() - 1]);
+                    let (Some(first), Some(last)) = (rs.toks.first(), rs.toks.last()) else {
+                        return Err(format!("{path}: chain {chain}: an empty statement"));
+                    };
                     match w.first().map(String::as_str) {
                         Some("type" | "policy" | "comment" | "devices" | "flags") => {
                             last_prop_line = last.line;
@@ -283,10 +285,10 @@ pub fn locate_chain(files: &[(String, String)], family: Family, table: &str, cha
                     let ends_line = matches!(toks.get(n).map(|t| &t.tok), None | Some(Tok::Newline));
                     rules.push(ConfStmt { first_line: first.line, last_line: last.line, text: w.join(" "), own_lines: first.first_on_line && ends_line });
                 }
-                let close = &toks[cb.pos - 1];
-                if close.tok != Tok::Close {
-                    return Err(format!("{path}: chain {chain} is not closed"));
-                }
+                let close = match cb.pos.checked_sub(1).and_then(|i| toks.get(i)) {
+                    Some(t) if t.tok == Tok::Close => t,
+                    _ => return Err(format!("{path}: chain {chain} is not closed")),
+                };
                 let indent_from = rules.last().map_or(last_prop_line, |r| r.first_line);
                 let indent: String = lines.get(indent_from).map(|l| l.chars().take_while(|c| *c == ' ' || *c == '\t').collect()).unwrap_or_default();
                 found.push(ConfChain { path: path.clone(), rules, close_line: close.line, close_alone: close.first_on_line, indent });

@@ -286,3 +286,112 @@ fn trixie_iptables_nft_drop_policy_is_iptables_nft_s() {
     assert_eq!(d.verdict(), None);
     assert!(d.chains[0].unknown[0].contains("iptables-nft match conntrack (xt compat expression) not understood"), "{:?}", d.chains[0].unknown);
 }
+
+/// Whatever `nft -j list ruleset`, `nft -a list ruleset` or a file nftables.service loads
+/// holds, the parsers return a ruleset or an error: the lab's recordings mutated (bytes
+/// cut, junk and extreme numbers put in, lines dropped, duplicated, moved) and token soup.
+mod arbitrary {
+    use super::*;
+    use proptest::prelude::*;
+
+    const JSONS: &[&str] = &["native-drop", "rich", "iptables-nft-reject", "iptables-nft-drop-trixie", "firewalld"];
+
+    fn texts(ext: &str) -> Vec<String> {
+        let mut v: Vec<String> = JSONS.iter().map(|n| fixture(&format!("{n}.{ext}"))).collect();
+        if ext == "txt" {
+            v.push(fixture("rich.nft"));
+        }
+        v
+    }
+
+    /// Pieces of nft's JSON and file syntax, with awkward values.
+    fn junk() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[{}\\[\\]\",:;#\\\\\n]{1,4}",
+            "\"(family|table|chain|name|handle|expr|match|left|right|op|payload|meta|set|range|prefix|vmap|jump|goto|accept|drop|elem|type|hook|prio|policy|comment)\" ?: ?",
+            "-?[0-9]{1,25}(\\.[0-9]{1,5})?|true|false|null|\"[a-z0-9:./-]{0,10}\"",
+            "(table|chain|set|map) (inet|ip|ip6|arp|bridge|netdev|x)? ?[a-z\"]{0,6} ?\\{?|\\}|include \"[a-z/*.]{0,8}\"",
+            "(add|insert|replace) rule (inet )?filter input|type filter hook input priority -?[0-9]{1,20};|policy (drop|accept);",
+            "(tcp dport|ip saddr|ct state|iifname) [0-9a-z{},:./ -]{0,16} (accept|drop|jump x)?( # handle [0-9]{1,22})?",
+            ".{0,8}",
+        ]
+    }
+
+    /// `text` changed at char positions (so UTF-8 stays whole): cut, insert, replace,
+    /// or whole lines dropped, duplicated or made extreme.
+    fn mutate(text: &str, ops: &[(usize, u8, String)]) -> String {
+        let mut chars: Vec<char> = text.chars().collect();
+        for (at, kind, junk) in ops {
+            let i = if chars.is_empty() { 0 } else { at % chars.len() };
+            match kind {
+                0 => drop(chars.splice(i..(i + at % 7).min(chars.len()), junk.chars()).collect::<Vec<_>>()),
+                1 => drop(chars.splice(i..i, junk.chars()).collect::<Vec<_>>()),
+                2 => chars.truncate(i),
+                _ => {
+                    let mut lines: Vec<String> = chars.iter().collect::<String>().split_inclusive('\n').map(str::to_string).collect();
+                    if !lines.is_empty() {
+                        let l = at % lines.len();
+                        match kind {
+                            3 => drop(lines.remove(l)),
+                            4 => lines.insert(l, lines[l].clone()),
+                            5 => {
+                                let n = lines.len();
+                                lines.swap(l, (at / 7) % n)
+                            }
+                            _ => lines[l] = lines[l].chars().map(|c| if c.is_ascii_digit() { '9' } else { c }).collect::<String>().replace('9', "99999999999"),
+                        }
+                    }
+                    chars = lines.concat().chars().collect();
+                }
+            }
+        }
+        chars.into_iter().collect()
+    }
+
+    fn ops() -> impl Strategy<Value = Vec<(usize, u8, String)>> {
+        prop::collection::vec((any::<usize>(), 0u8..7, junk()), 0..8)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn arbitrary_json_and_listings_never_panic(j in 0..JSONS.len(), jops in ops(), lops in ops(), soup in prop::collection::vec(junk(), 0..24)) {
+            let json = mutate(&texts("json")[j], &jops);
+            let listing = mutate(&texts("txt")[j], &lops);
+            for (json, listing) in [(json.as_str(), Some(listing.as_str())), (json.as_str(), None), (&soup.concat(), Some(listing.as_str()))] {
+                if let Ok(r) = Ruleset::parse(json, listing) {
+                    // What the checks do with it.
+                    for src in ["198.18.42.11", "fd42:42::11", "10.0.0.1"] {
+                        let _ = r.decide(&Skip::default(), ip(src), 16509, Some("eth0"));
+                        let _ = r.first_not_accepted(&Skip::default(), ip(src), 49152..=49215, None);
+                    }
+                    for t in &r.tables {
+                        let _ = t.owner();
+                        for c in &t.chains {
+                            let _ = r.decide(&Skip::default(), ip("198.18.42.12"), 22, c.hook.as_ref().map(|_| "lo"));
+                        }
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_conf_files_never_panic(f in 0..6usize, ops1 in ops(), ops2 in ops(), soup in prop::collection::vec(junk(), 0..24), before in prop::option::of(0usize..12)) {
+            let text = mutate(&texts("txt")[f], &ops1);
+            let files = vec![("/etc/nftables.conf".to_string(), text), ("/etc/nftables.d/x.nft".to_string(), mutate(&soup.join("\n"), &ops2))];
+            for (family, table, chain) in [(Family::Inet, "filter", "input"), (Family::Ip, "filter", "INPUT"), (Family::Inet, "other", "input"), (Family::Ip6, "x", "y")] {
+                if let Ok(c) = conf::locate_chain(&files, family, table, chain) {
+                    let text = &files.iter().find(|(p, _)| *p == c.path).unwrap().1;
+                    if let Ok((line, indent)) = c.insertion_point(text, before) {
+                        let out = conf::insert_lines(text, vec![(line, indent, vec!["tcp dport 16509 accept".into()])]);
+                        prop_assert!(out.len() > text.len());
+                    }
+                }
+            }
+        }
+    }
+}

@@ -56,6 +56,24 @@ fn live_rules() -> Vec<String> {
     ssh(HOST, "nft list chain inet filter input").lines().filter(|l| l.contains("comment \"migready: ")).map(|l| l.trim().to_string()).collect()
 }
 
+/// The last fix run's journal on cmp6: the handles its nft steps captured (in step
+/// order) and the handles its rollback deleted (`nft delete rule ... handle N`, in order).
+fn journaled_handles() -> (Vec<String>, Vec<String>) {
+    let journal = ssh(HOST, "cat \"$(ls -d /var/lib/migready/txn/*/ | tail -n 1)journal.jsonl\"");
+    let recs: Vec<Value> = journal.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let added = recs.iter().filter(|r| r["ev"] == "step" && r["state"] == "done" && r["argv"][0] == "nft").map(|r| r["captured"].as_str().unwrap().to_string()).collect();
+    let deleted = recs
+        .iter()
+        .filter(|r| r["ev"] == "undo" && r["ok"] == true && r["argv"][0] == "nft")
+        .map(|r| {
+            let argv: Vec<&str> = r["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+            assert_eq!(argv[..7], ["nft", "delete", "rule", "inet", "filter", "input", "handle"], "{r}");
+            argv[7].to_string()
+        })
+        .collect();
+    (added, deleted)
+}
+
 /// Whether `from` can open a TCP connection to `port` on cmp6 (a listener is started there).
 fn connects(from: &str, port: u16) -> bool {
     ssh(HOST, &format!("systemd-run -q --collect --unit=migready-test-listen-{port} timeout 20 nc -l -p {port} >/dev/null 2>&1; sleep 0.3"));
@@ -115,22 +133,27 @@ fn a_judged_opened_to_peers_persisted_and_rolled_back() {
     assert_eq!(code, 1, "{out}");
     for rule in wanted() {
         let (body, comment) = rule.split_once(" comment ").unwrap();
-        assert!(out.contains(&format!("$ nft add rule inet filter input {body} comment '{comment}'\n")), "{rule}: {out}");
+        assert!(out.contains(&format!("$ nft --echo --handle add rule inet filter input {body} comment '{comment}'\n")), "{rule}: {out}");
         assert!(out.contains(&format!("\n+\t\t{rule}\n")), "{rule}: {out}");
     }
     assert!(out.contains("# edit /etc/nftables.conf: persist the new nftables rules (nftables.service loads this file)\n--- a/etc/nftables.conf\n+++ b/etc/nftables.conf\n"), "{out}");
     assert_eq!(snapshot(), before, "--dry-run changed {HOST}");
 
     // An injected failure (libvirtd refuses to start once auth_tcp is set): rolled back,
-    // every rule deleted by its comment, the file restored, nothing left behind.
+    // every rule deleted by the handle nft gave it (journaled), the file restored,
+    // nothing left behind.
     ssh(HOST, "mkdir -p /etc/systemd/system/libvirtd.service.d && printf '[Service]\\nExecStartPre=/bin/sh -c \"! grep -q ^auth_tcp /etc/libvirt/libvirtd.conf\"\\n' \
                > /etc/systemd/system/libvirtd.service.d/zz-migready-test-fail.conf && systemctl daemon-reload");
     let (code, out) = migready(&["fix", "--yes", "-i", inv], &[]);
     ssh(HOST, "rm /etc/systemd/system/libvirtd.service.d/zz-migready-test-fail.conf && systemctl daemon-reload");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("rolled back, the host is as it was"), "{out}");
-    let a1 = address("cmp1");
-    assert!(out.contains(&format!("undid: nft delete rule inet filter input handle H (H: the rule commented \"migready: libvirt from cmp1 {a1}\")")), "{out}");
+    let (added, deleted) = journaled_handles();
+    assert_eq!(added.len(), wanted().len(), "{added:?}");
+    assert_eq!(deleted, added.iter().rev().cloned().collect::<Vec<_>>(), "deleted in reverse, exactly the handles added");
+    for h in &added {
+        assert!(out.contains(&format!("undid: nft delete rule inet filter input handle {h}\n")), "{h}: {out}");
+    }
     assert!(out.contains("restored /etc/nftables.conf"), "{out}");
     assert_eq!(snapshot(), before, "{HOST} must end as it began");
 

@@ -16,9 +16,11 @@
 //!   every base chain that drops or rejects, an accept (`ip saddr A tcp dport P accept
 //!   comment "migready: ..."`) inserted right before the rule that blocks (`nft insert
 //!   rule ... position HANDLE`), or appended to the chain whose end applies a drop
-//!   policy (`nft add rule ...`). Persisted in the file nftables.service loads (or one
-//!   it includes), in the same chain at the same place, when that chain is written
-//!   there rule for rule as it is live; else a note says why not.
+//!   policy (`nft add rule ...`), each with `--echo --handle`: the runner journals the
+//!   new rule's handle, and rollback deletes that handle while it carries the comment.
+//!   Persisted in the file nftables.service loads (or one it includes), in the same
+//!   chain at the same place, when that chain is written there rule for rule as it is
+//!   live; else a note says why not.
 
 use super::{refused, status, Edits, Step};
 use crate::checks::{id, Ctx, Finding, Status};
@@ -100,7 +102,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
     let mut wanted: Vec<Wanted> = Vec::new();
     if fix_libvirt {
         // Its own comment under tls: the TCP port's rule may still be there (tcp -> tls),
-        // and nftables' undo finds a rule by its comment, unique in the chain.
+        // and nftables' undo checks the rule's comment, unique in the chain, with its handle.
         let what = if ctx.transport() == crate::inventory::Transport::Tls { "libvirt-tls" } else { "libvirt" };
         wanted.push(Wanted { what, lo: port, hi: port });
     }

@@ -126,7 +126,28 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
             plan_iptables(ctx, ipv6, &wanted, &fam, edits, steps, notes);
         }
     }
+    legacy_notes(ctx, &wanted, &sources, notes);
     plan_nftables(ctx, &wanted, &sources, edits, steps, notes);
+}
+
+/// Legacy iptables rules (beside the nf_tables variant `iptables` is) that refuse a
+/// source: fix changes neither them nor how the host loads them; a note says so.
+fn legacy_notes(ctx: &Ctx, wanted: &[Wanted], sources: &[(String, String, IpAddr)], notes: &mut Vec<String>) {
+    let f = ctx.facts();
+    for w in wanted {
+        for (name, _, ip) in sources {
+            let Some(Firewall::Rules(rules)) = f.legacy_for(*ip) else { continue };
+            if let Some((_, d)) = rules.first_blocked(*ip, w.lo..=w.hi) {
+                let save = if ip.is_ipv4() { "iptables-legacy-save" } else { "ip6tables-legacy-save" };
+                notes.push(format!(
+                    "firewall: {} TCP {} from {name} ({ip}) is refused by legacy iptables rules ({save}: {d}) that this host's iptables (the nf_tables variant) does not show; not changed: remove them or accept the peers with {}",
+                    w.what,
+                    w.ports(),
+                    if ip.is_ipv4() { "iptables-legacy" } else { "ip6tables-legacy" }
+                ));
+            }
+        }
+    }
 }
 
 struct Wanted {

@@ -923,3 +923,15 @@ fn back_to_transport_tcp_turns_novas_native_tls_off() {
     assert_eq!(changed_lines(orig, new), vec!["-live_migration_with_native_tls = true", "+live_migration_with_native_tls = false"]);
     assert!(!p.notes.iter().any(|n| n.starts_with("nova.migration-uri")), "{:?}", p.notes);
 }
+
+#[test]
+fn legacy_iptables_rules_that_refuse_are_a_note_not_a_change() {
+    let legacy = std::fs::read_to_string(format!("{}/tests/fixtures/iptables/legacy-reject.rules", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let mut r = raw("bookworm-socket");
+    crate::checks::testutil::set(&mut r, "iptables_legacy_save", &legacy);
+    let fleet = Fleet::new(vec![("cmp1", "198.18.42.11", r), ("cmp2", "198.18.42.12", raw("trixie-socket")), ("cmp3", "198.18.42.13", raw("bookworm-traditional-reject"))]);
+    let p = plan_of(&fleet, 0);
+    assert!(!p.steps.iter().any(|s| matches!(s, Step::FirewallInsert { .. } | Step::NftRule { .. })), "{:?}", p.steps);
+    let n = p.notes.iter().find(|n| n.starts_with("firewall: libvirt TCP 16509 from cmp2 (198.18.42.12) is refused by legacy iptables rules (iptables-legacy-save: REJECT by line 10")).unwrap_or_else(|| panic!("{:?}", p.notes));
+    assert!(n.ends_with("not changed: remove them or accept the peers with iptables-legacy"), "{n}");
+}

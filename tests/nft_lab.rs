@@ -57,11 +57,12 @@ fn live_rules() -> Vec<String> {
     ssh(HOST, "nft list chain inet filter input").lines().filter(|l| l.contains("comment \"migready: ")).map(|l| l.trim().to_string()).collect()
 }
 
-/// The last fix run's journal on cmp6: the handles its nft steps captured (in step
-/// order) and the handles its rollback deleted (`nft delete rule ... handle N`, in order).
+/// The last fix run's journal on cmp6 (none yet: nothing): the handles its nft steps
+/// captured (in step order) and the handles its rollback deleted (`nft delete rule ... handle N`, in order).
 fn journaled_handles() -> (Vec<String>, Vec<String>) {
-    let journal = ssh(HOST, "cat \"$(ls -d /var/lib/migready/txn/*/ | tail -n 1)journal.jsonl\"");
-    let recs: Vec<Value> = journal.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let journal = ssh(HOST, "cat \"$(ls -d /var/lib/migready/txn/*/ 2>/dev/null | tail -n 1)journal.jsonl\" 2>/dev/null || true");
+    // (A line being written may be cut.)
+    let recs: Vec<Value> = journal.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let added = recs.iter().filter(|r| r["ev"] == "step" && r["state"] == "done" && r["argv"][0] == "nft").map(|r| r["captured"].as_str().unwrap().to_string()).collect();
     let deleted = recs
         .iter()
@@ -302,6 +303,37 @@ fn d_accepts_go_right_before_the_rule_that_rejects() {
     let added: String = wanted().iter().map(|r| format!("+\t\t{r}\n")).collect();
     assert!(out.contains(&format!("{added} \t\t{REJECT}\n")), "{out}");
     assert_eq!(snapshot(), before, "--dry-run changed {HOST}");
+
+    // The runner SIGKILLed once three rules are in: the unit's ExecStopPost rolls back
+    // from the journal, deleting exactly the handles it journaled.
+    let fix = Command::new(env!("CARGO_BIN_EXE_migready"))
+        .args(["fix", "--yes", "-i", inv])
+        .env("MIGREADY_TXN_STEP_DELAY_MS", "700")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while journaled_handles().0.len() < 3 {
+        assert!(t.elapsed() < Duration::from_secs(90), "no three nft rules in: {}", ssh(HOST, "cat \"$(ls -d /var/lib/migready/txn/*/ | tail -n 1)journal.jsonl\""));
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    ssh(HOST, "pkill -KILL -f 'txn.py apply'");
+    let out = fix.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let t = std::time::Instant::now();
+    while lab(&["ssh", HOST, "systemctl is-active -q migready-fix.service"]).status.success()
+        || !ssh(HOST, "cat \"$(ls -d /var/lib/migready/txn/*/ | tail -n 1)journal.jsonl\"").contains("\"ev\": \"end\"")
+    {
+        assert!(t.elapsed() < Duration::from_secs(90), "the killed transaction was not rolled back");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (added, deleted) = journaled_handles();
+    assert!(added.len() >= 3, "{added:?}");
+    assert_eq!(deleted, added.iter().rev().cloned().collect::<Vec<_>>(), "deleted in reverse, exactly the handles added");
+    assert!(ssh(HOST, "cat \"$(ls -d /var/lib/migready/txn/*/ | tail -n 1)journal.jsonl\"").contains("\"outcome\": \"rolled-back\""));
+    assert_eq!(snapshot(), before, "{HOST} must be as it was after the killed runner's rollback");
 
     // Fixed: the accepts right before the rule, live and in the file; the peers get
     // through, the control node is still refused.

@@ -21,7 +21,8 @@
 #
 # A command step may capture a value from its stdout ("capture", a regular expression:
 # nft --echo --handle's `# handle N`), journaled in its done record; its undo uses it
-# ("{captured}"), and runs only if its "undo_guard" command still shows what it made.
+# ("{captured}"), and runs only if its "undo_guard" command still shows what it made. If
+# the runner died while such a step ran, the guard's listing tells what it made, if any.
 #
 # Journals live in /var/lib/migready/txn/RUN/journal.jsonl (the last 10 runs are kept).
 # No file content is ever journaled or printed: paths, hashes, commands and messages only.
@@ -379,6 +380,12 @@ def rollback(journal_recs, j, reset_units):
         if "argv" in r and r.get("state") == "failed" and r.get("argv", [""])[0] == "systemctl":
             cmds[r["i"]] = r
     starts = {r["i"]: r for r in journal_recs if r.get("ev") == "step" and "argv" in r and r.get("state") == "start"}
+    # A capturing command the runner died in (started, neither done nor failed) may have
+    # made what its undo needs the value of: its guard's listing tells (below).
+    ended = {r["i"] for r in journal_recs if r.get("ev") == "step" and "argv" in r and r.get("state") in ("done", "failed")}
+    for i, st in starts.items():
+        if i not in ended and st.get("undo_guard") and needs_capture(st.get("undo", [])):
+            cmds[i] = dict(st, unfinished=True)
     problems = []
     for i in sorted(writes, reverse=True):
         w = writes[i]
@@ -427,6 +434,25 @@ def rollback(journal_recs, j, reset_units):
             continue
         start = starts.get(i, {})
         captured = cmds[i].get("captured")
+        if cmds[i].get("unfinished"):
+            # What the guard shows with any value in the placeholder's place: one line,
+            # that value; none, the command made nothing.
+            guard = start["undo_guard"]
+            pattern = re.escape(guard["line_ends"]).replace(re.escape(CAPTURED), r"(\S+)") + r"\s*$"
+            out = []
+            rc, err = run(guard["argv"], UNDO_TIMEOUT, out)
+            found = [m.group(1) for m in (re.search(pattern, l) for l in "".join(out).splitlines()) if m] if rc == 0 else []
+            if rc == 0 and not found:
+                j.log(ev="undo", i=i, ok=True, msg="step %d did not finish and left nothing (%s)" % (i + 1, " ".join(guard["argv"])))
+                continue
+            if len(found) != 1:
+                why = ("`%s`: exit status %d: %s" % (" ".join(guard["argv"]), rc, err)) if rc != 0 else \
+                    "`%s` shows %d such lines" % (" ".join(guard["argv"]), len(found))
+                problems.append("step %d (%s) did not finish, and what it made cannot be told: %s; left as is"
+                                % (i + 1, " ".join(start.get("argv", [])), why))
+                j.log(ev="undo", i=i, ok=False, err=why)
+                continue
+            captured = found[0]
         undo = substitute(start.get("undo", []), captured)
         shown = substitute(start.get("undo_display") or [], captured)
         if captured is None and needs_capture(undo):

@@ -442,7 +442,8 @@ mod tests {
 
     /// The runner's rollback of an nft step (txn.py's `rollback`, its commands faked):
     /// the captured handle is deleted while the chain shows it with migready's comment;
-    /// a handle gone or reused, or none captured, is a problem and nothing is deleted.
+    /// a handle gone or reused, or none captured, is a problem and nothing is deleted; a
+    /// step the runner died in is undone by what the chain shows with its comment.
     #[test]
     fn the_runner_deletes_exactly_the_captured_handle() {
         if std::process::Command::new("python3").arg("-V").output().is_err() {
@@ -467,12 +468,14 @@ import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location("txn", sys.argv[1])
 t = importlib.util.module_from_spec(spec); spec.loader.exec_module(t)
 step = json.loads(sys.argv[2])
-listing = 'table inet filter {\n\tchain input { # handle 1\n\t\tip saddr 198.18.42.11 tcp dport 16509 accept comment "migready: libvirt from cmp1 198.18.42.11" # handle 12\n\t}\n}\n'
+ours = 'table inet filter {\n\tchain input { # handle 1\n\t\tip saddr 198.18.42.11 tcp dport 16509 accept comment "migready: libvirt from cmp1 198.18.42.11" # handle 12\n\t}\n}\n'
+none = 'table inet filter {\n\tchain input { # handle 1\n\t\ttcp dport 22 accept comment "ssh" # handle 9\n\t}\n}\n'
 calls = []
+listing = [ours]
 def run(argv, timeout, out=None):
     calls.append(" ".join(argv))
     if out is not None:
-        out.append(listing)
+        out.append(listing[0])
     return 0, ""
 t.run = run
 class J:
@@ -480,9 +483,14 @@ class J:
         pass
 start = dict(ev="step", i=0, state="start", argv=step["argv"], undo=step["undo"], runtime=True,
              undo_display=step["undo_display"], undo_guard=step["undo_guard"])
-for captured in ["12", "1", None]:
+# (what the journal has after the start record, what the chain lists)
+cases = [("12", ours), ("1", ours), (None, ours), ("unfinished", ours), ("unfinished", none)]
+for captured, listed in cases:
     del calls[:]
-    recs = [dict(ev="begin", boot=t.boot_id()), start, dict(ev="step", i=0, state="done", argv=step["argv"], captured=captured)]
+    listing[0] = listed
+    recs = [dict(ev="begin", boot=t.boot_id()), start]
+    if captured != "unfinished":
+        recs.append(dict(ev="step", i=0, state="done", argv=step["argv"], captured=captured))
     problems = t.rollback(recs, J(), [])
     print(json.dumps({"captured": captured, "problems": problems, "ran": calls}))
 "#;
@@ -500,6 +508,12 @@ for captured in ["12", "1", None]:
         );
         assert_eq!(runs[2]["ran"], json!([]));
         assert!(runs[2]["problems"][0].as_str().unwrap().contains("was not captured; left as is"), "{}", runs[2]);
+        // The runner died while nft ran (no done record): the rule with this step's
+        // comment is found in the chain and deleted by its handle; no such rule: nothing.
+        assert_eq!(runs[3]["problems"], json!([]));
+        assert_eq!(runs[3]["ran"], json!([list, list, "nft delete rule inet filter input handle 12"]));
+        assert_eq!(runs[4]["problems"], json!([]));
+        assert_eq!(runs[4]["ran"], json!([list]));
     }
 
     #[test]

@@ -61,18 +61,19 @@ enum Command {
     },
     /// Remediate what doctor finds wrong, on each host's real daemon mode.
     ///
-    /// Audits, computes a plan per host (file diffs, systemctl, iptables/ip6tables
-    /// and firewall-cmd commands; firewalld rich rules go to the runtime and the
+    /// Audits, computes a plan per host (file diffs, systemctl, iptables/ip6tables,
+    /// nft and firewall-cmd commands; firewalld rich rules go to the runtime and the
     /// permanent configuration, without --reload), shows it, and with --yes (or a
     /// yes on the terminal) applies it as one transaction per host, run by the
     /// host itself (migready-fix-RUN.service, which also locks the host): atomic file
     /// writes with backups that refuse to overwrite a file changed since it was
-    /// read, then the libvirt daemon must come back, or everything is rolled back;
-    /// also when the connection or migready dies meanwhile (the host finishes on its
-    /// own; the next doctor says how it ended). Audits again and prints each check
-    /// before -> after. A second run changes nothing. Under transport "tls" it also
-    /// installs each host's certificates, issued from the inventory's [tls] CA (keys
-    /// never shown), and starts libvirt's TLS listener.
+    /// read, then the libvirt daemon must come back, or everything is rolled back
+    /// (nftables rules deleted by the handle nft gave them); also when the
+    /// connection or migready dies meanwhile (the host finishes on its own; the next
+    /// doctor says how it ended). Audits again and prints each check before -> after.
+    /// A second run changes nothing. Under transport "tls" it also installs each
+    /// host's certificates, issued from the inventory's [tls] CA (keys never shown),
+    /// and starts libvirt's TLS listener.
     Fix {
         /// Inventory file: migready's TOML (see inventory.example.toml), or an
         /// Ansible inventory, INI (kolla-ansible's multinode) or YAML.

@@ -90,6 +90,10 @@ fact machine_id cat /etc/machine-id
 fact listen ss -Hltn
 fact iptables_save iptables-save
 fact ip6tables_save ip6tables-save
+# Where iptables is the nf_tables variant, rules made with the legacy backend still
+# filter but iptables-save does not show them.
+has iptables-legacy-save && fact iptables_legacy_save iptables-legacy-save
+has ip6tables-legacy-save && fact ip6tables_legacy_save ip6tables-legacy-save
 # nftables: the ruleset as JSON (judged) and as text with handles (the rules' words
 # for evidence), and the files nftables.service loads: the one its ExecStart names
 # (`nft -f FILE`, else /etc/nftables.conf) and those it includes, nested (relative

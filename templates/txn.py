@@ -19,6 +19,11 @@
 #                                left, report transactions that ended without their
 #                                controller (each once).
 #
+# A command step may capture a value from its stdout ("capture", a regular expression:
+# nft --echo --handle's `# handle N`), journaled in its done record; its undo uses it
+# ("{captured}"), and runs only if its "undo_guard" command still shows what it made. If
+# the runner died while such a step ran, the guard's listing tells what it made, if any.
+#
 # Journals live in /var/lib/migready/txn/RUN/journal.jsonl (the last 10 runs are kept).
 # No file content is ever journaled or printed: paths, hashes, commands and messages only.
 import base64
@@ -28,6 +33,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import select
 import shutil
 import signal
@@ -125,7 +131,8 @@ def main_status(unit):
     return p.stdout.decode("utf-8", "replace").strip()
 
 
-def run(argv, timeout):
+def run(argv, timeout, out=None):
+    """(exit status, the end of stderr). out: a list that gets stdout's text."""
     try:
         p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            env=ENV, timeout=max(1, timeout))
@@ -133,8 +140,31 @@ def run(argv, timeout):
         return 124, "timed out after %d s" % max(1, timeout)
     except OSError as e:
         return 127, str(e)
+    if out is not None:
+        out.append(p.stdout.decode("utf-8", "replace"))
     err = p.stderr.decode("utf-8", "replace").strip()
     return p.returncode, err[-2000:]
+
+
+# A step's "capture": a regular expression run over its command's stdout (multiline); its
+# first group is journaled in the step's done record ("captured") and stands for this
+# placeholder in the step's undo, undo_display and undo_guard (e.g. the handle nft
+# --echo --handle prints for the rule it added, which its undo deletes).
+CAPTURED = "{captured}"
+
+
+def substitute(v, captured):
+    if isinstance(v, list):
+        return [substitute(x, captured) for x in v]
+    if isinstance(v, dict):
+        return {k: substitute(x, captured) for k, x in v.items()}
+    if isinstance(v, str) and captured is not None:
+        return v.replace(CAPTURED, captured)
+    return v
+
+
+def needs_capture(v):
+    return CAPTURED in json.dumps(v)
 
 
 def copy_meta(src_stat, dst, label_from=None):
@@ -258,8 +288,9 @@ class Txn:
     def command(self, i, step):
         argv = step["argv"]
         self.j.log(ev="step", i=i, state="start", argv=argv, undo=step.get("undo", []), runtime=step.get("runtime", False),
-                   undo_display=step.get("undo_display"))
-        rc, err = run(argv, self.left())
+                   undo_display=step.get("undo_display"), undo_guard=step.get("undo_guard"))
+        out = []
+        rc, err = run(argv, self.left(), out)
         if rc != 0 and len(argv) == 3 and argv[:2] in (["systemctl", "restart"], ["systemctl", "try-restart"], ["systemctl", "start"]) \
                 and main_status(argv[2]) == "219":
             # 219/CGROUP: systemd could not place the new process in the unit's cgroup, a
@@ -268,13 +299,25 @@ class Txn:
             self.j.log(ev="step", i=i, state="retry", argv=argv, msg="%s: status 219/CGROUP, once more" % " ".join(argv))
             time.sleep(1)
             subprocess.run(["systemctl", "reset-failed", argv[2]], env=ENV, stderr=subprocess.DEVNULL)
-            rc, err = run(argv, self.left())
+            out = []
+            rc, err = run(argv, self.left(), out)
         if rc != 0 and len(argv) == 3 and argv[0] == "systemctl":
             err = "%s (journal: %s)" % (err, journal_tail(argv[2]))
         if rc != 0:
             self.j.log(ev="step", i=i, state="failed", argv=argv, rc=rc, err=err)
             raise Abort("%s: exit status %d: %s" % (step.get("display", " ".join(argv)), rc, err))
-        self.j.log(ev="step", i=i, state="done", argv=argv, msg="ran %s" % step.get("display", " ".join(argv)))
+        msg = "ran %s" % step.get("display", " ".join(argv))
+        if step.get("capture"):
+            m = re.search(step["capture"], "".join(out), re.M)
+            if m is None:
+                # It ran, so it is journaled done: its undo cannot run without the value
+                # (the rollback says so), and the transaction stops here.
+                self.j.log(ev="step", i=i, state="done", argv=argv, captured=None, msg=msg)
+                raise Abort("%s: its output has no match for %s, so its undo cannot be planned" % (step.get("display", " ".join(argv)), step["capture"]))
+            msg += " (%s)" % m.group(0).lstrip("# ")
+            self.j.log(ev="step", i=i, state="done", argv=argv, captured=m.group(1), msg=msg)
+            return
+        self.j.log(ev="step", i=i, state="done", argv=argv, msg=msg)
 
     def verify(self):
         v = self.plan.get("verify")
@@ -352,6 +395,12 @@ def rollback(journal_recs, j, reset_units, until):
         if "argv" in r and r.get("state") == "failed" and r.get("argv", [""])[0] == "systemctl":
             cmds[r["i"]] = r
     starts = {r["i"]: r for r in journal_recs if r.get("ev") == "step" and "argv" in r and r.get("state") == "start"}
+    # A capturing command the runner died in (started, neither done nor failed) may have
+    # made what its undo needs the value of: its guard's listing tells (below).
+    ended = {r["i"] for r in journal_recs if r.get("ev") == "step" and "argv" in r and r.get("state") in ("done", "failed")}
+    for i, st in starts.items():
+        if i not in ended and st.get("undo_guard") and needs_capture(st.get("undo", [])):
+            cmds[i] = dict(st, unfinished=True)
     problems = []
     begin = next((r for r in journal_recs if r.get("ev") == "begin"), {})
     for i in sorted(writes, reverse=True):
@@ -403,8 +452,48 @@ def rollback(journal_recs, j, reset_units, until):
     for i in sorted(cmds, reverse=True):
         if i in undone:
             continue
-        shown = starts.get(i, {}).get("undo_display") or []
-        for k, argv in enumerate(starts.get(i, {}).get("undo", [])):
+        start = starts.get(i, {})
+        captured = cmds[i].get("captured")
+        if cmds[i].get("unfinished"):
+            # What the guard shows with any value in the placeholder's place: one line,
+            # that value; none, the command made nothing.
+            guard = start["undo_guard"]
+            pattern = re.escape(guard["line_ends"]).replace(re.escape(CAPTURED), r"(\S+)") + r"\s*$"
+            out = []
+            rc, err = run(guard["argv"], min(UNDO_TIMEOUT, max(1, until - time.monotonic())), out)
+            found = [m.group(1) for m in (re.search(pattern, l) for l in "".join(out).splitlines()) if m] if rc == 0 else []
+            if rc == 0 and not found:
+                j.log(ev="undo", i=i, ok=True, msg="step %d did not finish and left nothing (%s)" % (i + 1, " ".join(guard["argv"])))
+                continue
+            if len(found) != 1:
+                why = ("`%s`: exit status %d: %s" % (" ".join(guard["argv"]), rc, err)) if rc != 0 else \
+                    "`%s` shows %d such lines" % (" ".join(guard["argv"]), len(found))
+                problems.append("step %d (%s) did not finish, and what it made cannot be told: %s; left as is"
+                                % (i + 1, " ".join(start.get("argv", [])), why))
+                j.log(ev="undo", i=i, ok=False, err=why)
+                continue
+            captured = found[0]
+        undo = substitute(start.get("undo", []), captured)
+        shown = substitute(start.get("undo_display") or [], captured)
+        if captured is None and needs_capture(undo):
+            what = "; ".join(start.get("undo_display") or [" ".join(a) for a in undo])
+            problems.append("%s: not run: the value it needs from `%s` was not captured; left as is"
+                            % (what, " ".join(cmds[i].get("argv", []))))
+            j.log(ev="undo", i=i, ok=False, err="nothing captured: undo not run")
+            continue
+        guard = substitute(start.get("undo_guard"), captured)
+        if guard:
+            # The undo runs only if the guard's command still shows a line ending with
+            # what the step made (e.g. the rule with its handle and migready's comment).
+            out = []
+            rc, err = run(guard["argv"], min(UNDO_TIMEOUT, max(1, until - time.monotonic())), out)
+            if rc != 0 or not any(l.rstrip().endswith(guard["line_ends"]) for l in "".join(out).splitlines()):
+                why = ("`%s`: exit status %d: %s" % (" ".join(guard["argv"]), rc, err)) if rc != 0 else \
+                    "`%s` shows no line ending with `%s` (gone, or changed since)" % (" ".join(guard["argv"]), guard["line_ends"])
+                problems.append("%s: not run: %s; left as is" % ("; ".join(shown or [" ".join(a) for a in undo]), why))
+                j.log(ev="undo", i=i, ok=False, err=why)
+                continue
+        for k, argv in enumerate(undo):
             # A short description where the plan gives one (a script's argv is long).
             what = shown[k] if k < len(shown) else " ".join(argv)
             left = until - time.monotonic()

@@ -147,7 +147,7 @@ fn b_fix_end_to_end() {
     // cmp6 (nftables, policy drop): the exact nft commands, appended to chain input, and
     // the same lines in /etc/nftables.conf.
     let a1 = address("cmp1");
-    assert!(out.contains(&format!("$ nft add rule inet filter input ip saddr {a1} tcp dport 16509 accept comment '\"migready: libvirt from cmp1 {a1}\"'\n")), "{out}");
+    assert!(out.contains(&format!("$ nft --echo --handle add rule inet filter input ip saddr {a1} tcp dport 16509 accept comment '\"migready: libvirt from cmp1 {a1}\"'\n")), "{out}");
     assert!(out.contains(&format!("+\t\tip saddr {a1} tcp dport 49152-49215 accept comment \"migready: migration from cmp1 {a1}\"\n")) && out.contains("+++ b/etc/nftables.conf"), "{out}");
     assert!(!out.contains("--reload") && !out.contains("not done by migready"), "{out}");
     assert!(out.contains("auth_tcp = \"none\": anyone who reaches TCP 16509"), "{out}");

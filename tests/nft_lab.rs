@@ -2,7 +2,8 @@
 //! activation, Debian's nftables.service loading /etc/nftables.conf: table inet filter,
 //! chain input with policy drop; iptables-save shows nothing). tests/run.sh runs them
 //! after tests/fix_lab.rs (the other hosts are fixed by then), in order, with
-//! `--ignored --test-threads=1`; the first resets cmp6 to the state `up` gave it.
+//! `--ignored --test-threads=1`; the first resets cmp6 to the state `up` gave it, the
+//! last (a rule that rejects, before the policy) resets it before and after.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,25 @@ fn snapshot() -> String {
 /// migready's live rules in chain input, without handles.
 fn live_rules() -> Vec<String> {
     ssh(HOST, "nft list chain inet filter input").lines().filter(|l| l.contains("comment \"migready: ")).map(|l| l.trim().to_string()).collect()
+}
+
+/// The last fix run's journal on cmp6 (none yet: nothing): the handles its nft steps
+/// captured (in step order) and the handles its rollback deleted (`nft delete rule ... handle N`, in order).
+fn journaled_handles() -> (Vec<String>, Vec<String>) {
+    let journal = ssh(HOST, "cat \"$(ls -d /var/lib/migready/txn/*/ 2>/dev/null | tail -n 1)journal.jsonl\" 2>/dev/null || true");
+    // (A line being written may be cut.)
+    let recs: Vec<Value> = journal.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let added = recs.iter().filter(|r| r["ev"] == "step" && r["state"] == "done" && r["argv"][0] == "nft").map(|r| r["captured"].as_str().unwrap().to_string()).collect();
+    let deleted = recs
+        .iter()
+        .filter(|r| r["ev"] == "undo" && r["ok"] == true && r["argv"][0] == "nft")
+        .map(|r| {
+            let argv: Vec<&str> = r["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+            assert_eq!(argv[..7], ["nft", "delete", "rule", "inet", "filter", "input", "handle"], "{r}");
+            argv[7].to_string()
+        })
+        .collect();
+    (added, deleted)
 }
 
 /// Whether `from` can open a TCP connection to `port` on cmp6 (a listener is started there).
@@ -115,22 +135,27 @@ fn a_judged_opened_to_peers_persisted_and_rolled_back() {
     assert_eq!(code, 1, "{out}");
     for rule in wanted() {
         let (body, comment) = rule.split_once(" comment ").unwrap();
-        assert!(out.contains(&format!("$ nft add rule inet filter input {body} comment '{comment}'\n")), "{rule}: {out}");
+        assert!(out.contains(&format!("$ nft --echo --handle add rule inet filter input {body} comment '{comment}'\n")), "{rule}: {out}");
         assert!(out.contains(&format!("\n+\t\t{rule}\n")), "{rule}: {out}");
     }
     assert!(out.contains("# edit /etc/nftables.conf: persist the new nftables rules (nftables.service loads this file)\n--- a/etc/nftables.conf\n+++ b/etc/nftables.conf\n"), "{out}");
     assert_eq!(snapshot(), before, "--dry-run changed {HOST}");
 
     // An injected failure (libvirtd refuses to start once auth_tcp is set): rolled back,
-    // every rule deleted by its comment, the file restored, nothing left behind.
+    // every rule deleted by the handle nft gave it (journaled), the file restored,
+    // nothing left behind.
     ssh(HOST, "mkdir -p /etc/systemd/system/libvirtd.service.d && printf '[Service]\\nExecStartPre=/bin/sh -c \"! grep -q ^auth_tcp /etc/libvirt/libvirtd.conf\"\\n' \
                > /etc/systemd/system/libvirtd.service.d/zz-migready-test-fail.conf && systemctl daemon-reload");
     let (code, out) = migready(&["fix", "--yes", "-i", inv], &[]);
     ssh(HOST, "rm /etc/systemd/system/libvirtd.service.d/zz-migready-test-fail.conf && systemctl daemon-reload");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("rolled back, the host is as it was"), "{out}");
-    let a1 = address("cmp1");
-    assert!(out.contains(&format!("undid: nft delete rule inet filter input handle H (H: the rule commented \"migready: libvirt from cmp1 {a1}\")")), "{out}");
+    let (added, deleted) = journaled_handles();
+    assert_eq!(added.len(), wanted().len(), "{added:?}");
+    assert_eq!(deleted, added.iter().rev().cloned().collect::<Vec<_>>(), "deleted in reverse, exactly the handles added");
+    for h in &added {
+        assert!(out.contains(&format!("undid: nft delete rule inet filter input handle {h}\n")), "{h}: {out}");
+    }
     assert!(out.contains("restored /etc/nftables.conf"), "{out}");
     assert_eq!(snapshot(), before, "{HOST} must end as it began");
 
@@ -232,4 +257,125 @@ fn c_a_test_migration_runs_through_it() {
         let left = ssh(h, "virsh -q list --all --name | grep '^migready-test-'; ls -d /var/lib/nova/instances/migready-test-* 2>/dev/null; true");
         assert_eq!(left.trim(), "", "{h}: left behind");
     }
+}
+
+/// The line of chain input (as `nft list chain` prints it, trimmed) that rejects
+/// libvirt and the migration range in d_.
+const REJECT: &str = "tcp dport { 16509, 49152-49215 } reject";
+
+#[test]
+#[ignore = "needs the lab: tests/run.sh"]
+fn d_accepts_go_right_before_the_rule_that_rejects() {
+    // cmp6 as `up` left it, plus a rule that rejects libvirt and the migration range
+    // before the policy, in /etc/nftables.conf and live (nftables.service reloads it).
+    let out = lab(&["reset", HOST]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ssh(HOST, &format!("sed -i 's/^\\t\\tct state invalid drop$/&\\n\\t\\t{REJECT}/' /etc/nftables.conf && systemctl restart nftables.service"));
+    let chain = ssh(HOST, "nft -a list chain inet filter input");
+    let line = chain.lines().find(|l| l.trim().starts_with(REJECT)).unwrap_or_else(|| panic!("{chain}"));
+    let handle: u64 = line.rsplit("# handle ").next().unwrap().trim().parse().unwrap();
+    let inv = inventory();
+    let inv = inv.to_str().unwrap();
+
+    // doctor names the table, the chain, the rule and its handle.
+    let r = doctor(&[]);
+    let peers = PEERS.map(|h| format!("{h} ({})", address(h))).join(", ");
+    for (id, port) in [("firewall.libvirt", 16509), ("firewall.migration", 49152)] {
+        let c = check(&r, HOST, id);
+        assert_eq!(c["status"], "fail", "{c}");
+        assert!(c["message"].as_str().unwrap().contains(&format!("TCP {port} from {peers} is rejected by nftables chain input of table inet filter")), "{c}");
+        assert!(
+            c["evidence"].to_string().contains(&format!("nft: TCP {port} from {}: REJECT by rule handle {handle} in chain input (table inet filter): {REJECT}", address("cmp1"))),
+            "{c}"
+        );
+    }
+    assert!(!control_reaches_libvirt());
+
+    // --dry-run: `nft insert rule ... position H`, and the same lines right before the
+    // rule in the file.
+    let before = snapshot();
+    let (code, out) = migready(&["fix", "--dry-run", "-i", inv], &[]);
+    assert_eq!(code, 1, "{out}");
+    for rule in wanted() {
+        let (body, comment) = rule.split_once(" comment ").unwrap();
+        assert!(out.contains(&format!("$ nft --echo --handle insert rule inet filter input position {handle} {body} comment '{comment}'\n")), "{rule}: {out}");
+    }
+    let added: String = wanted().iter().map(|r| format!("+\t\t{r}\n")).collect();
+    assert!(out.contains(&format!("{added} \t\t{REJECT}\n")), "{out}");
+    assert_eq!(snapshot(), before, "--dry-run changed {HOST}");
+
+    // The runner SIGKILLed once three rules are in: the unit's ExecStopPost rolls back
+    // from the journal, deleting exactly the handles it journaled.
+    let fix = Command::new(env!("CARGO_BIN_EXE_migready"))
+        .args(["fix", "--yes", "-i", inv])
+        .env("MIGREADY_TXN_STEP_DELAY_MS", "700")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while journaled_handles().0.len() < 3 {
+        assert!(t.elapsed() < Duration::from_secs(90), "no three nft rules in: {}", ssh(HOST, "cat \"$(ls -d /var/lib/migready/txn/*/ | tail -n 1)journal.jsonl\""));
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    ssh(HOST, "pkill -KILL -f 'txn.py apply'");
+    let out = fix.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let t = std::time::Instant::now();
+    while lab(&["ssh", HOST, "systemctl is-active -q migready-fix.service"]).status.success()
+        || !ssh(HOST, "cat \"$(ls -d /var/lib/migready/txn/*/ | tail -n 1)journal.jsonl\"").contains("\"ev\": \"end\"")
+    {
+        assert!(t.elapsed() < Duration::from_secs(90), "the killed transaction was not rolled back");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (added, deleted) = journaled_handles();
+    assert!(added.len() >= 3, "{added:?}");
+    assert_eq!(deleted, added.iter().rev().cloned().collect::<Vec<_>>(), "deleted in reverse, exactly the handles added");
+    assert!(ssh(HOST, "cat \"$(ls -d /var/lib/migready/txn/*/ | tail -n 1)journal.jsonl\"").contains("\"outcome\": \"rolled-back\""));
+    assert_eq!(snapshot(), before, "{HOST} must be as it was after the killed runner's rollback");
+
+    // Fixed: the accepts right before the rule, live and in the file; the peers get
+    // through, the control node is still refused.
+    let (code, out) = migready(&["fix", "--yes", "-i", inv], &[]);
+    assert_eq!(code, 1, "{out}");
+    only_exposure_fails(&out, &["cmp1", "cmp5"]);
+    assert!(out.contains(&format!("{HOST}   firewall.libvirt     fail -> pass")) && out.contains(&format!("{HOST}   firewall.migration   fail -> pass")), "{out}");
+    let (added, _) = journaled_handles();
+    assert_eq!(added.len(), wanted().len(), "{added:?}");
+    let listed: Vec<String> = ssh(HOST, "nft list chain inet filter input").lines().map(|l| l.trim().to_string()).collect();
+    let at = listed.iter().position(|l| l == REJECT).unwrap_or_else(|| panic!("{listed:?}"));
+    assert_eq!(listed[at - wanted().len()..at], wanted()[..], "{listed:?}");
+    assert_eq!(live_rules(), wanted());
+    let conf = ssh(HOST, "cat /etc/nftables.conf");
+    let block: String = wanted().iter().map(|r| format!("\t\t{r}\n")).collect();
+    assert!(conf.contains(&format!("\t\tct state invalid drop\n{block}\t\t{REJECT}\n")), "{conf}");
+    let d = ssh(HOST, "cd /etc && diff $(ls nftables.conf.migready-*.bak | head -1) nftables.conf; true");
+    assert_eq!(d.lines().filter(|l| l.starts_with('<')).count(), 0, "{d}");
+    assert_eq!(d.lines().filter(|l| l.starts_with('>')).count(), wanted().len(), "{d}");
+    let r = doctor(&[]);
+    for id in ["firewall.libvirt", "firewall.migration"] {
+        let c = check(&r, HOST, id);
+        assert_eq!(c["status"], "pass", "{c}");
+        assert!(c["evidence"].to_string().contains("(migready's rule)"), "{c}");
+    }
+    peers_get_through("after fix, before the rule that rejects");
+
+    // Persisted at the right place: nftables.service loads the same ruleset again.
+    let live = ssh(HOST, "nft -s list ruleset");
+    ssh(HOST, "systemctl restart nftables.service");
+    assert_eq!(ssh(HOST, "nft -s list ruleset"), live);
+    peers_get_through("after systemctl restart nftables");
+
+    // A second run changes nothing.
+    let before = snapshot();
+    let (code, out) = migready(&["fix", "--yes", "-i", inv], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("== {HOST}: nothing to change")) && out.contains(", 2 fail, "), "{out}");
+    assert_eq!(snapshot(), before);
+
+    // cmp6 back to the state `up` gave it: the tests after this file (tests/fault_lab.rs
+    // on cmp1 and cmp3, tests/validate_lab.rs on cmp1 and cmp2) do not use it.
+    let out = lab(&["reset", HOST]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -150,6 +150,7 @@ pub fn reach_from_outside(ctx: &Ctx, lo: u16, hi: u16) -> Reach {
     if !open.is_empty() {
         let none = matches!(&f.iptables, Some(Firewall::Rules(r)) if r.is_empty())
             && !matches!(&f.ip6tables, Some(Firewall::Rules(r)) if !r.is_empty())
+            && [&f.iptables_legacy, &f.ip6tables_legacy].iter().all(|l| !matches!(l, Some(Firewall::Rules(r)) if !r.is_empty()))
             // An empty table (iptables-nft's `ip filter` after iptables -F) filters nothing.
             && f.nft_rules().is_none_or(|r| r.tables.iter().all(|t| t.chains.iter().all(|c| c.rules.is_empty() && c.hook.as_ref().is_none_or(|h| !h.policy_drop))))
             && !matches!(&f.firewalld, Some(Firewalld::Running(_) | Firewalld::Unreadable(_)));
@@ -205,6 +206,25 @@ fn judge(ctx: &Ctx, lo: u16, hi: u16, what: &str, extra: Option<String>, sources
                     uncertain.extend(d.uncertain);
                 }
             },
+        }
+        if let Some(Firewall::Rules(rules)) = f.legacy_for(*src) {
+            let legacy = if src.is_ipv4() { "iptables-legacy-save" } else { "ip6tables-legacy-save" };
+            match rules.first_blocked(*src, lo..=hi) {
+                Some((port, d)) => {
+                    let how = match d.verdict {
+                        Verdict::Drop => "dropped by legacy iptables rules (connections hang until they time out)",
+                        _ => "rejected by legacy iptables rules (\"No route to host\")",
+                    };
+                    add_blocked(&mut blocked, port, how.to_string(), who.clone());
+                    evidence.push(format!("{legacy}: {d}"));
+                    uncertain.extend(d.uncertain);
+                }
+                None => {
+                    let d = rules.input_decision(&crate::firewall::Probe::tcp(*src, lo));
+                    evidence.push(format!("{legacy}: {range} from {src}: {d}"));
+                    uncertain.extend(d.uncertain);
+                }
+            }
         }
         nft_judge(f, &skip, &who, *src, lo, hi, &range, &mut blocked, &mut unknown, &mut evidence, &mut unreadable);
     }

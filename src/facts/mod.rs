@@ -243,6 +243,11 @@ pub struct HostFacts {
     pub listening: Vec<(IpAddr, u16)>,
     pub iptables: Option<Firewall>,
     pub ip6tables: Option<Firewall>,
+    /// Rules of the legacy (x_tables) backend that `iptables-save` does not show because
+    /// it is the nf_tables variant (`iptables-legacy-save`; None: no such rules, or
+    /// `iptables-save` is the legacy variant and shows them already). They filter too.
+    pub iptables_legacy: Option<Firewall>,
+    pub ip6tables_legacy: Option<Firewall>,
     /// firewalld, where `firewall-cmd` exists.
     pub firewalld: Option<Firewalld>,
     /// nftables, where `nft` exists.
@@ -315,6 +320,20 @@ fn parse_firewall(raw: &RawFacts, name: &str) -> Option<Firewall> {
         Ok(rules) => Firewall::Rules(rules),
         Err(e) => Firewall::Unreadable(format!("cannot parse {name} output: {e}")),
     })
+}
+
+/// `iptables-legacy-save`'s rules where they are not what `iptables-save` shows: it is the
+/// nf_tables variant (its header says so, or it shows nothing at all, which the legacy
+/// variant would not beside legacy rules). A legacy-save that fails (no x_tables in this
+/// kernel) or filters nothing: None.
+fn parse_legacy(raw: &RawFacts, legacy: &str, save: &str) -> Option<Firewall> {
+    let Some(Firewall::Rules(rules)) = parse_firewall(raw, legacy) else { return None };
+    if rules.is_empty() {
+        return None; // filters nothing (an empty filter table, all policies ACCEPT)
+    }
+    let shown = raw.ok(save)?;
+    let nft_variant = shown.contains("(nf_tables)") || firewall::parse(shown).is_ok_and(|r| r.tables.is_empty());
+    nft_variant.then_some(Firewall::Rules(rules))
 }
 
 impl HostFacts {
@@ -397,6 +416,8 @@ impl HostFacts {
             listening: parse_ss(raw.ok("listen").unwrap_or("")),
             iptables: parse_firewall(&raw, "iptables_save"),
             ip6tables: parse_firewall(&raw, "ip6tables_save"),
+            iptables_legacy: parse_legacy(&raw, "iptables_legacy_save", "iptables_save"),
+            ip6tables_legacy: parse_legacy(&raw, "ip6tables_legacy_save", "ip6tables_save"),
             firewalld: parse_firewalld(&raw),
             nftables: parse_nft(&raw),
             persisted_rules: raw.with_prefix("persist:").map(|(p, _)| p.to_string()).collect(),
@@ -592,6 +613,12 @@ impl HostFacts {
     /// The firewall that applies to a source address of this family.
     pub fn firewall_for(&self, src: IpAddr) -> Option<&Firewall> {
         if src.is_ipv4() { self.iptables.as_ref() } else { self.ip6tables.as_ref() }
+    }
+
+    /// The legacy iptables rules that apply to a source of this family besides
+    /// [`HostFacts::firewall_for`]'s (see `iptables_legacy`).
+    pub fn legacy_for(&self, src: IpAddr) -> Option<&Firewall> {
+        if src.is_ipv4() { self.iptables_legacy.as_ref() } else { self.ip6tables_legacy.as_ref() }
     }
 }
 

@@ -113,9 +113,22 @@ fn undo(step: &Step, before: &HostFacts) -> Vec<Vec<String>> {
             vec![v]
         }
         Step::FirewalldRich { zone, permanent, rules, .. } => vec![super::firewall_cmd(zone, *permanent, "--remove-rich-rule", rules)],
-        // The handle is only known once the rule is in: delete the rules of that chain
-        // that carry this step's comment (migready's, unique in the chain).
-        Step::NftRule { family, table, chain, comment, .. } => vec![s(&["sh", "-c", NFT_UNDO, "sh", family, table, chain, comment])],
+        // The handle nft printed for the rule it added (`--echo --handle`), journaled by
+        // the runner (`capture`): exactly that rule, if it is still migready's (`undo_guard`).
+        Step::NftRule { family, table, chain, .. } => vec![s(&["nft", "delete", "rule", family, table, chain, "handle", CAPTURED])],
+    }
+}
+
+/// Where the runner puts the value a step captured (txn.py's CAPTURED).
+const CAPTURED: &str = "{captured}";
+
+/// What the runner captures from a step's stdout (a regular expression whose first
+/// group is journaled in the step's done record and replaces [`CAPTURED`] in its undo):
+/// the handle of the rule `nft --echo --handle` added, on the line it prints for it.
+fn capture(step: &Step) -> Option<&'static str> {
+    match step {
+        Step::NftRule { .. } => Some(r"# handle (\d+)\s*$"),
+        _ => None,
     }
 }
 
@@ -123,19 +136,23 @@ fn undo(step: &Step, before: &HostFacts) -> Vec<Vec<String>> {
 /// command, or null.
 fn undo_display(step: &Step) -> Option<Vec<String>> {
     match step {
-        Step::NftRule { family, table, chain, comment, .. } => {
-            Some(vec![format!("nft delete rule {family} {table} {chain} handle H (H: the rule commented {})", crate::nftables::quote_comment(comment))])
-        }
+        Step::NftRule { family, table, chain, .. } => Some(vec![format!("nft delete rule {family} {table} {chain} handle {CAPTURED}")]),
         _ => None,
     }
 }
 
-/// `sh -c NFT_UNDO sh FAMILY TABLE CHAIN COMMENT`: deletes, by handle, every rule of the
-/// chain whose comment is exactly COMMENT (none left: nothing to do).
-pub(crate) const NFT_UNDO: &str = r#"c="comment \"$4\" # handle "
-nft -a list chain "$1" "$2" "$3" | while IFS= read -r l; do
-  case $l in *"$c"*) nft delete rule "$1" "$2" "$3" handle "${l##*"$c"}" || exit 1 ;; esac
-done"#;
+/// What must still be there for the undo to run: a command and the end of a line of
+/// its output. A rule whose handle is gone, or no longer carries migready's comment,
+/// is not deleted: the rollback reports it.
+fn undo_guard(step: &Step) -> Option<Value> {
+    match step {
+        Step::NftRule { family, table, chain, comment, .. } => Some(json!({
+            "argv": ["nft", "-a", "list", "chain", family, table, chain],
+            "line_ends": format!("comment {} # handle {CAPTURED}", crate::nftables::quote_comment(comment)),
+        })),
+        _ => None,
+    }
+}
 
 /// Whether a step's undo restores only runtime state (running units, live firewall
 /// rules), which a reboot rebuilds from the files anyway: after a reboot, or while the
@@ -218,6 +235,8 @@ pub fn transaction(plan: &HostPlan, before: &HostFacts, opts: &TxnOptions, budge
                     "display": crate::shell::join(&argv),
                     "undo": undo(other, before),
                     "undo_display": undo_display(other),
+                    "undo_guard": undo_guard(other),
+                    "capture": capture(other),
                     "runtime": runtime_only(other, before),
                 })
             }
@@ -453,6 +472,82 @@ mod tests {
         assert_eq!(t["steps"][0]["expect"], sha256(b"a\n"));
         assert_eq!(t["steps"][1]["undo"][0], json!(["iptables", "-D", "INPUT", "-s", "198.18.42.11/32", "-j", "ACCEPT"]));
         assert_eq!(t["deadline_s"], 35);
+    }
+
+    /// The runner's rollback of an nft step (txn.py's `rollback`, its commands faked):
+    /// the captured handle is deleted while the chain shows it with migready's comment;
+    /// a handle gone or reused, or none captured, is a problem and nothing is deleted; a
+    /// step the runner died in is undone by what the chain shows with its comment.
+    #[test]
+    fn the_runner_deletes_exactly_the_captured_handle() {
+        if std::process::Command::new("python3").arg("-V").output().is_err() {
+            eprintln!("no python3: skipped");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("txn.py"), RUNNER).unwrap();
+        let step = Step::NftRule {
+            family: "inet".into(),
+            table: "filter".into(),
+            chain: "input".into(),
+            before: None,
+            rule: vec!["ip".into(), "saddr".into(), "198.18.42.11".into(), "tcp".into(), "dport".into(), "16509".into(), "accept".into()],
+            comment: "migready: libvirt from cmp1 198.18.42.11".into(),
+            why: String::new(),
+        };
+        let plan = HostPlan { host: "cmp6".into(), steps: vec![step], notes: vec![], verify: None };
+        let t = transaction(&plan, &HostFacts::from_raw(Default::default()), &TxnOptions { run: "r".into(), controller: "c".into(), step_delay: Duration::ZERO }, Duration::from_secs(35));
+        let script = r#"
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("txn", sys.argv[1])
+t = importlib.util.module_from_spec(spec); spec.loader.exec_module(t)
+step = json.loads(sys.argv[2])
+ours = 'table inet filter {\n\tchain input { # handle 1\n\t\tip saddr 198.18.42.11 tcp dport 16509 accept comment "migready: libvirt from cmp1 198.18.42.11" # handle 12\n\t}\n}\n'
+none = 'table inet filter {\n\tchain input { # handle 1\n\t\ttcp dport 22 accept comment "ssh" # handle 9\n\t}\n}\n'
+calls = []
+listing = [ours]
+def run(argv, timeout, out=None):
+    calls.append(" ".join(argv))
+    if out is not None:
+        out.append(listing[0])
+    return 0, ""
+t.run = run
+class J:
+    def log(self, **r):
+        pass
+start = dict(ev="step", i=0, state="start", argv=step["argv"], undo=step["undo"], runtime=True,
+             undo_display=step["undo_display"], undo_guard=step["undo_guard"])
+# (what the journal has after the start record, what the chain lists)
+cases = [("12", ours), ("1", ours), (None, ours), ("unfinished", ours), ("unfinished", none)]
+for captured, listed in cases:
+    del calls[:]
+    listing[0] = listed
+    recs = [dict(ev="begin", boot=t.boot_id()), start]
+    if captured != "unfinished":
+        recs.append(dict(ev="step", i=0, state="done", argv=step["argv"], captured=captured))
+    problems = t.rollback(recs, J(), [], t.time.monotonic() + 60)
+    print(json.dumps({"captured": captured, "problems": problems, "ran": calls}))
+"#;
+        let out = std::process::Command::new("python3").arg("-c").arg(script).arg(dir.path().join("txn.py")).arg(t["steps"][0].to_string()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let runs: Vec<Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let list = "nft -a list chain inet filter input";
+        assert_eq!(runs[0]["problems"], json!([]));
+        assert_eq!(runs[0]["ran"], json!([list, "nft delete rule inet filter input handle 12"]));
+        // Handle 1 is the chain's, not a rule migready added: not deleted.
+        assert_eq!(runs[1]["ran"], json!([list]));
+        assert_eq!(
+            runs[1]["problems"][0],
+            format!("nft delete rule inet filter input handle 1: not run: `{list}` shows no line ending with `comment \"migready: libvirt from cmp1 198.18.42.11\" # handle 1` (gone, or changed since); left as is")
+        );
+        assert_eq!(runs[2]["ran"], json!([]));
+        assert!(runs[2]["problems"][0].as_str().unwrap().contains("was not captured; left as is"), "{}", runs[2]);
+        // The runner died while nft ran (no done record): the rule with this step's
+        // comment is found in the chain and deleted by its handle; no such rule: nothing.
+        assert_eq!(runs[3]["problems"], json!([]));
+        assert_eq!(runs[3]["ran"], json!([list, list, "nft delete rule inet filter input handle 12"]));
+        assert_eq!(runs[4]["problems"], json!([]));
+        assert_eq!(runs[4]["ran"], json!([list]));
     }
 
     #[test]

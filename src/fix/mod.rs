@@ -66,10 +66,11 @@ pub enum Step {
     FirewallInsert { ipv6: bool, chain: String, position: usize, args: Vec<String>, why: String },
     /// `firewall-cmd [--permanent] --zone=<zone> --add-rich-rule=<rule>...`.
     FirewalldRich { zone: String, permanent: bool, rules: Vec<String>, why: String },
-    /// `nft insert rule <family> <table> <chain> position <before> <rule> comment "<comment>"`
-    /// (right before the rule with handle `before`), or `nft add rule ...` (at the end of
-    /// the chain) when `before` is None. The comment is migready's and unique in the
-    /// chain: the undo finds the rule by it.
+    /// `nft --echo --handle insert rule <family> <table> <chain> position <before> <rule>
+    /// comment "<comment>"` (right before the rule with handle `before`), or `nft --echo
+    /// --handle add rule ...` (at the end of the chain) when `before` is None. nft prints
+    /// the new rule with its handle, which the runner journals: the undo deletes that
+    /// handle, if it still carries this comment (migready's, unique in the chain).
     NftRule { family: String, table: String, chain: String, before: Option<u64>, rule: Vec<String>, comment: String, why: String },
 }
 
@@ -91,7 +92,7 @@ impl Step {
             }
             Step::FirewalldRich { zone, permanent, rules, .. } => Some(firewall_cmd(zone, *permanent, "--add-rich-rule", rules)),
             Step::NftRule { family, table, chain, before, rule, comment, .. } => {
-                let mut v: Vec<String> = vec!["nft".into(), if before.is_some() { "insert" } else { "add" }.into(), "rule".into(), family.clone(), table.clone(), chain.clone()];
+                let mut v: Vec<String> = vec!["nft".into(), "--echo".into(), "--handle".into(), if before.is_some() { "insert" } else { "add" }.into(), "rule".into(), family.clone(), table.clone(), chain.clone()];
                 if let Some(h) = before {
                     v.extend(["position".to_string(), h.to_string()]);
                 }

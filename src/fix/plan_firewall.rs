@@ -16,9 +16,11 @@
 //!   every base chain that drops or rejects, an accept (`ip saddr A tcp dport P accept
 //!   comment "migready: ..."`) inserted right before the rule that blocks (`nft insert
 //!   rule ... position HANDLE`), or appended to the chain whose end applies a drop
-//!   policy (`nft add rule ...`). Persisted in the file nftables.service loads (or one
-//!   it includes), in the same chain at the same place, when that chain is written
-//!   there rule for rule as it is live; else a note says why not.
+//!   policy (`nft add rule ...`), each with `--echo --handle`: the runner journals the
+//!   new rule's handle, and rollback deletes that handle while it carries the comment.
+//!   Persisted in the file nftables.service loads (or one it includes), in the same
+//!   chain at the same place, when that chain is written there rule for rule as it is
+//!   live; else a note says why not.
 
 use super::{refused, status, Edits, Step};
 use crate::checks::{id, Ctx, Finding, Status};
@@ -100,7 +102,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
     let mut wanted: Vec<Wanted> = Vec::new();
     if fix_libvirt {
         // Its own comment under tls: the TCP port's rule may still be there (tcp -> tls),
-        // and nftables' undo finds a rule by its comment, unique in the chain.
+        // and nftables' undo checks the rule's comment, unique in the chain, with its handle.
         let what = if ctx.transport() == crate::inventory::Transport::Tls { "libvirt-tls" } else { "libvirt" };
         wanted.push(Wanted { what, lo: port, hi: port });
     }
@@ -124,7 +126,28 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
             plan_iptables(ctx, ipv6, &wanted, &fam, edits, steps, notes);
         }
     }
+    legacy_notes(ctx, &wanted, &sources, notes);
     plan_nftables(ctx, &wanted, &sources, edits, steps, notes);
+}
+
+/// Legacy iptables rules (beside the nf_tables variant `iptables` is) that refuse a
+/// source: fix changes neither them nor how the host loads them; a note says so.
+fn legacy_notes(ctx: &Ctx, wanted: &[Wanted], sources: &[(String, String, IpAddr)], notes: &mut Vec<String>) {
+    let f = ctx.facts();
+    for w in wanted {
+        for (name, _, ip) in sources {
+            let Some(Firewall::Rules(rules)) = f.legacy_for(*ip) else { continue };
+            if let Some((_, d)) = rules.first_blocked(*ip, w.lo..=w.hi) {
+                let save = if ip.is_ipv4() { "iptables-legacy-save" } else { "ip6tables-legacy-save" };
+                notes.push(format!(
+                    "firewall: {} TCP {} from {name} ({ip}) is refused by legacy iptables rules ({save}: {d}) that this host's iptables (the nf_tables variant) does not show; not changed: remove them or accept the peers with {}",
+                    w.what,
+                    w.ports(),
+                    if ip.is_ipv4() { "iptables-legacy" } else { "ip6tables-legacy" }
+                ));
+            }
+        }
+    }
 }
 
 struct Wanted {

@@ -481,7 +481,7 @@ fn nftables_policy_drop_gets_peer_accepts_appended_and_persisted() {
     let mut want = Vec::new();
     for (what, ports) in [("libvirt", "16509"), ("migration", "49152-49215")] {
         for (h, a) in [("cmp1", "198.18.42.11"), ("cmp2", "198.18.42.12"), ("cmp3", "198.18.42.13")] {
-            want.push(format!("nft add rule inet filter input ip saddr {a} tcp dport {ports} accept comment '\"migready: {what} from {h} {a}\"'"));
+            want.push(format!("nft --echo --handle add rule inet filter input ip saddr {a} tcp dport {ports} accept comment '\"migready: {what} from {h} {a}\"'"));
         }
     }
     assert_eq!(cmds, want);
@@ -494,16 +494,27 @@ fn nftables_policy_drop_gets_peer_accepts_appended_and_persisted() {
     assert!(new.contains("\t\ttcp dport 22 accept comment \"ssh\"\n\t\tip saddr 198.18.42.11 tcp dport 16509"), "{new}");
     assert!(new.contains("from cmp3 198.18.42.13\"\n\t}\n\tchain forward {"), "{new}");
     assert!(!p.notes.iter().any(|n| n.starts_with("firewall")), "{:?}", p.notes);
-    // Rolled back exactly: the undo deletes the rule carrying that comment (its handle
-    // is only known once it is in); a live rule: skipped after a reboot.
+    // Rolled back exactly: the runner captures the handle nft prints for the new rule,
+    // and the undo deletes that handle, only while it still carries migready's comment;
+    // a live rule: skipped after a reboot.
     let facts = &nft_fleet(|_| {}).hosts[0].1;
     let t = crate::fix::apply::transaction(&p, facts, &crate::fix::apply::TxnOptions { run: "r".into(), controller: "c".into(), step_delay: std::time::Duration::ZERO }, std::time::Duration::from_secs(35));
     let step = t["steps"].as_array().unwrap().iter().find(|s| s["argv"][0] == "nft").unwrap();
-    let undo: Vec<&str> = step["undo"][0].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    assert_eq!(undo[..2], ["sh", "-c"]);
-    assert_eq!(undo[3..], ["sh", "inet", "filter", "input", "migready: libvirt from cmp1 198.18.42.11"]);
+    assert_eq!(step["argv"].as_array().unwrap()[..4], ["nft", "--echo", "--handle", "add"]);
+    assert_eq!(step["capture"], r"# handle (\d+)\s*$");
+    assert_eq!(step["undo"], serde_json::json!([["nft", "delete", "rule", "inet", "filter", "input", "handle", "{captured}"]]));
+    assert_eq!(step["undo_guard"]["argv"], serde_json::json!(["nft", "-a", "list", "chain", "inet", "filter", "input"]));
+    assert_eq!(step["undo_guard"]["line_ends"], "comment \"migready: libvirt from cmp1 198.18.42.11\" # handle {captured}");
     assert_eq!(step["runtime"], true);
-    assert_eq!(step["undo_display"][0], "nft delete rule inet filter input handle H (H: the rule commented \"migready: libvirt from cmp1 198.18.42.11\")");
+    assert_eq!(step["undo_display"][0], "nft delete rule inet filter input handle {captured}");
+    // What nft --echo --handle prints for an added and an inserted rule (nftables 1.0.6;
+    // an insert names its position as `handle N` too): the capture takes the new rule's.
+    // (txn.py runs it with re.M: `$` at each line's end.)
+    let capture = regex::Regex::new(&format!("(?m){}", step["capture"].as_str().unwrap())).unwrap();
+    let re = |out: &str| capture.captures(out).map(|c| c[1].to_string());
+    assert_eq!(re("add rule inet filter input ip saddr 198.18.42.11 tcp dport 16509 accept comment \"migready: libvirt from cmp1 198.18.42.11\" # handle 11\n# new generation 4 by process 9758 (nft)\n"), Some("11".into()));
+    assert_eq!(re("insert rule inet filter input handle 4 ip saddr 10.9.9.9 tcp dport 16509 accept comment \"migready: x\" # handle 10\n"), Some("10".into()));
+    assert_eq!(re("# new generation 4 by process 9758 (nft)\n"), None);
 }
 
 /// cmp6 with rich.nft loaded from its /etc/nftables.conf (rich.json, rich.txt).
@@ -523,8 +534,8 @@ fn nftables_accepts_go_right_before_the_rule_that_blocks_in_each_table() {
     assert_eq!(
         cmds,
         [
-            "nft insert rule ip extra input position 2 ip saddr 198.18.42.12 tcp dport 16509 accept comment '\"migready: libvirt from cmp2 198.18.42.12\"'",
-            "nft insert rule inet filter input position 17 ip saddr 198.18.42.13 tcp dport 49152-49215 accept comment '\"migready: migration from cmp3 198.18.42.13\"'",
+            "nft --echo --handle insert rule ip extra input position 2 ip saddr 198.18.42.12 tcp dport 16509 accept comment '\"migready: libvirt from cmp2 198.18.42.12\"'",
+            "nft --echo --handle insert rule inet filter input position 17 ip saddr 198.18.42.13 tcp dport 49152-49215 accept comment '\"migready: migration from cmp3 198.18.42.13\"'",
         ]
     );
     let (orig, new) = edit_of(&p, "/etc/nftables.conf");
@@ -576,8 +587,8 @@ fn nftables_allowed_sources_and_ipv6_in_an_inet_table() {
     assert_eq!(
         cmds[..2],
         [
-            "nft add rule inet filter input ip saddr 192.0.2.0/24 tcp dport 16509 accept comment '\"migready: libvirt from 192.0.2.0/24\"'",
-            "nft add rule inet filter input ip6 saddr 2001:db8::/64 tcp dport 16509 accept comment '\"migready: libvirt from 2001:db8::/64\"'",
+            "nft --echo --handle add rule inet filter input ip saddr 192.0.2.0/24 tcp dport 16509 accept comment '\"migready: libvirt from 192.0.2.0/24\"'",
+            "nft --echo --handle add rule inet filter input ip6 saddr 2001:db8::/64 tcp dport 16509 accept comment '\"migready: libvirt from 2001:db8::/64\"'",
         ]
     );
     assert_eq!(cmds.len(), 4);
@@ -941,4 +952,16 @@ fn nova_goes_to_qemu_tls_with_native_tls_and_back_to_tcp() {
     let (orig, new) = edit_of(&p, "/etc/nova/nova.conf");
     assert_eq!(changed_lines(orig, new), vec!["-live_migration_scheme = tls", "-live_migration_with_native_tls = true", "+live_migration_scheme = tcp", "+live_migration_with_native_tls = false"]);
     assert!(!p.notes.iter().any(|n| n.starts_with("nova.migration-uri")), "{:?}", p.notes);
+}
+
+#[test]
+fn legacy_iptables_rules_that_refuse_are_a_note_not_a_change() {
+    let legacy = std::fs::read_to_string(format!("{}/tests/fixtures/iptables/legacy-reject.rules", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let mut r = raw("bookworm-socket");
+    crate::checks::testutil::set(&mut r, "iptables_legacy_save", &legacy);
+    let fleet = Fleet::new(vec![("cmp1", "198.18.42.11", r), ("cmp2", "198.18.42.12", raw("trixie-socket")), ("cmp3", "198.18.42.13", raw("bookworm-traditional-reject"))]);
+    let p = plan_of(&fleet, 0);
+    assert!(!p.steps.iter().any(|s| matches!(s, Step::FirewallInsert { .. } | Step::NftRule { .. })), "{:?}", p.steps);
+    let n = p.notes.iter().find(|n| n.starts_with("firewall: libvirt TCP 16509 from cmp2 (198.18.42.12) is refused by legacy iptables rules (iptables-legacy-save: REJECT by line 10")).unwrap_or_else(|| panic!("{:?}", p.notes));
+    assert!(n.ends_with("not changed: remove them or accept the peers with iptables-legacy"), "{n}");
 }

@@ -110,6 +110,26 @@ fn wanted() -> Vec<String> {
     v
 }
 
+/// doctor passes both firewall checks on HOST by migready's rules, and the peers get
+/// through (`when`: for the messages).
+fn opened_by_migready(when: &str) {
+    let r = doctor(&[]);
+    for id in ["firewall.libvirt", "firewall.migration"] {
+        let c = check(&r, HOST, id);
+        assert_eq!(c["status"], "pass", "{when}: {c}");
+        assert!(c["evidence"].to_string().contains("(migready's rule)"), "{when}: {c}");
+    }
+    peers_get_through(when);
+}
+
+/// The live ruleset, asserted to be what nftables.service loads again from the files.
+fn reloads_the_same() -> String {
+    let live = ssh(HOST, "nft -s list ruleset");
+    ssh(HOST, "systemctl restart nftables.service");
+    assert_eq!(ssh(HOST, "nft -s list ruleset"), live);
+    live
+}
+
 #[test]
 #[ignore = "needs the lab: tests/run.sh"]
 fn a_judged_opened_to_peers_persisted_and_rolled_back() {
@@ -170,18 +190,10 @@ fn a_judged_opened_to_peers_persisted_and_rolled_back() {
     let added: Vec<&str> = d.lines().filter(|l| l.starts_with(['<', '>'])).collect();
     assert_eq!(added, wanted().iter().map(|r| format!("> \t\t{r}")).collect::<Vec<_>>().iter().map(String::as_str).collect::<Vec<_>>(), "{d}");
     assert_eq!(ssh(HOST, "stat -c '%U:%G %a' /etc/nftables.conf").trim(), "root:root 755");
-    let r = doctor(&[]);
-    for id in ["firewall.libvirt", "firewall.migration"] {
-        let c = check(&r, HOST, id);
-        assert_eq!(c["status"], "pass", "{c}");
-        assert!(c["evidence"].to_string().contains("(migready's rule)"), "{c}");
-    }
-    peers_get_through("after fix");
+    opened_by_migready("after fix");
 
     // The rules are persisted: they come back with nftables.service and after a reboot.
-    let live = ssh(HOST, "nft -s list ruleset");
-    ssh(HOST, "systemctl restart nftables.service");
-    assert_eq!(ssh(HOST, "nft -s list ruleset"), live);
+    let live = reloads_the_same();
     assert!(connects("cmp3", 49152));
     let out = lab(&["reboot", HOST]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -353,18 +365,10 @@ fn d_accepts_go_right_before_the_rule_that_rejects() {
     let d = ssh(HOST, "cd /etc && diff $(ls nftables.conf.migready-*.bak | head -1) nftables.conf; true");
     assert_eq!(d.lines().filter(|l| l.starts_with('<')).count(), 0, "{d}");
     assert_eq!(d.lines().filter(|l| l.starts_with('>')).count(), wanted().len(), "{d}");
-    let r = doctor(&[]);
-    for id in ["firewall.libvirt", "firewall.migration"] {
-        let c = check(&r, HOST, id);
-        assert_eq!(c["status"], "pass", "{c}");
-        assert!(c["evidence"].to_string().contains("(migready's rule)"), "{c}");
-    }
-    peers_get_through("after fix, before the rule that rejects");
+    opened_by_migready("after fix, before the rule that rejects");
 
     // Persisted at the right place: nftables.service loads the same ruleset again.
-    let live = ssh(HOST, "nft -s list ruleset");
-    ssh(HOST, "systemctl restart nftables.service");
-    assert_eq!(ssh(HOST, "nft -s list ruleset"), live);
+    reloads_the_same();
     peers_get_through("after systemctl restart nftables");
 
     // A second run changes nothing.

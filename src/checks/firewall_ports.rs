@@ -188,43 +188,13 @@ fn judge(ctx: &Ctx, lo: u16, hi: u16, what: &str, extra: Option<String>, sources
         match f.firewall_for(*src) {
             None => unreadable = Some(format!("{fam} was not run")),
             Some(Firewall::Unreadable(why)) => unreadable = Some(format!("{fam}: {why}")),
-            Some(Firewall::Rules(rules)) => match rules.first_blocked(*src, lo..=hi) {
-                Some((port, d)) => {
-                    let how = match d.verdict {
-                        Verdict::Drop => "dropped (connections hang until they time out)",
-                        _ => "rejected (\"No route to host\")",
-                    };
-                    add_blocked(&mut blocked, port, how.to_string(), who.clone());
-                    evidence.push(format!("{fam}: {d}"));
-                    uncertain.extend(d.uncertain);
-                }
-                // An empty iptables-save says nothing where nft lists the rules.
-                None if rules.tables.is_empty() && nft_listed => {}
-                None => {
-                    let d = rules.input_decision(&crate::firewall::Probe::tcp(*src, lo));
-                    evidence.push(format!("{fam}: {range} from {src}: {d}"));
-                    uncertain.extend(d.uncertain);
-                }
-            },
+            // An empty iptables-save says nothing where nft lists the rules.
+            Some(Firewall::Rules(rules)) if rules.tables.is_empty() && nft_listed => {}
+            Some(Firewall::Rules(rules)) => iptables_judge(rules, fam, "", *src, lo, hi, &range, &who, &mut blocked, &mut evidence, &mut uncertain),
         }
         if let Some(Firewall::Rules(rules)) = f.legacy_for(*src) {
             let legacy = if src.is_ipv4() { "iptables-legacy-save" } else { "ip6tables-legacy-save" };
-            match rules.first_blocked(*src, lo..=hi) {
-                Some((port, d)) => {
-                    let how = match d.verdict {
-                        Verdict::Drop => "dropped by legacy iptables rules (connections hang until they time out)",
-                        _ => "rejected by legacy iptables rules (\"No route to host\")",
-                    };
-                    add_blocked(&mut blocked, port, how.to_string(), who.clone());
-                    evidence.push(format!("{legacy}: {d}"));
-                    uncertain.extend(d.uncertain);
-                }
-                None => {
-                    let d = rules.input_decision(&crate::firewall::Probe::tcp(*src, lo));
-                    evidence.push(format!("{legacy}: {range} from {src}: {d}"));
-                    uncertain.extend(d.uncertain);
-                }
-            }
+            iptables_judge(rules, legacy, " by legacy iptables rules", *src, lo, hi, &range, &who, &mut blocked, &mut evidence, &mut uncertain);
         }
         nft_judge(f, &skip, &who, *src, lo, hi, &range, &mut blocked, &mut unknown, &mut evidence, &mut unreadable);
     }
@@ -249,6 +219,41 @@ fn judge(ctx: &Ctx, lo: u16, hi: u16, what: &str, extra: Option<String>, sources
         return Outcome::warn(format!("{range} looks accepted from {from}, but some rules could not be evaluated")).with_all(dedup(evidence));
     }
     Outcome::pass(format!("{range} accepted from {from}")).with_all(dedup(evidence))
+}
+
+/// One iptables ruleset (`label`: the command that listed it) for `src` on `lo..=hi`: the
+/// first port it blocks, as dropped or rejected `by` (e.g. " by legacy iptables rules";
+/// "" for the host's iptables), with `who`, else its decision as evidence.
+#[allow(clippy::too_many_arguments)]
+fn iptables_judge(
+    rules: &crate::firewall::Ruleset,
+    label: &str,
+    by: &str,
+    src: IpAddr,
+    lo: u16,
+    hi: u16,
+    range: &str,
+    who: &str,
+    blocked: &mut Vec<((u16, String), Vec<String>)>,
+    evidence: &mut Vec<String>,
+    uncertain: &mut Vec<String>,
+) {
+    match rules.first_blocked(src, lo..=hi) {
+        Some((port, d)) => {
+            let how = match d.verdict {
+                Verdict::Drop => format!("dropped{by} (connections hang until they time out)"),
+                _ => format!("rejected{by} (\"No route to host\")"),
+            };
+            add_blocked(blocked, port, how, who.to_string());
+            evidence.push(format!("{label}: {d}"));
+            uncertain.extend(d.uncertain);
+        }
+        None => {
+            let d = rules.input_decision(&crate::firewall::Probe::tcp(src, lo));
+            evidence.push(format!("{label}: {range} from {src}: {d}"));
+            uncertain.extend(d.uncertain);
+        }
+    }
 }
 
 fn add_blocked(blocked: &mut Vec<((u16, String), Vec<String>)>, port: u16, how: String, who: String) {

@@ -221,7 +221,7 @@ pub fn plan_with_ca(ctx: &Ctx, findings: &[Finding], new_host_uuid: Option<&str>
     let mut fw = Vec::new();
     plan_firewall::plan(ctx, findings, &mut edits, &mut fw, &mut plan.notes);
     let mut nova_units = Vec::new();
-    let native_tls = plan_nova::plan(ctx, findings, &mut edits, &mut nova_units, &mut plan.notes);
+    let uri_fixed = plan_nova::plan(ctx, findings, &mut edits, &mut nova_units, &mut plan.notes);
     plan.steps = pki;
     plan.steps.extend(edits.into_steps());
     plan.steps.extend(units);
@@ -229,7 +229,7 @@ pub fn plan_with_ca(ctx: &Ctx, findings: &[Finding], new_host_uuid: Option<&str>
     plan.steps.extend(nova_units);
     reconnect_nova(ctx.facts(), &mut plan.steps);
     for f in findings.iter().filter(|f| f.status == Status::Fail) {
-        if !FIXABLE.contains(&f.id) && !(native_tls && f.id == id::NOVA_MIGRATION_URI) {
+        if !FIXABLE.contains(&f.id) && !(uri_fixed && f.id == id::NOVA_MIGRATION_URI) {
             plan.notes.push(format!("{}: not fixed by migready: {}", f.id, f.message));
         }
     }

@@ -40,7 +40,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, cert
         }
         return;
     }
-    let (daemon, conf, tcp_socket, _) = f.remote_daemon();
+    let (daemon, conf, tcp_socket, tls_socket) = f.remote_daemon();
     let service = format!("{daemon}.service");
     let conf_path = format!("/etc/libvirt/{daemon}.conf");
     let var = format!("{}_ARGS", daemon.to_uppercase());
@@ -85,7 +85,6 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], new_uuid: Option<&str>, cert
         let tcp_port = ctx.policy.libvirt_port;
         // qemu+tcp closed beside qemu+tls, unless the policy keeps it.
         let close_tcp = fix_listen && !ctx.policy.keep_tcp && crate::checks::libvirt_listen::tcp_served(ctx).is_some();
-        let (_, _, _, tls_socket) = f.remote_daemon();
         match mode {
             DaemonMode::Socket | DaemonMode::Modular => {
                 let sock = f.units.get(tls_socket).filter(|u| u.exists());

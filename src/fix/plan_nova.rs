@@ -31,7 +31,7 @@ fn merged(existing: Option<&str>, required: &[&str], drop_tunnelled: bool) -> St
 
 pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &mut Vec<Step>, notes: &mut Vec<String>) -> bool {
     let before = edits_len(edits);
-    let native_tls = native_tls(ctx, findings, edits, notes);
+    let uri_fixed = migration_uri(ctx, findings, edits, notes);
     flags(ctx, findings, edits, notes);
     let f = ctx.facts();
     if edits_len(edits) != before
@@ -40,7 +40,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
     {
         steps.push(Step::Unit { action: UnitAction::Restart, unit: u.id.clone(), why: "apply the new nova.conf (it was running)".into() });
     }
-    native_tls
+    uri_fixed
 }
 
 /// The transport in nova.conf, when nova.migration-uri fails or warns, each key in the file
@@ -50,7 +50,7 @@ pub(super) fn plan(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, steps: &m
 /// not change the scheme). transport tcp: the scheme back to tcp where set otherwise, and
 /// native TLS false where true. A `live_migration_uri` (deprecated; it wins over the scheme)
 /// that is not the transport's is a note. True when what is planned makes the check pass.
-fn native_tls(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, notes: &mut Vec<String>) -> bool {
+fn migration_uri(ctx: &Ctx, findings: &[Finding], edits: &mut Edits, notes: &mut Vec<String>) -> bool {
     let f = ctx.facts();
     let st = status(findings, id::NOVA_MIGRATION_URI);
     if st != Status::Fail && st != Status::Warn {

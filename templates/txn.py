@@ -124,9 +124,9 @@ def journal_tail(unit):
     return p.stdout.decode("utf-8", "replace").strip().replace("\n", " | ")[-800:]
 
 
-def main_status(unit):
-    """The exit status of the unit's last main process, as systemd recorded it."""
-    p = subprocess.run(["systemctl", "show", "-p", "ExecMainStatus", "--value", unit],
+def unit_prop(unit, prop):
+    """A property of a unit as `systemctl show` gives it ("" for a unit it does not know)."""
+    p = subprocess.run(["systemctl", "show", "-p", prop, "--value", unit],
                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV)
     return p.stdout.decode("utf-8", "replace").strip()
 
@@ -292,7 +292,7 @@ class Txn:
         out = []
         rc, err = run(argv, self.left(), out)
         if rc != 0 and len(argv) == 3 and argv[:2] in (["systemctl", "restart"], ["systemctl", "try-restart"], ["systemctl", "start"]) \
-                and main_status(argv[2]) == "219":
+                and unit_prop(argv[2], "ExecMainStatus") == "219":
             # 219/CGROUP: systemd could not place the new process in the unit's cgroup, a
             # transient state (seen under nspawn while the old process's cgroup was going):
             # once more, a second later.
@@ -676,11 +676,7 @@ def unit_state():
             names.insert(0, unit_name(json.load(f)["run"]))
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    states = []
-    for n in names:
-        p = subprocess.run(["systemctl", "show", "-p", "ActiveState", "--value", n],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV)
-        states.append(p.stdout.decode().strip())
+    states = [unit_prop(n, "ActiveState") for n in names]
     for busy in ("active", "activating", "reloading", "deactivating"):
         if busy in states:
             return busy

@@ -412,9 +412,7 @@ fn fault_matrix() {
     if want("tls certificates installed, libvirtd does not come back") {
         let case = "tls certificates installed, libvirtd does not come back";
         reset();
-        let ca = dir.path().join("ca");
-        let out = Command::new(env!("CARGO_BIN_EXE_migready")).args(["ca", "init", "--dir", ca.to_str().unwrap()]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let ca = common::ca_init(dir.path());
         let tls = dir.path().join("tls.toml");
         // Only HOST's transport is tls (cmp1 stays as the later tests want it).
         let entry = format!("name = \"{HOST}\"\naddress = \"{}\"\n", address(HOST));

@@ -318,11 +318,8 @@ fn g_nova_migrates_over_native_tls_after_fix_and_back_to_tcp() {
     // QEMU CA certificate it fails, saying so). Back to tcp through fix: qemu+tcp served
     // again, Nova set for it, a second fix plans nothing.
     let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca");
-    let out = Command::new(env!("CARGO_BIN_EXE_migready")).args(["ca", "init", "--dir", ca.to_str().unwrap()]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let tls = dir.path().join("inventory-nova-tls.toml");
-    let text = std::fs::read_to_string(inventory()).unwrap() + &format!("\n[policy]\ntransport = \"tls\"\n\n[tls]\nca_dir = \"{}\"\n", ca.display());
+    let text = std::fs::read_to_string(inventory()).unwrap() + &common::tls_policy(&common::ca_init(dir.path()));
     std::fs::write(&tls, text).unwrap();
     let _back = BackToTcp;
 

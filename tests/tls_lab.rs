@@ -148,9 +148,7 @@ fn b_transport_tls_is_what_doctor_and_fix_expect() {
     let dir = tempfile::tempdir().unwrap();
     let inv = inventory(dir.path(), &[&open, &walled]);
     let mut text = std::fs::read_to_string(&inv).unwrap();
-    let (code, _, err) = migready(&["ca", "init", "--dir", dir.path().join("ca").to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
-    text.push_str(&format!("\n[policy]\ntransport = \"tls\"\n\n[tls]\nca_dir = \"{}\"\n", dir.path().join("ca").display()));
+    text.push_str(&common::tls_policy(&common::ca_init(dir.path())));
     std::fs::write(&inv, text).unwrap();
     let inv = inv.to_str().unwrap();
     let (code, out, _) = migready(&["doctor", "--format", "json", "-i", inv]);
@@ -241,14 +239,13 @@ impl Drop for TlsCleanup {
 #[ignore = "needs the lab: tests/run.sh"]
 fn c_certificates_migready_issues_are_what_libvirt_accepts() {
     // The CA of `migready ca init` and the certificates src/ca.rs issues, placed by hand
-    // where libvirt reads them (fix does not install them yet), on a socket-activated
+    // where libvirt reads them (as fix would: test d), on a socket-activated
     // server: qemu+tls from the other host answers; a server certificate without the
     // name the client uses is refused, and GnuTLS says why.
     let (server, client) = hosts();
     let dir = tempfile::tempdir().unwrap();
-    let (code, _, err) = migready(&["ca", "init", "--dir", dir.path().join("ca").to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
-    let ca = migready::ca::Ca::load(&dir.path().join("ca/cacert.pem"), &dir.path().join("ca/cakey.pem")).unwrap();
+    let ca_dir = common::ca_init(dir.path());
+    let ca = migready::ca::Ca::load(&ca_dir.join("cacert.pem"), &ca_dir.join("cakey.pem")).unwrap();
     let sockets = active_sockets(&server);
     assert!(sockets.iter().any(|u| u == "libvirtd.socket"), "{server}: {sockets:?}");
     let _cleanup = TlsCleanup(server.clone(), client.clone(), sockets.clone());
@@ -410,15 +407,15 @@ fn back_to_tcp(r: &Value, host: &str, sockets: &[String]) {
 fn d_fix_sets_tls_up_from_the_inventory_ca() {
     // transport = "tls" for both hosts (a socket-activated one, a traditional one behind
     // REJECT) and the CA in [tls]: fix issues and installs each host's certificates (keys
-    // never shown), starts libvirt's TLS listener, sets Nova's native TLS; doctor then
-    // passes the certificates, the listener and the qemu+tls mesh; a test migration runs
-    // with TLS; a second fix changes nothing. The hosts are taken back to tcp after.
+    // never shown), starts libvirt's TLS listener and closes qemu+tcp, sets Nova's
+    // scheme and native TLS; doctor then passes the certificates, the listener and the
+    // qemu+tls mesh; a test migration runs with TLS; a second fix changes nothing. Then
+    // fix takes both back to tcp (the test removes the certificates after).
     let (open, walled) = hosts();
     let dir = tempfile::tempdir().unwrap();
-    let (code, _, err) = migready(&["ca", "init", "--dir", dir.path().join("ca").to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
+    let ca = common::ca_init(dir.path());
     let inv = inventory(dir.path(), &[&open, &walled]);
-    let text = std::fs::read_to_string(&inv).unwrap() + &format!("\n[policy]\ntransport = \"tls\"\n\n[tls]\nca_dir = \"{}\"\n", dir.path().join("ca").display());
+    let text = std::fs::read_to_string(&inv).unwrap() + &common::tls_policy(&ca);
     std::fs::write(&inv, text).unwrap();
     let inv = inv.to_str().unwrap();
     let sockets: Vec<(String, Vec<String>)> = [&open, &walled].iter().map(|h| (h.to_string(), active_sockets(h))).collect();

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
@@ -142,4 +142,18 @@ pub fn host_check<'a>(r: &'a Value, host: &str, id: &str) -> &'a Value {
 pub fn pair_check<'a>(r: &'a Value, from: &str, to: &str, id: &str) -> &'a Value {
     let p = r["pairs"].as_array().unwrap().iter().find(|p| p["from"] == from && p["to"] == to).unwrap_or_else(|| panic!("no pair {from} -> {to}: {r}"));
     p["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("{from} -> {to}: no {id}: {p}"))
+}
+
+/// `migready ca init --dir DIR/ca`: the CA the TLS tests issue certificates from; DIR/ca.
+#[track_caller]
+pub fn ca_init(dir: &Path) -> PathBuf {
+    let ca = dir.join("ca");
+    let out = Command::new(env!("CARGO_BIN_EXE_migready")).args(["ca", "init", "--dir", ca.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "migready ca init: {}", String::from_utf8_lossy(&out.stderr));
+    ca
+}
+
+/// What an inventory ends with to make every host's transport tls, with the CA in `ca`.
+pub fn tls_policy(ca: &Path) -> String {
+    format!("\n[policy]\ntransport = \"tls\"\n\n[tls]\nca_dir = \"{}\"\n", ca.display())
 }
